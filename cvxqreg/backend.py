@@ -1,0 +1,166 @@
+"""Array backends: NumPy on the host, CuPy on a GPU.
+
+This is the only module of cvxqreg that imports CuPy. Everything numerical receives a
+:class:`Backend` and uses ``backend.xp`` (the array module) and the few helpers defined here, so the
+same code runs on both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from .errors import BackendUnavailableError, InvalidInputError
+
+__all__ = ["Backend", "available_backends", "get_backend"]
+
+_NAMES = ("auto", "numpy", "cupy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """An array backend.
+
+    Attributes
+    ----------
+    name : {"numpy", "cupy"}
+        Which library holds the arrays.
+    xp : module
+        The array module (``numpy`` or ``cupy``).
+    device : str
+        Human-readable description of where the arrays live.
+    reason : str
+        Why this backend was chosen (useful with ``backend="auto"``).
+    """
+
+    name: str
+    xp: ModuleType = dataclasses.field(repr=False)
+    device: str = "cpu"
+    reason: str = ""
+
+    @property
+    def is_gpu(self) -> bool:
+        """True when arrays live on a GPU."""
+        return self.name == "cupy"
+
+    def asarray(self, a: Any, dtype: Any = None):
+        """Move ``a`` to this backend (a no-op when it is already there)."""
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_host(self, a: Any) -> np.ndarray:
+        """Return ``a`` as a NumPy array on the host."""
+        if self.name == "cupy" and not isinstance(a, np.ndarray):
+            return self.xp.asnumpy(a)
+        return np.asarray(a)
+
+    def to_float(self, a: Any) -> float:
+        """A 0-d device array as a Python float (one small device-to-host copy)."""
+        return float(a)
+
+    def eigh(self, a: Any):
+        """Eigendecomposition ``a = V diag(w) V^*`` of a Hermitian matrix, eigenvalues ascending.
+
+        Only the lower triangle of ``a`` is read. NumPy uses LAPACK's divide-and-conquer driver
+        (``heevd``) through SciPy without copying or checking the input; CuPy uses cuSOLVER.
+        """
+        if self.name == "numpy":
+            return scipy.linalg.eigh(a, overwrite_a=False, check_finite=False, driver="evd")
+        return self.xp.linalg.eigh(a)
+
+    def eigvalsh(self, a: Any):
+        """Eigenvalues (ascending) of a Hermitian matrix."""
+        if self.name == "numpy":
+            return scipy.linalg.eigh(a, eigvals_only=True, check_finite=False, driver="evd")
+        return self.xp.linalg.eigvalsh(a)
+
+    def sparse(self, matrix: Any):
+        """Move a SciPy sparse matrix to this backend (CSR; ``cupyx.scipy.sparse`` on a GPU)."""
+        import scipy.sparse as sp
+
+        csr = sp.csr_matrix(matrix)
+        if self.name == "numpy":
+            return csr
+        from cupyx.scipy import sparse as cusparse
+
+        return cusparse.csr_matrix(csr)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work to finish (for honest timings); no-op on the host."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+
+    def timer(self) -> float:
+        """``time.perf_counter()`` after synchronizing the device."""
+        self.synchronize()
+        return time.perf_counter()
+
+
+@functools.cache
+def _numpy_backend(reason: str) -> Backend:
+    return Backend(name="numpy", xp=np, device="cpu", reason=reason)
+
+
+@functools.cache
+def _cupy_status() -> tuple[ModuleType | None, str]:
+    """Import CuPy and check for a device. Returns (module or None, explanation)."""
+    try:
+        import cupy  # the only CuPy import in the package
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        return None, f"CuPy is not importable ({type(exc).__name__}: {exc})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"CuPy is installed but CUDA is unusable ({type(exc).__name__}: {exc})"
+    if n < 1:
+        return None, "CuPy is installed but no CUDA device is visible"
+    try:
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    except Exception:
+        name = "CUDA device"
+    return cupy, name
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable on this machine (``"numpy"`` always, ``"cupy"`` with a GPU)."""
+    mod, _ = _cupy_status()
+    return ["numpy", "cupy"] if mod is not None else ["numpy"]
+
+
+def get_backend(backend: str | Backend = "auto") -> Backend:
+    """Resolve a backend by name.
+
+    Parameters
+    ----------
+    backend : {"auto", "numpy", "cupy"} or Backend
+        ``"auto"`` picks CuPy when a GPU is usable and NumPy otherwise, and records why in
+        :attr:`Backend.reason`. ``"cupy"`` without a usable GPU raises
+        :class:`~cvxqreg.errors.BackendUnavailableError`.
+    """
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str) or backend.lower() not in _NAMES:
+        raise InvalidInputError(
+            f"backend must be one of {_NAMES} or a Backend instance, got {backend!r}"
+        )
+    name = backend.lower()
+    if name == "numpy":
+        return _numpy_backend("requested")
+    mod, info = _cupy_status()
+    if name == "cupy":
+        if mod is None:
+            raise BackendUnavailableError(
+                f"backend='cupy' was requested but {info}. Install the GPU extra "
+                "(pip install 'cvxqreg[gpu]') on a machine with an NVIDIA GPU, or use "
+                "backend='numpy'."
+            )
+        return Backend(name="cupy", xp=mod, device=info, reason="requested")
+    if mod is None:
+        return _numpy_backend(f"auto: {info}; using NumPy")
+    return Backend(name="cupy", xp=mod, device=info, reason="auto: GPU available")

@@ -1,0 +1,42 @@
+"""The CVXPY versions the lowering is tested against.
+
+The lowering uses CVXPY's own reductions (``EvalParams``, ``Complex2Real``) and its coefficient
+extraction (``CoeffExtractor`` over the SciPy canonicalization backend). Those are internal APIs,
+so the range below is the one that was checked; outside it :func:`check_cvxpy_version` raises.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import UnsupportedModelError
+
+__all__ = ["SUPPORTED_CVXPY", "check_cvxpy_version", "cvxpy_version"]
+
+#: ``(lower bound, upper bound)`` in pip syntax; the same range belongs in ``pyproject.toml``.
+SUPPORTED_CVXPY = (">=1.5", "<1.10")
+
+_LOW = (1, 5)
+_HIGH = (1, 10)
+
+
+def cvxpy_version() -> tuple[int, int, int]:
+    """The installed CVXPY version as ``(major, minor, patch)`` (pre-release tags ignored)."""
+    import cvxpy
+
+    nums = [int(x) for x in re.findall(r"\d+", cvxpy.__version__)[:3]]
+    return tuple((nums + [0, 0, 0])[:3])
+
+
+def check_cvxpy_version() -> None:
+    """Raise :class:`~cvxqreg.errors.UnsupportedModelError` unless ``1.5 <= cvxpy < 1.10``."""
+    import cvxpy
+
+    v = cvxpy_version()
+    if not (_LOW <= v[:2] < _HIGH):
+        raise UnsupportedModelError(
+            f"cvxqreg's CVXPY lowering supports cvxpy {','.join(SUPPORTED_CVXPY)}, but cvxpy "
+            f"{cvxpy.__version__} is installed; install a supported version "
+            f"(pip install 'cvxpy{','.join(SUPPORTED_CVXPY)}') or build a LoweredProblem "
+            "directly from (H, operator, q)."
+        )

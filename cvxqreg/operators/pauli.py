@@ -1,0 +1,152 @@
+"""Expectations of Pauli strings.
+
+A Pauli string on ``n`` qubits (``D = 2^n``; qubit 0 is the leftmost tensor factor, the most
+significant bit of a basis index) is ``P = i^{|x & z|} X^x Z^z`` with bit masks ``x, z``. It is a
+phased permutation:
+
+    P[r, r ^ x] = i^{|x & z|} (-1)^{|z & (r ^ x)|},   all other entries 0,
+
+so ``Tr[P X] = sum_r P[r, r^x] X[r^x, r]`` reads D entries of ``X``. The rows are
+``A(X)_k = c_k Re Tr[P_k X]`` with real coefficients ``c_k``. ``apply`` costs O(K D) for K strings;
+``adjoint`` groups strings with equal ``x`` (they share their support) and costs O(K D) as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..backend import Backend
+from ..errors import InvalidInputError
+from .base import ConstraintOperator, _resolve
+
+__all__ = ["Pauli", "pauli_label_to_masks", "pauli_masks_to_label"]
+
+
+def pauli_label_to_masks(label: str) -> tuple[int, int]:
+    """``"XZIY"`` -> ``(x_mask, z_mask)`` with qubit 0 as the most significant bit."""
+    n = len(label)
+    x = z = 0
+    for j, ch in enumerate(label.upper()):
+        bit = 1 << (n - 1 - j)
+        if ch == "X":
+            x |= bit
+        elif ch == "Z":
+            z |= bit
+        elif ch == "Y":
+            x |= bit
+            z |= bit
+        elif ch != "I":
+            raise InvalidInputError(f"Pauli label {label!r} has invalid character {ch!r}; use I, X, Y, Z")
+    return x, z
+
+
+def pauli_masks_to_label(x: int, z: int, n_qubits: int) -> str:
+    """Inverse of :func:`pauli_label_to_masks`."""
+    out = []
+    for j in range(n_qubits):
+        bit = 1 << (n_qubits - 1 - j)
+        out.append({(0, 0): "I", (1, 0): "X", (0, 1): "Z", (1, 1): "Y"}[(bool(x & bit), bool(z & bit))])
+    return "".join(out)
+
+
+def _popcount(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.uint64)
+    c = np.zeros(a.shape, dtype=np.int64)
+    while np.any(a):
+        c += (a & np.uint64(1)).astype(np.int64)
+        a = a >> np.uint64(1)
+    return c
+
+
+class Pauli(ConstraintOperator):
+    """Rows ``c_k Re Tr[P_k X]`` for Pauli strings ``P_k``.
+
+    Parameters
+    ----------
+    strings : sequence of str or of (x_mask, z_mask)
+        The Pauli strings, as labels such as ``"XIZY"`` or as bit-mask pairs.
+    n_qubits : int
+        Number of qubits (``D = 2^n``). Inferred from labels when omitted.
+    coefficients : sequence of float, optional
+        Real factors ``c_k`` (default 1).
+    """
+
+    structure = "pauli"
+
+    def __init__(self, strings: Sequence, n_qubits: int | None = None,
+                 coefficients: Sequence[float] | None = None, *,
+                 backend: Backend | str | None = None):
+        strings = list(strings)
+        if not strings:
+            raise InvalidInputError("Pauli needs at least one string")
+        if isinstance(strings[0], str):
+            lengths = {len(s) for s in strings}
+            if len(lengths) != 1:
+                raise InvalidInputError(f"Pauli labels have different lengths {sorted(lengths)}")
+            n_lab = lengths.pop()
+            if n_qubits is not None and n_qubits != n_lab:
+                raise InvalidInputError(f"labels have {n_lab} qubits but n_qubits={n_qubits}")
+            n_qubits = n_lab
+            masks = [pauli_label_to_masks(s) for s in strings]
+        else:
+            if n_qubits is None:
+                raise InvalidInputError("n_qubits is required when strings are given as masks")
+            masks = [(int(x), int(z)) for x, z in strings]
+        D = 1 << int(n_qubits)
+        if any(not (0 <= x < D and 0 <= z < D) for x, z in masks):
+            raise InvalidInputError(f"Pauli masks out of range for {n_qubits} qubits")
+        c = np.ones(len(masks)) if coefficients is None else np.asarray(coefficients, float)
+        if c.shape != (len(masks),) or not np.all(np.isfinite(c)):
+            raise InvalidInputError("coefficients must be finite, one per Pauli string")
+        self.n_qubits, self.dim, self.n_rows = int(n_qubits), D, len(masks)
+        self.masks = tuple(masks)
+        self.coefficients = c
+        self.backend = _resolve(backend)
+
+        x = np.array([m[0] for m in masks], dtype=np.int64)
+        z = np.array([m[1] for m in masks], dtype=np.int64)
+        r = np.arange(D, dtype=np.int64)
+        cols = r[None, :] ^ x[:, None]  # (K, D): column of the nonzero in row r
+        ny = _popcount(x & z)
+        sign = 1 - 2 * (_popcount(z[:, None] & cols) % 2)
+        phase = (1j ** ny)[:, None] * sign  # P[r, cols[k, r]]
+        # apply: Tr[P X] = sum_r P[r, c] X[c, r]; flat index of X[c, r] is c*D + r
+        self._gather = cols * D + r[None, :]
+        self._weights = (c[:, None] * phase).astype(np.complex128)
+        # adjoint: sum_k a_k c_k P_k; entry (r, r ^ x_k) of string k is at flat r*D + (r ^ x_k).
+        # Strings with equal x share positions; bincount adds them (exact, no cancellation).
+        self._scatter = (r[None, :] * D + cols).reshape(-1)
+        be = self.backend
+        self._gather_d = be.asarray(self._gather)
+        self._weights_d = be.asarray(self._weights)
+        self._scatter_d = be.asarray(self._scatter)
+
+    def apply(self, X):
+        xp = self.backend.xp
+        vals = xp.take(X.reshape(-1), self._gather_d)
+        return xp.real(xp.sum(self._weights_d * vals, axis=1)).astype(xp.float64, copy=False)
+
+    def adjoint(self, alpha):
+        xp = self.backend.xp
+        a = xp.asarray(alpha, dtype=xp.float64)
+        contrib = (a[:, None] * self._weights_d).reshape(-1)
+        n = self.dim * self.dim
+        re = xp.bincount(self._scatter_d, weights=contrib.real, minlength=n)
+        im = xp.bincount(self._scatter_d, weights=contrib.imag, minlength=n)
+        return (re + 1j * im).reshape(self.dim, self.dim)
+
+    def to_backend(self, backend):
+        be = _resolve(backend)
+        if be == self.backend:
+            return self
+        return Pauli(self.masks, self.n_qubits, self.coefficients, backend=be)
+
+    @property
+    def labels(self) -> list[str]:
+        """The strings as labels such as ``"XIZY"``."""
+        return [pauli_masks_to_label(x, z, self.n_qubits) for x, z in self.masks]
+
+    def describe(self) -> str:
+        return f"Pauli({self.n_rows} strings on {self.n_qubits} qubits)"

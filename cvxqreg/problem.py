@@ -1,0 +1,167 @@
+"""The lowered (operator-form) problem.
+
+    minimize  Tr[H X] + c      subject to  X >= 0,  A(X) = q,
+
+with ``H`` Hermitian (``D x D``), ``A(X) = (Re Tr[Q_i X])_i`` a :class:`ConstraintOperator` with
+``m`` rows, and ``q`` in ``R^m``. The user's objective is ``sense * (Tr[H X] + c)``: ``sense = -1``
+records that a ``Maximize`` was negated. A problem object holds data and validates them; it does
+not solve anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import numpy as np
+import scipy.sparse.linalg as spla
+
+from .errors import InvalidInputError
+from .operators import ConstraintOperator
+
+__all__ = ["LoweredProblem"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LoweredProblem:
+    """Operator form ``(H, A, q)`` of a trace-constrained SDP over one Hermitian matrix.
+
+    Parameters
+    ----------
+    H : ndarray, shape (D, D)
+        Hermitian cost (real symmetric when ``real``).
+    A : ConstraintOperator
+        The constraint map, ``m`` rows on ``Herm(D)``.
+    q : ndarray, shape (m,)
+        Right-hand side.
+    offset : float
+        Constant ``c`` of the (minimization) objective.
+    sense : {1, -1}
+        ``1`` for a ``Minimize``; ``-1`` when the user's ``Maximize`` was negated.
+    real : bool
+        The variable is real symmetric rather than complex Hermitian.
+    row_labels : tuple of str, optional
+        A name for each row (e.g. the CVXPY constraint it came from), used in messages.
+    recovery : object, optional
+        What the lowering needs to map results back to the source model (see
+        :mod:`cvxqreg.lowering`); ``None`` for problems built by hand.
+    """
+
+    H: np.ndarray
+    A: ConstraintOperator
+    q: np.ndarray
+    offset: float = 0.0
+    sense: int = 1
+    real: bool = False
+    row_labels: tuple[str, ...] | None = None
+    recovery: Any = dataclasses.field(default=None, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.A, ConstraintOperator):
+            raise InvalidInputError(
+                f"A must be a ConstraintOperator (e.g. cvxqreg.operators.Dense), got "
+                f"{type(self.A).__name__}"
+            )
+        H = np.asarray(self.H)
+        if H.ndim != 2 or H.shape[0] != H.shape[1]:
+            raise InvalidInputError(f"H must be a square matrix, got shape {H.shape}")
+        if H.shape[0] != self.A.dim:
+            raise InvalidInputError(
+                f"H is {H.shape[0]}x{H.shape[0]} but the constraints act on {self.A.dim}x{self.A.dim}"
+                " matrices"
+            )
+        if not np.all(np.isfinite(H)):
+            raise InvalidInputError("H contains NaN or inf")
+        if self.real and np.iscomplexobj(H) and np.any(H.imag != 0):
+            raise InvalidInputError("H must be real for a real symmetric variable")
+        H = np.asarray(H, dtype=np.float64 if self.real else np.complex128)
+        err = np.abs(H - H.conj().T).max() if H.size else 0.0
+        if err > 1e-10 * max(1.0, np.abs(H).max()):
+            raise InvalidInputError(
+                f"H is not Hermitian (max |H - H^*| = {err:.3e}); the objective Tr[H X] must be "
+                "real on Hermitian X. Use (H + H^*)/2 if the skew part is a mistake."
+            )
+        H = 0.5 * (H + H.conj().T)
+        q = np.asarray(self.q, dtype=np.float64).reshape(-1) if np.ndim(self.q) else np.asarray(
+            [self.q], dtype=np.float64
+        )
+        if q.shape != (self.A.n_rows,):
+            raise InvalidInputError(
+                f"q has {q.size} entries but the operator has {self.A.n_rows} rows"
+            )
+        if not np.all(np.isfinite(q)):
+            raise InvalidInputError("q contains NaN or inf")
+        if not np.isfinite(self.offset):
+            raise InvalidInputError("objective offset is NaN or inf")
+        if self.sense not in (1, -1):
+            raise InvalidInputError(f"sense must be 1 or -1, got {self.sense!r}")
+        if self.row_labels is not None and len(self.row_labels) != q.size:
+            raise InvalidInputError("row_labels must name every row")
+        object.__setattr__(self, "H", H)
+        object.__setattr__(self, "q", q)
+        object.__setattr__(self, "offset", float(self.offset))
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def dim(self) -> int:
+        """``D``, the size of the matrix variable."""
+        return self.A.dim
+
+    @property
+    def n_rows(self) -> int:
+        """``m``, the number of real constraint rows."""
+        return self.A.n_rows
+
+    def user_value(self, internal: float) -> float:
+        """Map ``Tr[H X] + c`` (minimization form) to the user's objective value."""
+        return self.sense * (internal + self.offset)
+
+    @functools.cached_property
+    def trace_direction(self) -> np.ndarray | None:
+        """A vector ``c`` with ``A*(c) = I``, or ``None`` when the identity is not in the span.
+
+        When it exists the constraints fix the trace, ``Tr X = <c, q>``, and the dual can be
+        maximized along ``c`` in closed form (normalization elimination, MATH.md section 4).
+        Found by LSQR on ``min ||A*(c) - I||_F`` using only ``apply``/``adjoint``.
+        """
+        op = self.A.to_backend("numpy")
+        D, m = self.dim, self.n_rows
+        if m == 0:
+            return None
+
+        def rmatvec(v):
+            return op.apply(np.ascontiguousarray(v).view(np.complex128).reshape(D, D))
+
+        def matvec(a):
+            return np.ascontiguousarray(op.adjoint(a), dtype=np.complex128).reshape(-1).view(
+                np.float64
+            )
+
+        L = spla.LinearOperator((2 * D * D, m), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
+        eye = np.eye(D, dtype=np.complex128).reshape(-1).view(np.float64)
+        c = spla.lsqr(L, eye, atol=1e-14, btol=1e-14, iter_lim=max(100, 20 * m))[0]
+        resid = np.linalg.norm(matvec(c) - eye)
+        if resid > 1e-8 * np.sqrt(D):
+            return None
+        return c
+
+    @property
+    def trace_value(self) -> float | None:
+        """``Tr X`` implied by the constraints (``<c, q>``), or ``None`` if not fixed."""
+        c = self.trace_direction
+        return None if c is None else float(c @ self.q)
+
+    def residual(self, X: np.ndarray) -> np.ndarray:
+        """``A(X) - q`` on the host."""
+        op = self.A.to_backend("numpy")
+        return np.asarray(op.apply(np.asarray(X, dtype=np.complex128))) - self.q
+
+    def objective(self, X: np.ndarray) -> float:
+        """The user's objective ``sense * (Tr[H X] + c)`` at ``X``."""
+        return self.user_value(float(np.real(np.vdot(self.H, X))))
+
+    def describe(self) -> str:
+        """One line: dimension, rows and the operator structure."""
+        kind = "real symmetric" if self.real else "Hermitian"
+        return f"D={self.dim} ({kind}), m={self.n_rows} rows, A = {self.A.describe()}"

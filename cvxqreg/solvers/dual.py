@@ -1,0 +1,196 @@
+"""The dual oracle of the regularized problem.
+
+For ``eps > 0`` and ``W(alpha) = A*(alpha) - H = U diag(lam) U^*``,
+
+    D_eps(alpha)      = <alpha, q> - eps sum_j psi(lam_j / eps),
+    grad D_eps(alpha) = q - A(X(alpha)),   X(alpha) = U diag(psi'(lam / eps)) U^*,
+
+(MATH.md sections 1-3): one Hermitian eigendecomposition per evaluation, then O(D^2) work with the
+structured operators plus one rank-k product to form ``X`` (k = number of eigenvalues with
+non-negligible weight; small at small eps).
+
+Normalization elimination (section 4). When ``A*(c) = I`` for some ``c`` the constraints fix
+``Tr X = tau = <c, q>`` and ``D_eps(alpha + s c)`` is maximized over ``s`` in closed form (von Neumann:
+``tau softmax``) or by a scalar monotone solve. The oracle then returns the *eliminated* dual
+
+    D~(alpha) = max_s D_eps(alpha + s c),     grad D~(alpha) = grad D_eps(alpha + s* c),
+
+(envelope theorem), which is invariant along ``c``, never overflows, and whose state has trace
+exactly ``tau`` at every iterate. ``Evaluation.alpha`` is the shifted point ``alpha + s* c``, a
+genuine dual point with the same value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend, get_backend
+from ..errors import InfeasibleDataError, InvalidInputError
+from ..problem import LoweredProblem
+from ..regularizers import Regularizer
+
+__all__ = ["DualOracle", "Evaluation"]
+
+#: eigenvalues with weight below this fraction of the largest are dropped when forming X
+_WEIGHT_CUTOFF = 1e-18
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of the dual oracle (minimization form; host scalars/vectors).
+
+    ``lam``, ``U``, ``w`` (device arrays) are the eigen-data of ``W`` at the shifted point:
+    ``X = U diag(w) U^*``. ``X`` is the device state, or ``None`` if not formed.
+    """
+
+    value: float
+    grad: np.ndarray
+    alpha: np.ndarray
+    shift: float
+    lam: Any
+    U: Any
+    w: Any
+    X: Any
+
+    @property
+    def grad_norm(self) -> float:
+        """``||grad||_2``."""
+        return float(np.linalg.norm(self.grad))
+
+
+class DualOracle:
+    """Evaluates ``D_eps``, its gradient and the primal state for one problem and one ``eps``.
+
+    Parameters
+    ----------
+    problem : LoweredProblem
+    eps : float
+        Regularization strength, ``> 0``.
+    regularizer : Regularizer
+    backend : Backend or str
+        Where the eigendecompositions run; data move to the device once, here.
+    eliminate : bool or "auto"
+        Use normalization elimination when the constraints fix the trace (``"auto"``: whenever
+        possible).
+    """
+
+    def __init__(self, problem: LoweredProblem, eps: float, regularizer: Regularizer,
+                 backend: Backend | str = "auto", eliminate: bool | str = "auto"):
+        if not isinstance(problem, LoweredProblem):
+            raise InvalidInputError("DualOracle needs a LoweredProblem (see cvxqreg.lower)")
+        eps = _check_eps(eps)
+        self.problem = problem
+        self.eps = eps
+        self.reg = regularizer
+        self.be = get_backend(backend)
+        xp = self.be.xp
+        self.real = problem.real
+        self.A = problem.A.to_backend(self.be)
+        self.H = self.be.asarray(problem.H, dtype=xp.float64 if self.real else xp.complex128)
+        self.q = np.asarray(problem.q, dtype=np.float64)
+        c = problem.trace_direction
+        if eliminate not in ("auto", True, False):
+            raise InvalidInputError(f"eliminate must be True, False or 'auto', got {eliminate!r}")
+        if eliminate is True and c is None:
+            raise InvalidInputError(
+                "eliminate=True needs constraints that fix the trace (the identity must be a "
+                "combination of the Q_i); add cp.trace(X) == 1"
+            )
+        self.c = c if eliminate in ("auto", True) else None
+        self.tau = None if self.c is None else float(self.c @ self.q)
+        if self.c is not None and not self.tau > 0:
+            raise InfeasibleDataError(
+                f"the constraints fix Tr X = {self.tau:.6g} <= 0; a nonzero positive "
+                "semidefinite X needs a positive trace"
+            )
+        self.n_evals = 0
+
+    # ------------------------------------------------------------------ pieces
+    def W(self, alpha: np.ndarray):
+        """``A*(alpha) - H`` on the device."""
+        Wd = self.A.adjoint(self.be.asarray(alpha, dtype=self.be.xp.float64))
+        if self.real:
+            Wd = Wd.real
+        return Wd - self.H
+
+    def state(self, U, w):
+        """``X = U diag(w) U^*`` from the columns with non-negligible weight (rank-k product)."""
+        xp = self.be.xp
+        wmax = float(xp.max(w)) if w.size else 0.0
+        keep = w > _WEIGHT_CUTOFF * wmax if wmax > 0 else w > 0
+        k = int(xp.count_nonzero(keep))
+        if k == 0:
+            return xp.zeros_like(U)
+        if k < w.size:
+            idx = xp.nonzero(keep)[0]
+            Uk, wk = U[:, idx], w[idx]
+        else:
+            Uk, wk = U, w
+        B = Uk * wk[None, :]
+        return B @ Uk.conj().T
+
+    # ------------------------------------------------------------------ the oracle
+    def evaluate(self, alpha: np.ndarray, want_state: bool = True) -> Evaluation:
+        """``-D(alpha)`` and ``-grad D(alpha)`` are what a minimizer wants; this returns ``D`` and
+        ``grad D`` (maximization form) together with the eigen-data."""
+        xp, eps, reg = self.be.xp, self.eps, self.reg
+        alpha = np.asarray(alpha, dtype=np.float64)
+        lam, U = self.be.eigh(self.W(alpha))
+        self.n_evals += 1
+        t = lam / eps
+        if self.c is not None:
+            u = reg.normalizing_shift(t, self.tau)
+            shift = eps * u
+            t = t + u
+            lam = lam + shift
+            alpha = alpha + shift * self.c
+        else:
+            shift = 0.0
+        w = reg.dpsi(t)
+        psi_sum = float(xp.sum(reg.psi(t)))
+        value = float(alpha @ self.q) - eps * psi_sum
+        X = self.state(U, w)
+        AX = self.be.to_host(self.A.apply(X))
+        grad = self.q - AX
+        return Evaluation(value=value, grad=grad, alpha=alpha, shift=shift, lam=lam, U=U, w=w,
+                          X=X if want_state else None)
+
+    def primal_parts(self, ev: Evaluation) -> tuple[float, float]:
+        """``(Tr[H X], Tr[phi(X)])`` of the state of an evaluation (minimization form)."""
+        xp = self.be.xp
+        energy = float(xp.real(xp.vdot(self.H, ev.X)))
+        entropy = float(xp.sum(self.reg.phi(ev.w)))
+        return energy, entropy
+
+    def certified_lower_bound(self, ev: Evaluation) -> float:
+        """``<alpha, q> - s tau`` with ``s = lambda_max(A*(alpha) - H)`` plus a rounding margin.
+
+        ``alpha - s c`` satisfies ``A*(alpha - s c) <= H``, so by weak duality this is a lower
+        bound on the exact value ``F_0`` (minimization form, offset excluded) for *any* alpha
+        (MATH.md section 6). The margin ``8 D u ||W||`` (u = unit roundoff) covers the error of
+        the computed eigenvalues. ``nan`` when the trace is not fixed.
+        """
+        if self.c is None:
+            return math.nan
+        xp = self.be.xp
+        lam = ev.lam
+        s = float(xp.max(lam))
+        norm = float(xp.max(xp.abs(lam)))
+        margin = 8.0 * self.problem.dim * np.finfo(np.float64).eps * norm
+        return float(ev.alpha @ self.q) - (s + margin) * self.tau
+
+
+def _check_eps(eps: Any) -> float:
+    try:
+        e = float(eps)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"eps must be a positive number, got {eps!r}") from None
+    if not (math.isfinite(e) and e > 0):
+        raise InvalidInputError(
+            f"eps must be a finite number > 0, got {eps!r}; for eps = 0 use cvxqreg.solve_exact"
+        )
+    return e

@@ -1,0 +1,156 @@
+"""L-BFGS on the concave dual, with the paper's stopping rule.
+
+SciPy's L-BFGS-B (no bounds) minimizes ``-D_eps``. Its own stopping tests are switched off
+(``gtol = ftol = 0``); the callback stops the run when ``||grad D_eps(alpha_k)||_2 < tol`` (the
+paper's rule), at ``max_iter``, or at the time limit, and records the history.
+
+SciPy's L-BFGS-B calls BLAS on length-m vectors; with a multithreaded OpenBLAS each of those calls
+pays a thread wake-up (measured: 3 ms per iteration for m = 36 on 2 cores, 13x the single-thread
+time). The optimizer therefore runs with BLAS limited to one thread, and the dual oracle - where
+the eigendecomposition wants every core - runs with the limit lifted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+import scipy.optimize
+from threadpoolctl import ThreadpoolController
+
+from ..results import Status
+
+__all__ = ["LbfgsOutcome", "lbfgs_maximize"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LbfgsOutcome:
+    """What the optimizer loop returns to the solver (host data)."""
+
+    x: np.ndarray
+    status: str
+    message: str
+    iterations: int
+    history_iter: np.ndarray
+    history_value: np.ndarray
+    history_grad: np.ndarray
+    history_time: np.ndarray
+
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _controller() -> ThreadpoolController:
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+def lbfgs_maximize(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    time_limit: float | None = None,
+    memory: int = 10,
+    callback: Callable[[int, float, float], None] | None = None,
+) -> LbfgsOutcome:
+    """Maximize a smooth concave ``f`` given ``fun(x) -> (f(x), grad f(x))``.
+
+    Parameters
+    ----------
+    tol : float
+        Stop when ``||grad f(x_k)||_2 < tol``.
+    max_iter : int
+        Iteration cap.
+    time_limit : float, optional
+        Seconds; checked after each iteration.
+    memory : int
+        Number of stored correction pairs.
+    callback : callable, optional
+        ``callback(k, f_k, ||grad_k||)`` after each iteration (e.g. a progress bar).
+    """
+    t0 = time.perf_counter()
+    cache: dict[str, object] = {}
+    hist_k, hist_f, hist_g, hist_t = [], [], [], []
+
+    ctl = _controller()
+    full = {i["prefix"]: i["num_threads"] for i in ctl.info() if i["user_api"] == "blas"}
+
+    def neg(x):
+        with ctl.limit(limits=full, user_api="blas"):
+            f, g = fun(x)
+        cache["x"], cache["f"], cache["g"] = x.copy(), f, g
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            return np.inf, np.zeros_like(x)  # makes the line search step back
+        return -f, -g
+
+    def record(k, x):
+        if "x" not in cache or not np.array_equal(cache["x"], x):
+            neg(x)
+        f, g = cache["f"], cache["g"]
+        gn = float(np.linalg.norm(g))
+        hist_k.append(k)
+        hist_f.append(f)
+        hist_g.append(gn)
+        hist_t.append(time.perf_counter() - t0)
+        if callback is not None:
+            callback(k, f, gn)
+        return gn
+
+    x0 = np.asarray(x0, dtype=np.float64).copy()
+    state = {"k": 0, "status": None, "x": x0}
+    if record(0, x0) < tol:
+        return _outcome(x0, Status.CONVERGED, "initial point already satisfies the tolerance", 0,
+                        hist_k, hist_f, hist_g, hist_t)
+
+    def cb(intermediate_result):
+        x = intermediate_result.x
+        state["k"] += 1
+        state["x"] = x.copy()
+        gn = record(state["k"], x)
+        if not np.isfinite(hist_f[-1]):
+            state["status"] = Status.FAILED
+            raise StopIteration
+        if gn < tol:
+            state["status"] = Status.CONVERGED
+            raise StopIteration
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            state["status"] = Status.TIME_LIMIT
+            raise StopIteration
+
+    with ctl.limit(limits=1, user_api="blas"):
+        res = scipy.optimize.minimize(
+            neg, x0, jac=True, method="L-BFGS-B", callback=cb,
+            options={"maxiter": int(max_iter), "maxfun": max(15000, 50 * int(max_iter)),
+                     "maxcor": int(memory), "gtol": 0.0, "ftol": 0.0, "maxls": 40},
+        )
+    x = state["x"]
+    k = state["k"]
+    status = state["status"]
+    if status == Status.CONVERGED:
+        msg = f"||grad||_2 = {hist_g[-1]:.3e} < tol = {tol:.1e}"
+    elif status == Status.TIME_LIMIT:
+        msg = f"time limit of {time_limit:g} s reached with ||grad||_2 = {hist_g[-1]:.3e}"
+    elif status == Status.FAILED:
+        msg = "the dual value became non-finite"
+    elif k >= max_iter:
+        status = Status.MAX_ITER
+        msg = f"{max_iter} iterations reached with ||grad||_2 = {hist_g[-1]:.3e} >= tol = {tol:.1e}"
+    else:
+        status = Status.STALLED
+        msg = (f"L-BFGS stopped ({res.message}) at ||grad||_2 = {hist_g[-1]:.3e} >= tol = "
+               f"{tol:.1e}: no further progress in float64")
+    return _outcome(x, status, msg, k, hist_k, hist_f, hist_g, hist_t)
+
+
+def _outcome(x, status, msg, k, hk, hf, hg, ht) -> LbfgsOutcome:
+    return LbfgsOutcome(
+        x=np.asarray(x), status=status, message=msg, iterations=int(k),
+        history_iter=np.asarray(hk, dtype=np.int64), history_value=np.asarray(hf, dtype=float),
+        history_grad=np.asarray(hg, dtype=float), history_time=np.asarray(ht, dtype=float),
+    )

@@ -1,0 +1,159 @@
+"""The regularized solver: L-BFGS on the (normalization-eliminated) dual.
+
+    F_eps = min { Tr[H X] + eps Tr[phi(X)] : X >= 0, A(X) = q }
+          = max_alpha D_eps(alpha)                      (strong duality, MATH.md section 1)
+
+A :class:`DualSolver` is configured once (regularizer, backend, tolerances) and called on problems.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend, get_backend
+from ..errors import InvalidInputError
+from ..problem import LoweredProblem
+from ..regularizers import Regularizer, get_regularizer
+from ..results import History, RegularizedResult, Status
+from .dual import DualOracle, _check_eps
+from .optimize import lbfgs_maximize
+
+__all__ = ["DualSolver", "solve"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DualSolver:
+    """L-BFGS on the regularized dual ``D_eps``.
+
+    Parameters
+    ----------
+    regularizer : str or Regularizer
+        ``"von_neumann"`` (``z log z``), ``"quadratic"`` (``z^2/2``), ``"tsallis"`` (order via
+        ``"tsallis:1.5"`` or a :class:`~cvxqreg.regularizers.Tsallis`), or any
+        :class:`~cvxqreg.regularizers.Regularizer`.
+    backend : {"auto", "numpy", "cupy"} or Backend
+        ``"auto"`` uses CuPy when a GPU is present.
+    tol : float
+        Stop when ``||grad D_eps||_2 < tol`` (the paper's rule).
+    max_iter : int
+        Iteration cap (the paper uses 10000).
+    time_limit : float, optional
+        Seconds.
+    memory : int
+        L-BFGS memory (correction pairs).
+    eliminate : bool or "auto"
+        Normalization elimination when the constraints fix the trace (default: whenever possible).
+    progress : callable, optional
+        ``progress(k, D_k, ||grad_k||)`` after each iteration.
+    """
+
+    regularizer: Any = "von_neumann"
+    backend: Any = "auto"
+    tol: float = 1e-6
+    max_iter: int = 10000
+    time_limit: float | None = None
+    memory: int = 10
+    eliminate: bool | str = "auto"
+    progress: Any = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "regularizer", get_regularizer(self.regularizer))
+        object.__setattr__(self, "backend", get_backend(self.backend))
+        if not (np.isfinite(self.tol) and self.tol > 0):
+            raise InvalidInputError(f"tol must be a positive number, got {self.tol!r}")
+        if int(self.max_iter) < 1:
+            raise InvalidInputError(f"max_iter must be >= 1, got {self.max_iter!r}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
+
+    def __call__(self, problem: LoweredProblem, eps: float, alpha0=None,
+                 return_state: bool = True) -> RegularizedResult:
+        """Solve ``problem`` at regularization ``eps``, warm-started from ``alpha0``."""
+        eps = _check_eps(eps)
+        be: Backend = self.backend
+        reg: Regularizer = self.regularizer
+        t0 = time.perf_counter()
+        oracle = DualOracle(problem, eps, reg, be, eliminate=self.eliminate)
+        m = problem.n_rows
+        if alpha0 is None:
+            x0 = np.zeros(m)
+        else:
+            x0 = np.asarray(alpha0, dtype=np.float64).reshape(-1)
+            if x0.shape != (m,):
+                raise InvalidInputError(f"alpha0 has {x0.size} entries, the problem has {m} rows")
+            if not np.all(np.isfinite(x0)):
+                raise InvalidInputError("alpha0 contains NaN or inf")
+
+        def fun(alpha):
+            ev = oracle.evaluate(alpha)
+            return ev.value, ev.grad
+
+        out = lbfgs_maximize(fun, x0, tol=self.tol, max_iter=self.max_iter,
+                             time_limit=self.time_limit, memory=self.memory,
+                             callback=self.progress)
+        ev = oracle.evaluate(out.x)
+        status, message = out.status, out.message
+        if not np.isfinite(ev.value):
+            status, message = Status.FAILED, "the dual value is not finite at the last iterate"
+        energy, entropy = oracle.primal_parts(ev)
+        lb = oracle.certified_lower_bound(ev)
+        be.synchronize()
+        elapsed = time.perf_counter() - t0
+        sense, user = problem.sense, problem.user_value
+        hist = History(
+            iteration=out.history_iter,
+            dual_value=np.array([user(v) for v in out.history_value]),
+            grad_norm=out.history_grad,
+            time=out.history_time,
+        )
+        return RegularizedResult(
+            status=status, message=message, eps=eps, regularizer=reg.name, tol=self.tol,
+            value=user(energy + eps * entropy), energy=user(energy), dual_value=user(ev.value),
+            entropy=entropy, grad_norm=ev.grad_norm, certified_bound=user(lb),
+            iterations=out.iterations, n_evals=oracle.n_evals, time=elapsed, alpha=ev.alpha,
+            X=be.to_host(ev.X) if return_state else None, history=hist, backend=be.name,
+            sense=sense,
+            extras={"eliminated": oracle.c is not None, "trace": oracle.tau,
+                    "device": be.device},
+        )
+
+
+def solve(problem, eps: float, regularizer="von_neumann", backend="auto", tol: float = 1e-6,
+          max_iter: int = 10000, alpha0=None, *, time_limit: float | None = None,
+          memory: int = 10, eliminate: bool | str = "auto", progress=None,
+          **regularizer_options) -> RegularizedResult:
+    """Solve ``min Tr[H X] + eps Tr[phi(X)]`` s.t. ``X >= 0, A(X) = q`` through its dual.
+
+    The dual ``D_eps(alpha) = <alpha, q> - eps Tr[psi((A*(alpha) - H)/eps)]`` is maximized by
+    L-BFGS until ``||grad D_eps||_2 < tol``; the state is ``X = psi'((A*(alpha) - H)/eps)``.
+
+    Parameters
+    ----------
+    problem : cvxpy.Problem or LoweredProblem
+        A CVXPY problem is lowered first (:func:`cvxqreg.lower`).
+    eps : float
+        Regularization strength ``> 0``.
+    regularizer, backend, tol, max_iter, time_limit, memory, eliminate, progress
+        See :class:`DualSolver`.
+    alpha0 : array_like, optional
+        Warm start (e.g. the ``alpha`` of a solve at a larger ``eps``).
+    **regularizer_options
+        Passed to the regularizer's constructor (e.g. ``order=1.5`` for Tsallis).
+
+    Returns
+    -------
+    RegularizedResult
+    """
+    from ..lowering import lower
+
+    lowered = problem if isinstance(problem, LoweredProblem) else lower(problem)
+    solver = DualSolver(
+        regularizer=get_regularizer(regularizer, **regularizer_options), backend=backend, tol=tol,
+        max_iter=max_iter, time_limit=time_limit, memory=memory, eliminate=eliminate,
+        progress=progress,
+    )
+    return solver(lowered, eps, alpha0=alpha0)
