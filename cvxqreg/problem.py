@@ -68,7 +68,8 @@ class LoweredProblem:
             raise InvalidInputError(f"H must be a square matrix, got shape {H.shape}")
         if H.shape[0] != self.A.dim:
             raise InvalidInputError(
-                f"H is {H.shape[0]}x{H.shape[0]} but the constraints act on {self.A.dim}x{self.A.dim}"
+                f"H is {H.shape[0]}x{H.shape[0]} but the constraints act on "
+                f"{self.A.dim}x{self.A.dim}"
                 " matrices"
             )
         if not np.all(np.isfinite(H)):
@@ -83,8 +84,10 @@ class LoweredProblem:
                 "real on Hermitian X. Use (H + H^*)/2 if the skew part is a mistake."
             )
         H = 0.5 * (H + H.conj().T)
-        q = np.asarray(self.q, dtype=np.float64).reshape(-1) if np.ndim(self.q) else np.asarray(
-            [self.q], dtype=np.float64
+        q = (
+            np.asarray(self.q, dtype=np.float64).reshape(-1)
+            if np.ndim(self.q)
+            else np.asarray([self.q], dtype=np.float64)
         )
         if q.shape != (self.A.n_rows,):
             raise InvalidInputError(
@@ -134,8 +137,10 @@ class LoweredProblem:
             return op.apply(np.ascontiguousarray(v).view(np.complex128).reshape(D, D))
 
         def matvec(a):
-            return np.ascontiguousarray(op.adjoint(a), dtype=np.complex128).reshape(-1).view(
-                np.float64
+            return (
+                np.ascontiguousarray(op.adjoint(a), dtype=np.complex128)
+                .reshape(-1)
+                .view(np.float64)
             )
 
         L = spla.LinearOperator((2 * D * D, m), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)

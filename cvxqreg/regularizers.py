@@ -12,8 +12,8 @@ over the shift ``u`` of all eigenvalues in closed form or by a scalar monotone s
 
     sum_j psi'(t_j + u) = tau,
 
-which :meth:`Regularizer.normalizing_shift` implements (closed form for von Neumann, exact sort-based
-solution for the quadratic regularizer, safeguarded Newton otherwise).
+which :meth:`Regularizer.normalizing_shift` implements (closed form for von Neumann, exact
+sort-based solution for the quadratic regularizer, safeguarded Newton otherwise).
 
 Every function takes and returns arrays of the caller's backend (``xp`` = NumPy or CuPy).
 """
@@ -56,7 +56,7 @@ class Regularizer:
     (``psi''``). ``name`` identifies the regularizer in results and tables.
     """
 
-    name: str = "abstract"
+    name = "abstract"
 
     # -- the four functions ------------------------------------------------------------
     def phi(self, x):
@@ -92,6 +92,9 @@ class Regularizer:
 
     def normalizing_shift(self, t, total: float):
         """The shift ``u`` with ``sum_j psi'(t_j + u) = total`` (``total > 0``).
+
+        Accurate to rounding when ``t`` is centred (``max t = 0``), as the dual oracle passes it:
+        then ``t + u`` is small for the entries that carry weight.
 
         Generic version: bracket, then Newton steps safeguarded by bisection, on the host
         (``O(D)`` per step). Returns a Python float.
@@ -141,7 +144,7 @@ class VonNeumann(Regularizer):
     ``u = 1 + log tau - logsumexp(t)`` (no overflow at any ``eps``).
     """
 
-    name: str = "von_neumann"
+    name = "von_neumann"
 
     def phi(self, x):
         xp = _xp(x)
@@ -173,7 +176,7 @@ class Quadratic(Regularizer):
     onto the scaled simplex) by sorting: ``O(D log D)``.
     """
 
-    name: str = "quadratic"
+    name = "quadratic"
 
     def phi(self, x):
         return 0.5 * x * x
@@ -207,12 +210,14 @@ class Tsallis(Regularizer):
     """
 
     order: float = 2.0
-    name: str = "tsallis"
 
     def __post_init__(self):
         if not (np.isfinite(self.order) and self.order > 1.0):
             raise InvalidInputError(f"Tsallis order must be a finite number > 1, got {self.order}")
-        object.__setattr__(self, "name", f"tsallis(q={self.order:g})")
+
+    @property
+    def name(self) -> str:
+        return f"tsallis(q={self.order:g})"
 
     def phi(self, x):
         q = self.order
@@ -248,19 +253,24 @@ class Custom(Regularizer):
     d2psi : callable, optional
         ``psi''(t)``; needed only by second-order methods and the Newton normalizing shift (a
         bisection is used when it is missing).
-    name : str
+    label : str
+        The name shown in results.
     """
 
     phi_fn: Callable | None = None
     psi_fn: Callable | None = None
     dpsi_fn: Callable | None = None
     d2psi_fn: Callable | None = None
-    name: str = "custom"
+    label: str = "custom"
 
     def __post_init__(self):
         for f in ("phi_fn", "psi_fn", "dpsi_fn"):
             if not callable(getattr(self, f)):
                 raise InvalidInputError(f"Custom regularizer needs a callable {f[:-3]}")
+
+    @property
+    def name(self) -> str:
+        return self.label
 
     def phi(self, x):
         return self.phi_fn(x)

@@ -21,6 +21,7 @@ class Status:
     MAX_ITER = "max_iter"  #: the iteration cap was hit first
     TIME_LIMIT = "time_limit"  #: the time limit was hit first
     STALLED = "stalled"  #: no further progress possible in float64 (line search failed)
+    INFEASIBLE = "infeasible"  #: the dual exceeded an upper bound on F_eps: no feasible state
     FAILED = "failed"  #: non-finite values or an internal error
 
 

@@ -43,8 +43,14 @@ class Dense(ConstraintOperator):
 
     structure = "dense"
 
-    def __init__(self, rows: Any, dim: int | None = None, *, check_hermitian: bool = True,
-                 backend: Backend | str | None = None):
+    def __init__(
+        self,
+        rows: Any,
+        dim: int | None = None,
+        *,
+        check_hermitian: bool = True,
+        backend: Backend | str | None = None,
+    ):
         if sp.issparse(rows) or (np.ndim(rows) == 2 and dim is not None):
             M = sp.csr_matrix(rows, dtype=np.float64)
             if dim is None or M.shape[1] != 2 * dim * dim:
@@ -74,8 +80,8 @@ class Dense(ConstraintOperator):
         self.backend = _resolve(backend)
         fill = M.nnz / max(1, M.shape[0] * M.shape[1])
         self.sparse_storage = fill <= _DENSE_FILL
-        self._M = self.backend.sparse(M) if self.sparse_storage else self.backend.asarray(
-            M.toarray()
+        self._M = (
+            self.backend.sparse(M) if self.sparse_storage else self.backend.asarray(M.toarray())
         )
         self._MT = self._M.T.tocsr() if self.sparse_storage else self._M.T
 
@@ -111,10 +117,12 @@ def _check_rows_hermitian(M: sp.csr_matrix, D: int, rtol: float = 1e-10) -> None
     perm_c = idx.T.reshape(-1)  # entry (j,k) -> (k,j)
     re = M[:, 0::2]
     im = M[:, 1::2]
-    dre = (re - re[:, perm_c])
-    dim_ = (im + im[:, perm_c])
-    err = np.sqrt(np.asarray(dre.multiply(dre).sum(axis=1)).ravel()
-                  + np.asarray(dim_.multiply(dim_).sum(axis=1)).ravel())
+    dre = re - re[:, perm_c]
+    dim_ = im + im[:, perm_c]
+    err = np.sqrt(
+        np.asarray(dre.multiply(dre).sum(axis=1)).ravel()
+        + np.asarray(dim_.multiply(dim_).sum(axis=1)).ravel()
+    )
     scale = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
     bad = np.flatnonzero(err > rtol * np.maximum(scale, 1e-300))
     if bad.size:

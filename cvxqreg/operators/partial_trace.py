@@ -37,13 +37,20 @@ class PartialTrace(ConstraintOperator):
     scale : float
         Real factor ``s`` multiplying the partial trace.
     real : bool
-        Emit only the real parts (for real symmetric variables); otherwise real then imaginary parts.
+        Emit only the real parts (for real symmetric variables); otherwise real, then imaginary.
     """
 
     structure = "partial_trace"
 
-    def __init__(self, dims: Sequence[int], axis: int, scale: float = 1.0, *, real: bool = False,
-                 backend: Backend | str | None = None):
+    def __init__(
+        self,
+        dims: Sequence[int],
+        axis: int,
+        scale: float = 1.0,
+        *,
+        real: bool = False,
+        backend: Backend | str | None = None,
+    ):
         dims = tuple(int(d) for d in dims)
         if len(dims) < 2 or any(d < 1 for d in dims):
             raise InvalidInputError(f"dims must list at least two positive sizes, got {dims}")
@@ -53,7 +60,7 @@ class PartialTrace(ConstraintOperator):
         self.dims, self.axis, self.scale, self.real = dims, axis, float(scale), bool(real)
         self._a = math.prod(dims[:axis])
         self._d = dims[axis]
-        self._b = math.prod(dims[axis + 1:])
+        self._b = math.prod(dims[axis + 1 :])
         self.dim = self._a * self._d * self._b
         self.n_out = self._a * self._b
         nn = self.n_out * self.n_out

@@ -38,7 +38,9 @@ def pauli_label_to_masks(label: str) -> tuple[int, int]:
             x |= bit
             z |= bit
         elif ch != "I":
-            raise InvalidInputError(f"Pauli label {label!r} has invalid character {ch!r}; use I, X, Y, Z")
+            raise InvalidInputError(
+                f"Pauli label {label!r} has invalid character {ch!r}; use I, X, Y, Z"
+            )
     return x, z
 
 
@@ -47,7 +49,9 @@ def pauli_masks_to_label(x: int, z: int, n_qubits: int) -> str:
     out = []
     for j in range(n_qubits):
         bit = 1 << (n_qubits - 1 - j)
-        out.append({(0, 0): "I", (1, 0): "X", (0, 1): "Z", (1, 1): "Y"}[(bool(x & bit), bool(z & bit))])
+        out.append(
+            {(0, 0): "I", (1, 0): "X", (0, 1): "Z", (1, 1): "Y"}[(bool(x & bit), bool(z & bit))]
+        )
     return "".join(out)
 
 
@@ -75,9 +79,14 @@ class Pauli(ConstraintOperator):
 
     structure = "pauli"
 
-    def __init__(self, strings: Sequence, n_qubits: int | None = None,
-                 coefficients: Sequence[float] | None = None, *,
-                 backend: Backend | str | None = None):
+    def __init__(
+        self,
+        strings: Sequence,
+        n_qubits: int | None = None,
+        coefficients: Sequence[float] | None = None,
+        *,
+        backend: Backend | str | None = None,
+    ):
         strings = list(strings)
         if not strings:
             raise InvalidInputError("Pauli needs at least one string")
@@ -111,7 +120,7 @@ class Pauli(ConstraintOperator):
         cols = r[None, :] ^ x[:, None]  # (K, D): column of the nonzero in row r
         ny = _popcount(x & z)
         sign = 1 - 2 * (_popcount(z[:, None] & cols) % 2)
-        phase = (1j ** ny)[:, None] * sign  # P[r, cols[k, r]]
+        phase = (1j**ny)[:, None] * sign  # P[r, cols[k, r]]
         # apply: Tr[P X] = sum_r P[r, c] X[c, r]; flat index of X[c, r] is c*D + r
         self._gather = cols * D + r[None, :]
         self._weights = (c[:, None] * phase).astype(np.complex128)

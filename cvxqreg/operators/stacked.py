@@ -24,7 +24,9 @@ class Stacked(ConstraintOperator):
 
     structure = "stacked"
 
-    def __init__(self, parts: Sequence[ConstraintOperator], *, backend: Backend | str | None = None):
+    def __init__(
+        self, parts: Sequence[ConstraintOperator], *, backend: Backend | str | None = None
+    ):
         parts = list(parts)
         if not parts:
             raise InvalidInputError("Stacked needs at least one operator")
@@ -45,7 +47,7 @@ class Stacked(ConstraintOperator):
         xp = self.backend.xp
         alpha = xp.asarray(alpha, dtype=xp.float64)
         out = None
-        for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:]):
+        for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
             term = p.adjoint(alpha[lo:hi])
             out = term if out is None else out + term
         return out
@@ -68,8 +70,9 @@ class Selected(ConstraintOperator):
 
     structure = "selected"
 
-    def __init__(self, base: ConstraintOperator, rows: Sequence[int], *,
-                 backend: Backend | str | None = None):
+    def __init__(
+        self, base: ConstraintOperator, rows: Sequence[int], *, backend: Backend | str | None = None
+    ):
         rows = np.asarray(rows, dtype=np.int64)
         if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= base.n_rows)):
             raise InvalidInputError("Selected rows must be a 1-D list of valid row indices")

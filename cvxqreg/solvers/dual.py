@@ -10,8 +10,9 @@ structured operators plus one rank-k product to form ``X`` (k = number of eigenv
 non-negligible weight; small at small eps).
 
 Normalization elimination (section 4). When ``A*(c) = I`` for some ``c`` the constraints fix
-``Tr X = tau = <c, q>`` and ``D_eps(alpha + s c)`` is maximized over ``s`` in closed form (von Neumann:
-``tau softmax``) or by a scalar monotone solve. The oracle then returns the *eliminated* dual
+``Tr X = tau = <c, q>`` and ``D_eps(alpha + s c)`` is maximized over ``s`` in closed form
+(von Neumann: ``tau softmax``) or by a scalar monotone solve. The oracle then returns the
+*eliminated* dual
 
     D~(alpha) = max_s D_eps(alpha + s c),     grad D~(alpha) = grad D_eps(alpha + s* c),
 
@@ -78,8 +79,14 @@ class DualOracle:
         possible).
     """
 
-    def __init__(self, problem: LoweredProblem, eps: float, regularizer: Regularizer,
-                 backend: Backend | str = "auto", eliminate: bool | str = "auto"):
+    def __init__(
+        self,
+        problem: LoweredProblem,
+        eps: float,
+        regularizer: Regularizer,
+        backend: Backend | str = "auto",
+        eliminate: bool | str = "auto",
+    ):
         if not isinstance(problem, LoweredProblem):
             raise InvalidInputError("DualOracle needs a LoweredProblem (see cvxqreg.lower)")
         eps = _check_eps(eps)
@@ -141,14 +148,17 @@ class DualOracle:
         alpha = np.asarray(alpha, dtype=np.float64)
         lam, U = self.be.eigh(self.W(alpha))
         self.n_evals += 1
-        t = lam / eps
         if self.c is not None:
+            # centre first: t = (lam - lam_max)/eps <= 0 keeps t + u accurate at tiny eps
+            top = float(lam[-1])
+            t = (lam - top) / eps
             u = reg.normalizing_shift(t, self.tau)
-            shift = eps * u
             t = t + u
-            lam = lam + shift
+            shift = eps * u - top  # W + shift*I has eigenvalues eps*t
+            lam = eps * t
             alpha = alpha + shift * self.c
         else:
+            t = lam / eps
             shift = 0.0
         w = reg.dpsi(t)
         psi_sum = float(xp.sum(reg.psi(t)))
@@ -156,8 +166,16 @@ class DualOracle:
         X = self.state(U, w)
         AX = self.be.to_host(self.A.apply(X))
         grad = self.q - AX
-        return Evaluation(value=value, grad=grad, alpha=alpha, shift=shift, lam=lam, U=U, w=w,
-                          X=X if want_state else None)
+        return Evaluation(
+            value=value,
+            grad=grad,
+            alpha=alpha,
+            shift=shift,
+            lam=lam,
+            U=U,
+            w=w,
+            X=X if want_state else None,
+        )
 
     def primal_parts(self, ev: Evaluation) -> tuple[float, float]:
         """``(Tr[H X], Tr[phi(X)])`` of the state of an evaluation (minimization form)."""
@@ -165,6 +183,22 @@ class DualOracle:
         energy = float(xp.real(xp.vdot(self.H, ev.X)))
         entropy = float(xp.sum(self.reg.phi(ev.w)))
         return energy, entropy
+
+    def primal_upper_bound(self) -> float | None:
+        """An upper bound on ``F_eps(X)`` over *all* states with ``Tr X = tau`` (not only feasible):
+
+            Tr[H X] <= tau lambda_max(H),   Tr[phi(X)] <= phi(tau) + (D - 1) phi(0)
+
+        (a convex function on the simplex peaks at a vertex). A dual value above it certifies,
+        by weak duality, that no feasible state exists. ``None`` when the trace is not fixed.
+        """
+        if self.c is None:
+            return None
+        lam_h = float(self.be.xp.max(self.be.eigvalsh(self.H)))
+        phi_tau = float(self.reg.phi(np.array([self.tau]))[0])
+        phi_0 = float(self.reg.phi(np.array([0.0]))[0])
+        bound = self.tau * lam_h + self.eps * (phi_tau + (self.problem.dim - 1) * phi_0)
+        return bound + 1e-9 * (1.0 + abs(bound))
 
     def certified_lower_bound(self, ev: Evaluation) -> float:
         """``<alpha, q> - s tau`` with ``s = lambda_max(A*(alpha) - H)`` plus a rounding margin.

@@ -52,8 +52,9 @@ def _build(lp: LoweredProblem):
     return prob, X, eq
 
 
-def solve_exact(problem, solver: str = "SCS", *, verbose: bool = False,
-                **solver_options) -> ExactResult:
+def solve_exact(
+    problem, solver: str = "SCS", *, verbose: bool = False, **solver_options
+) -> ExactResult:
     """Solve the exact SDP ``min Tr[H X] s.t. X >= 0, A(X) = q`` with a conic solver.
 
     Parameters
@@ -140,8 +141,16 @@ def solve_exact(problem, solver: str = "SCS", *, verbose: bool = False,
 
 def _failed(status, name, settings, elapsed, sense, iters=None) -> ExactResult:
     return ExactResult(
-        status=status, value=float("nan"), X=None, alpha=None, primal_residual=float("nan"),
-        dual_residual=float("nan"), min_eigenvalue=float("nan"),
-        iterations=None if iters is None else int(iters), time=elapsed, solver=name,
-        settings=settings, sense=sense,
+        status=status,
+        value=float("nan"),
+        X=None,
+        alpha=None,
+        primal_residual=float("nan"),
+        dual_residual=float("nan"),
+        min_eigenvalue=float("nan"),
+        iterations=None if iters is None else int(iters),
+        time=elapsed,
+        solver=name,
+        settings=settings,
+        sense=sense,
     )

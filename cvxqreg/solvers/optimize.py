@@ -58,6 +58,7 @@ def lbfgs_maximize(
     time_limit: float | None = None,
     memory: int = 10,
     callback: Callable[[int, float, float], None] | None = None,
+    stop_above: float | None = None,
 ) -> LbfgsOutcome:
     """Maximize a smooth concave ``f`` given ``fun(x) -> (f(x), grad f(x))``.
 
@@ -73,6 +74,9 @@ def lbfgs_maximize(
         Number of stored correction pairs.
     callback : callable, optional
         ``callback(k, f_k, ||grad_k||)`` after each iteration (e.g. a progress bar).
+    stop_above : float, optional
+        Stop with status ``infeasible`` once ``f(x_k)`` exceeds this value (for the dual: an
+        upper bound on every primal objective, so exceeding it certifies primal infeasibility).
     """
     t0 = time.perf_counter()
     cache: dict[str, object] = {}
@@ -105,8 +109,16 @@ def lbfgs_maximize(
     x0 = np.asarray(x0, dtype=np.float64).copy()
     state = {"k": 0, "status": None, "x": x0}
     if record(0, x0) < tol:
-        return _outcome(x0, Status.CONVERGED, "initial point already satisfies the tolerance", 0,
-                        hist_k, hist_f, hist_g, hist_t)
+        return _outcome(
+            x0,
+            Status.CONVERGED,
+            "initial point already satisfies the tolerance",
+            0,
+            hist_k,
+            hist_f,
+            hist_g,
+            hist_t,
+        )
 
     def cb(intermediate_result):
         x = intermediate_result.x
@@ -119,15 +131,28 @@ def lbfgs_maximize(
         if gn < tol:
             state["status"] = Status.CONVERGED
             raise StopIteration
+        if stop_above is not None and hist_f[-1] > stop_above:
+            state["status"] = Status.INFEASIBLE
+            raise StopIteration
         if time_limit is not None and time.perf_counter() - t0 > time_limit:
             state["status"] = Status.TIME_LIMIT
             raise StopIteration
 
     with ctl.limit(limits=1, user_api="blas"):
         res = scipy.optimize.minimize(
-            neg, x0, jac=True, method="L-BFGS-B", callback=cb,
-            options={"maxiter": int(max_iter), "maxfun": max(15000, 50 * int(max_iter)),
-                     "maxcor": int(memory), "gtol": 0.0, "ftol": 0.0, "maxls": 40},
+            neg,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            callback=cb,
+            options={
+                "maxiter": int(max_iter),
+                "maxfun": max(15000, 50 * int(max_iter)),
+                "maxcor": int(memory),
+                "gtol": 0.0,
+                "ftol": 0.0,
+                "maxls": 40,
+            },
         )
     x = state["x"]
     k = state["k"]
@@ -136,6 +161,11 @@ def lbfgs_maximize(
         msg = f"||grad||_2 = {hist_g[-1]:.3e} < tol = {tol:.1e}"
     elif status == Status.TIME_LIMIT:
         msg = f"time limit of {time_limit:g} s reached with ||grad||_2 = {hist_g[-1]:.3e}"
+    elif status == Status.INFEASIBLE:
+        msg = (
+            f"the dual value {hist_f[-1]:.6g} exceeds {stop_above:.6g}, an upper bound on the "
+            "primal objective of every feasible state: the constraints are infeasible"
+        )
     elif status == Status.FAILED:
         msg = "the dual value became non-finite"
     elif k >= max_iter:
@@ -143,14 +173,21 @@ def lbfgs_maximize(
         msg = f"{max_iter} iterations reached with ||grad||_2 = {hist_g[-1]:.3e} >= tol = {tol:.1e}"
     else:
         status = Status.STALLED
-        msg = (f"L-BFGS stopped ({res.message}) at ||grad||_2 = {hist_g[-1]:.3e} >= tol = "
-               f"{tol:.1e}: no further progress in float64")
+        msg = (
+            f"L-BFGS stopped ({res.message}) at ||grad||_2 = {hist_g[-1]:.3e} >= tol = "
+            f"{tol:.1e}: no further progress in float64"
+        )
     return _outcome(x, status, msg, k, hist_k, hist_f, hist_g, hist_t)
 
 
 def _outcome(x, status, msg, k, hk, hf, hg, ht) -> LbfgsOutcome:
     return LbfgsOutcome(
-        x=np.asarray(x), status=status, message=msg, iterations=int(k),
-        history_iter=np.asarray(hk, dtype=np.int64), history_value=np.asarray(hf, dtype=float),
-        history_grad=np.asarray(hg, dtype=float), history_time=np.asarray(ht, dtype=float),
+        x=np.asarray(x),
+        status=status,
+        message=msg,
+        iterations=int(k),
+        history_iter=np.asarray(hk, dtype=np.int64),
+        history_value=np.asarray(hf, dtype=float),
+        history_grad=np.asarray(hg, dtype=float),
+        history_time=np.asarray(ht, dtype=float),
     )

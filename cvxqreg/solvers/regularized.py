@@ -70,8 +70,9 @@ class DualSolver:
         if self.time_limit is not None and not self.time_limit > 0:
             raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
 
-    def __call__(self, problem: LoweredProblem, eps: float, alpha0=None,
-                 return_state: bool = True) -> RegularizedResult:
+    def __call__(
+        self, problem: LoweredProblem, eps: float, alpha0=None, return_state: bool = True
+    ) -> RegularizedResult:
         """Solve ``problem`` at regularization ``eps``, warm-started from ``alpha0``."""
         eps = _check_eps(eps)
         be: Backend = self.backend
@@ -92,9 +93,16 @@ class DualSolver:
             ev = oracle.evaluate(alpha)
             return ev.value, ev.grad
 
-        out = lbfgs_maximize(fun, x0, tol=self.tol, max_iter=self.max_iter,
-                             time_limit=self.time_limit, memory=self.memory,
-                             callback=self.progress)
+        out = lbfgs_maximize(
+            fun,
+            x0,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            time_limit=self.time_limit,
+            memory=self.memory,
+            callback=self.progress,
+            stop_above=oracle.primal_upper_bound(),
+        )
         ev = oracle.evaluate(out.x)
         status, message = out.status, out.message
         if not np.isfinite(ev.value):
@@ -111,21 +119,44 @@ class DualSolver:
             time=out.history_time,
         )
         return RegularizedResult(
-            status=status, message=message, eps=eps, regularizer=reg.name, tol=self.tol,
-            value=user(energy + eps * entropy), energy=user(energy), dual_value=user(ev.value),
-            entropy=entropy, grad_norm=ev.grad_norm, certified_bound=user(lb),
-            iterations=out.iterations, n_evals=oracle.n_evals, time=elapsed, alpha=ev.alpha,
-            X=be.to_host(ev.X) if return_state else None, history=hist, backend=be.name,
+            status=status,
+            message=message,
+            eps=eps,
+            regularizer=reg.name,
+            tol=self.tol,
+            value=user(energy + eps * entropy),
+            energy=user(energy),
+            dual_value=user(ev.value),
+            entropy=entropy,
+            grad_norm=ev.grad_norm,
+            certified_bound=user(lb),
+            iterations=out.iterations,
+            n_evals=oracle.n_evals,
+            time=elapsed,
+            alpha=ev.alpha,
+            X=be.to_host(ev.X) if return_state else None,
+            history=hist,
+            backend=be.name,
             sense=sense,
-            extras={"eliminated": oracle.c is not None, "trace": oracle.tau,
-                    "device": be.device},
+            extras={"eliminated": oracle.c is not None, "trace": oracle.tau, "device": be.device},
         )
 
 
-def solve(problem, eps: float, regularizer="von_neumann", backend="auto", tol: float = 1e-6,
-          max_iter: int = 10000, alpha0=None, *, time_limit: float | None = None,
-          memory: int = 10, eliminate: bool | str = "auto", progress=None,
-          **regularizer_options) -> RegularizedResult:
+def solve(
+    problem,
+    eps: float,
+    regularizer="von_neumann",
+    backend="auto",
+    tol: float = 1e-6,
+    max_iter: int = 10000,
+    alpha0=None,
+    *,
+    time_limit: float | None = None,
+    memory: int = 10,
+    eliminate: bool | str = "auto",
+    progress=None,
+    **regularizer_options,
+) -> RegularizedResult:
     """Solve ``min Tr[H X] + eps Tr[phi(X)]`` s.t. ``X >= 0, A(X) = q`` through its dual.
 
     The dual ``D_eps(alpha) = <alpha, q> - eps Tr[psi((A*(alpha) - H)/eps)]`` is maximized by
@@ -148,12 +179,20 @@ def solve(problem, eps: float, regularizer="von_neumann", backend="auto", tol: f
     -------
     RegularizedResult
     """
-    from ..lowering import lower
+    if isinstance(problem, LoweredProblem):
+        lowered = problem
+    else:
+        from ..lowering import lower
 
-    lowered = problem if isinstance(problem, LoweredProblem) else lower(problem)
+        lowered = lower(problem)
     solver = DualSolver(
-        regularizer=get_regularizer(regularizer, **regularizer_options), backend=backend, tol=tol,
-        max_iter=max_iter, time_limit=time_limit, memory=memory, eliminate=eliminate,
+        regularizer=get_regularizer(regularizer, **regularizer_options),
+        backend=backend,
+        tol=tol,
+        max_iter=max_iter,
+        time_limit=time_limit,
+        memory=memory,
+        eliminate=eliminate,
         progress=progress,
     )
     return solver(lowered, eps, alpha0=alpha0)

@@ -1,0 +1,191 @@
+"""The dual oracle and the regularized solver on hand-built lowered problems."""
+
+from __future__ import annotations
+
+import warnings
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cvxqreg import DualSolver, InfeasibleDataError, InvalidInputError, solve
+from cvxqreg.operators import Dense, Pauli
+from cvxqreg.problem import LoweredProblem
+from cvxqreg.regularizers import Quadratic, Tsallis, VonNeumann
+from cvxqreg.solvers.dual import DualOracle
+
+from .conftest import BACKENDS, qot_problem, rand_herm, rand_state, tomography_problem
+
+REGS = [VonNeumann(), Quadratic(), Tsallis(1.5)]
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+@pytest.mark.parametrize("eliminate", [True, False])
+@pytest.mark.parametrize("eps", [0.3, 2.0])
+def test_gradient_by_finite_differences(rng, reg, eliminate, eps):
+    P, _ = tomography_problem(rng, D=5, n_obs=4)
+    oracle = DualOracle(P, eps, reg, "numpy", eliminate=eliminate)
+    alpha = rng.normal(size=P.n_rows) * 0.3
+    ev = oracle.evaluate(alpha)
+    h = 1e-6
+    fd = np.array(
+        [
+            (oracle.evaluate(alpha + h * e).value - oracle.evaluate(alpha - h * e).value) / (2 * h)
+            for e in np.eye(P.n_rows)
+        ]
+    )
+    np.testing.assert_allclose(ev.grad, fd, rtol=1e-6, atol=1e-7)
+    if eliminate:  # the state has the fixed trace at every iterate
+        assert abs(np.trace(ev.X).real - 1.0) < 1e-13
+
+
+def test_eliminated_dual_is_max_over_shift(rng):
+    P, _ = tomography_problem(rng, D=4, n_obs=3)
+    plain = DualOracle(P, 0.5, VonNeumann(), "numpy", eliminate=False)
+    elim = DualOracle(P, 0.5, VonNeumann(), "numpy", eliminate=True)
+    alpha = rng.normal(size=P.n_rows)
+    ev = elim.evaluate(alpha)
+    # D~(alpha) equals the plain dual at the shifted point, and beats nearby shifts
+    assert abs(plain.evaluate(ev.alpha).value - ev.value) < 1e-12
+    c = P.trace_direction
+    for s in (-1e-3, 1e-3):
+        assert plain.evaluate(ev.alpha + s * c).value < ev.value
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(1e-3, 30), eps=st.floats(1e-3, 10))
+def test_weak_duality(reg, seed, scale, eps):
+    """D_eps(alpha) <= F_eps(X) for every alpha and every feasible X."""
+    rng = np.random.default_rng(seed)
+    P, rho, sigma = qot_problem(rng, n=2)
+    X = np.kron(rho, sigma)  # feasible: its marginals are rho and sigma
+    assert np.linalg.norm(P.residual(X)) < 1e-12
+    w = np.linalg.eigvalsh(X)
+    F = np.trace(P.H @ X).real + eps * float(np.sum(reg.phi(np.clip(w, 0, None))))
+    alpha = rng.normal(size=P.n_rows) * scale
+    for eliminate in (True, False):
+        with np.errstate(over="ignore"):
+            value = DualOracle(P, eps, reg, "numpy", eliminate=eliminate).evaluate(alpha).value
+        assert value <= F + 1e-9 * (1 + abs(F))
+
+
+def _cvxpy_regularized(P, rho_trace, eps, kind):
+    """Independent solve of the regularized primal in CVXPY (real symmetric data)."""
+    D = P.dim
+    X = cp.Variable((D, D), symmetric=True)
+    Q = P.A.to_dense().real
+    cons = [X >> 0] + [cp.sum(cp.multiply(Q[i], X)) == P.q[i] for i in range(P.n_rows)]
+    energy = cp.sum(cp.multiply(P.H, X))
+    if kind == "von_neumann":
+        obj = energy - eps * cp.von_neumann_entr(X)
+        prob = cp.Problem(cp.Minimize(obj), cons)
+        prob.solve(solver=cp.SCS, eps_abs=1e-9, eps_rel=1e-9, max_iters=200000)
+    else:
+        obj = energy + eps * 0.5 * cp.sum_squares(X)
+        prob = cp.Problem(cp.Minimize(obj), cons)
+        prob.solve(solver=cp.CLARABEL)
+    return prob.value
+
+
+@pytest.mark.parametrize("kind", ["von_neumann", "quadratic"])
+@pytest.mark.parametrize("eps", [0.2, 0.5, 5.0])
+def test_values_match_independent_cvxpy_solve(kind, eps):
+    rng = np.random.default_rng(7)
+    D = 4
+    rho = rand_state(rng, D, real=True)
+    Qs = [np.eye(D)] + [rand_herm(rng, D, real=True) for _ in range(3)]
+    q = np.array([np.trace(Q @ rho) for Q in Qs])
+    P = LoweredProblem(rand_herm(rng, D, real=True), Dense(np.stack(Qs)), q, real=True)
+    res = solve(P, eps, regularizer=kind, backend="numpy", tol=1e-8)
+    assert res.status in ("converged", "stalled") and res.grad_norm < 1e-6
+    ref = _cvxpy_regularized(P, 1.0, eps, kind)
+    assert abs(res.value - ref) < 1e-7 * (1 + abs(ref))
+    assert abs(res.gap) < 1e-6
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+@pytest.mark.parametrize("eps", [1e4, 1e2, 1.0, 1e-2, 1e-6, 1e-9])
+def test_stable_at_every_eps(rng, reg, eps):
+    P, _, _ = qot_problem(rng, n=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow or invalid-value warning fails the test
+        res = DualSolver(reg, backend="numpy", tol=1e-6, max_iter=300)(P, eps)
+    assert np.isfinite([res.value, res.dual_value, res.energy, res.grad_norm]).all()
+    assert np.all(np.isfinite(res.X))
+    assert res.status != "failed"
+    assert abs(np.trace(res.X).real - 1.0) < 1e-12
+
+
+def test_certified_bound_below_exact_value(rng):
+    from cvxqreg import solve_exact
+
+    P, _, _ = qot_problem(rng, n=2)
+    exact = solve_exact(P, "CLARABEL")
+    for eps in (10.0, 1.0, 0.1, 0.01):
+        for k, reg in enumerate(REGS):
+            res = solve(P, eps, regularizer=reg, backend="numpy", max_iter=50)
+            assert res.certified_bound <= exact.value + 1e-7
+            # also at a random, non-optimal alpha
+            ev = DualOracle(P, eps, reg, "numpy").evaluate(rng.normal(size=P.n_rows) * (k + 1))
+            lb = DualOracle(P, eps, reg, "numpy").certified_lower_bound(ev)
+            assert lb <= exact.value + 1e-7
+
+
+def test_von_neumann_bracket_closes(rng):
+    """F_eps <= F_0 <= F_eps + eps log D on unit-trace states (MATH.md section 6)."""
+    from cvxqreg import solve_exact
+
+    P, _, _ = qot_problem(rng, n=2)
+    F0 = solve_exact(P, "CLARABEL").value
+    for eps in (1.0, 0.1, 0.01, 0.001):
+        r = solve(P, eps, backend="numpy", tol=1e-8)
+        assert r.value <= F0 + 1e-6
+        assert F0 <= r.value + eps * np.log(P.dim) + 1e-6
+    assert abs(r.energy - F0) < 0.01
+
+
+def test_infeasible_data_detected():
+    """Example 6.1 pushed past the Bloch sphere: <X> = <Z> = 0.8 has |r| > 1."""
+    P = LoweredProblem(np.zeros((2, 2)), Pauli(["I", "X", "Z"]), [1.0, 0.8, 0.8])
+    res = solve(P, 0.1, backend="numpy", max_iter=5000)
+    assert res.status == "infeasible" and not res.converged
+    assert "infeasible" in res.message
+
+
+def test_bad_arguments(rng):
+    P, _ = tomography_problem(rng)
+    for eps in (0.0, -1.0, float("nan"), float("inf"), "abc"):
+        with pytest.raises(InvalidInputError, match="eps"):
+            solve(P, eps)
+    with pytest.raises(InvalidInputError, match="tol"):
+        solve(P, 1.0, tol=-1)
+    with pytest.raises(InvalidInputError, match="alpha0"):
+        solve(P, 1.0, alpha0=np.zeros(3))
+    with pytest.raises(InvalidInputError, match="Hermitian"):
+        LoweredProblem(np.array([[0, 1], [0, 0.0]]), Dense(np.eye(2)), [1.0])
+    with pytest.raises(InvalidInputError, match="NaN"):
+        LoweredProblem(np.eye(2), Dense(np.eye(2)), [np.nan])
+    with pytest.raises(InfeasibleDataError, match="trace"):
+        solve(LoweredProblem(np.eye(2), Dense(np.eye(2)), [-1.0]), 1.0)
+
+
+def test_warm_start_and_history(rng):
+    P, _, _ = qot_problem(rng, n=3)
+    cold = solve(P, 0.05, backend="numpy")
+    warm = solve(P, 0.05, backend="numpy", alpha0=cold.alpha)
+    assert warm.iterations <= 2
+    assert len(cold.history) == cold.iterations + 1
+    assert np.all(np.diff(cold.history.time) >= 0)
+    assert cold.history.grad_norm[-1] == pytest.approx(cold.grad_norm, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_give_same_solution(rng, backend):
+    P, _, _ = qot_problem(rng, n=3)
+    ref = solve(P, 0.1, backend="numpy", tol=1e-8)
+    res = solve(P, 0.1, backend=backend, tol=1e-8)
+    assert res.backend == backend
+    assert abs(res.value - ref.value) < 1e-7

@@ -1,0 +1,125 @@
+"""Constraint operators: apply/adjoint against the dense form, adjointness, structure."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+from cvxqreg.backend import get_backend
+from cvxqreg.errors import InvalidInputError
+from cvxqreg.operators import Dense, PartialTrace, Pauli, Selected, Stacked
+
+from .conftest import BACKENDS, rand_herm
+
+PAULI = {
+    "I": np.eye(2),
+    "X": np.array([[0, 1], [1, 0]]),
+    "Y": np.array([[0, -1j], [1j, 0]]),
+    "Z": np.diag([1.0, -1.0]),
+}
+
+
+def kron_label(label):
+    return functools.reduce(np.kron, [PAULI[c] for c in label])
+
+
+def explicit_partial_trace(X, dims, axis):
+    """Tr_axis via explicit sums of (I (x) <k| (x) I) X (I (x) |k> (x) I)."""
+    out = 0
+    for k in range(dims[axis]):
+        factors = [np.eye(d) for d in dims]
+        factors[axis] = np.eye(dims[axis])[k : k + 1]
+        B = functools.reduce(np.kron, factors)
+        out = out + B @ X @ B.conj().T
+    return out
+
+
+def operators(rng):
+    return [
+        PartialTrace((2, 3), 1),
+        PartialTrace((3, 2), 0, scale=-2.5),
+        PartialTrace((2, 3, 2), 1),
+        PartialTrace((2, 2, 3), 2, real=True),
+        Pauli(["XYZ", "YYI", "ZIZ", "III", "XIZ"], coefficients=[1, 2, -3, 4, 0.5]),
+        Dense(np.stack([rand_herm(rng, 6) for _ in range(4)])),
+        Dense(np.eye(5)),
+        Stacked([PartialTrace((2, 3), 1), PartialTrace((2, 3), 0), Dense(np.eye(6))]),
+        Selected(PartialTrace((2, 3), 1), [0, 3, 5, 7]),
+    ]
+
+
+@pytest.mark.parametrize("k", range(9))
+def test_apply_adjoint_match_dense(rng, k):
+    op = operators(rng)[k]
+    Q = op.to_dense()
+    assert np.allclose(Q, Q.conj().transpose(0, 2, 1)), "rows must be Hermitian"
+    for _ in range(3):
+        X = rand_herm(rng, op.dim)
+        a = rng.normal(size=op.n_rows)
+        ref = np.einsum("ijk,kj->i", Q, X).real
+        np.testing.assert_allclose(op.apply(X), ref, atol=1e-12)
+        np.testing.assert_allclose(op.adjoint(a), np.einsum("i,ijk->jk", a, Q), atol=1e-12)
+        # adjointness <a, A X> = Re Tr[A*(a) X]
+        assert abs(a @ op.apply(X) - np.trace(op.adjoint(a) @ X).real) < 1e-10
+
+
+@pytest.mark.parametrize("dims,axis", [((2, 3), 0), ((2, 3), 1), ((3, 2, 2), 1), ((2, 2, 2), 2)])
+def test_partial_trace_equals_explicit(rng, dims, axis):
+    op = PartialTrace(dims, axis, scale=1.5)
+    X = rand_herm(rng, op.dim)
+    np.testing.assert_allclose(
+        op.marginal(X), 1.5 * explicit_partial_trace(X, dims, axis), atol=1e-12
+    )
+
+
+def test_pauli_strings_equal_kron(rng):
+    labels = ["XYZ", "YYI", "ZIZ", "XII", "IIY", "YXZ"]
+    op = Pauli(labels, coefficients=np.arange(1, 7))
+    Q = op.to_dense()
+    for k, lab in enumerate(labels):
+        np.testing.assert_allclose(Q[k], (k + 1) * kron_label(lab), atol=0)
+    assert op.labels == labels
+
+
+def test_pauli_many_strings_same_x_mask(rng):
+    # all 4 strings with x = 0b10 on 2 qubits: XI, XZ, YI, YZ share their support
+    labels = ["XI", "XZ", "YI", "YZ", "ZZ", "IZ"]
+    op = Pauli(labels)
+    a = rng.normal(size=len(labels))
+    ref = sum(ak * kron_label(lab) for ak, lab in zip(a, labels, strict=True))
+    np.testing.assert_allclose(op.adjoint(a), ref, atol=1e-14)
+
+
+def test_gram_and_matrix(rng):
+    op = Stacked([PartialTrace((2, 2), 1), Pauli(["XZ", "YY"])])
+    Q = op.to_dense().reshape(op.n_rows, -1)
+    G = np.real(Q.conj() @ Q.T)
+    np.testing.assert_allclose(op.gram(), G, atol=1e-13)
+
+
+def test_bad_operator_input():
+    with pytest.raises(InvalidInputError, match="Hermitian"):
+        Dense(np.array([[[0, 1], [0, 0]]], dtype=float))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        Dense(np.array([[[np.nan, 0], [0, 0]]]))
+    with pytest.raises(InvalidInputError, match="invalid character"):
+        Pauli(["XQ"])
+    with pytest.raises(InvalidInputError, match="out of range"):
+        PartialTrace((2, 2), 2)
+    with pytest.raises(InvalidInputError, match="different dimensions"):
+        Stacked([Dense(np.eye(2)), Dense(np.eye(3))])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_agree(rng, backend):
+    be = get_backend(backend)
+    for op in operators(rng):
+        dev = op.to_backend(be)
+        X = rand_herm(rng, op.dim)
+        a = rng.normal(size=op.n_rows)
+        np.testing.assert_allclose(be.to_host(dev.apply(be.asarray(X))), op.apply(X), atol=1e-12)
+        np.testing.assert_allclose(
+            be.to_host(dev.adjoint(be.asarray(a))), op.adjoint(a), atol=1e-12
+        )
