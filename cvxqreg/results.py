@@ -74,8 +74,12 @@ class RegularizedResult:
         ``||grad D_eps(alpha)||_2 = ||q - A(X)||_2``, the primal residual of ``X``.
     certified_bound : float
         A rigorous bound on the exact (``eps = 0``) optimum from ``alpha`` (MATH.md section 6):
-        a lower bound for a minimization, an upper bound for a maximization; ``nan`` if the
+        a lower bound for a minimization, an upper bound for a maximization; the sharper of the
+        ``lambda_max`` shift bound and the left end of the regularization bracket. ``nan`` if the
         constraints do not fix the trace.
+    bracket : tuple of float
+        ``(low, high)`` interval that contains the exact optimum (see :mod:`cvxqreg.bounds`): the
+        end from the dual value is rigorous, the other is exact as the residual vanishes.
     iterations, n_evals : int
         Optimizer iterations and dual-oracle calls (one eigendecomposition each).
     time : float
@@ -101,6 +105,7 @@ class RegularizedResult:
     entropy: float
     grad_norm: float
     certified_bound: float
+    bracket: tuple[float, float]
     iterations: int
     n_evals: int
     time: float
