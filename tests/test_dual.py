@@ -189,3 +189,28 @@ def test_backends_give_same_solution(rng, backend):
     res = solve(P, 0.1, backend=backend, tol=1e-8)
     assert res.backend == backend
     assert abs(res.value - ref.value) < 1e-7
+
+
+def test_own_lbfgs_converges_where_scipy_stalls():
+    """At eps = 1e-4 the f-based line search of SciPy stops above tol (rounding of D_eps);
+    the approximate-Wolfe line search keeps going (measured in the docstring of solvers.lbfgs)."""
+    P, _, _ = qot_problem(np.random.default_rng(0), n=3)
+    ours = solve(P, 1e-4, backend="numpy", tol=1e-7, optimizer="lbfgs")
+    ref = solve(P, 1e-4, backend="numpy", tol=1e-7, optimizer="scipy")
+    assert ours.converged and ours.grad_norm < 1e-7
+    assert ref.status == "stalled" and ref.grad_norm > 1e-7
+    assert ours.dual_value >= ref.dual_value - 1e-12  # a better dual point
+    assert abs(ours.value - ref.value) < 1e-5
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "scipy"])
+def test_optimizers_agree(rng, optimizer):
+    P, _, _ = qot_problem(rng, n=3)
+    r = solve(P, 0.1, backend="numpy", tol=1e-6, optimizer=optimizer)
+    ref = solve(P, 0.1, backend="numpy", tol=1e-9, regularizer="von_neumann")
+    assert ref.converged
+    # the dual value is second-order accurate in ||grad||; the primal value only first-order
+    assert abs(r.dual_value - ref.dual_value) < 1e-9
+    assert abs(r.value - ref.value) < 1e-5
+    with pytest.raises(InvalidInputError, match="optimizer"):
+        solve(P, 0.1, optimizer="newton-raphson")

@@ -21,7 +21,10 @@ from ..problem import LoweredProblem
 from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
 from .dual import DualOracle, _check_eps
+from .lbfgs import lbfgs_maximize_hz
 from .optimize import lbfgs_maximize
+
+OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize}
 
 __all__ = ["DualSolver", "solve"]
 
@@ -46,6 +49,10 @@ class DualSolver:
         Seconds.
     memory : int
         L-BFGS memory (correction pairs).
+    optimizer : {"lbfgs", "scipy"}
+        ``"lbfgs"`` (default): cvxqreg's L-BFGS with an approximate-Wolfe line search that keeps
+        converging when dual values stop resolving progress (:mod:`cvxqreg.solvers.lbfgs`);
+        ``"scipy"``: SciPy's L-BFGS-B, the paper's method, which stalls there.
     eliminate : bool or "auto"
         Normalization elimination when the constraints fix the trace (default: whenever possible).
     progress : callable, optional
@@ -59,6 +66,7 @@ class DualSolver:
     time_limit: float | None = None
     memory: int = 10
     eliminate: bool | str = "auto"
+    optimizer: str = "lbfgs"
     progress: Any = None
 
     def __post_init__(self):
@@ -68,6 +76,10 @@ class DualSolver:
             raise InvalidInputError(f"tol must be a positive number, got {self.tol!r}")
         if int(self.max_iter) < 1:
             raise InvalidInputError(f"max_iter must be >= 1, got {self.max_iter!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InvalidInputError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.time_limit is not None and not self.time_limit > 0:
             raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
 
@@ -94,7 +106,7 @@ class DualSolver:
             ev = oracle.evaluate(alpha)
             return ev.value, ev.grad
 
-        out = lbfgs_maximize(
+        out = OPTIMIZERS[self.optimizer](
             fun,
             x0,
             tol=self.tol,
@@ -164,6 +176,7 @@ def solve(
     time_limit: float | None = None,
     memory: int = 10,
     eliminate: bool | str = "auto",
+    optimizer: str = "lbfgs",
     progress=None,
     **regularizer_options,
 ) -> RegularizedResult:
@@ -178,7 +191,7 @@ def solve(
         A CVXPY problem is lowered first (:func:`cvxqreg.lower`).
     eps : float
         Regularization strength ``> 0``.
-    regularizer, backend, tol, max_iter, time_limit, memory, eliminate, progress
+    regularizer, backend, tol, max_iter, time_limit, memory, eliminate, optimizer, progress
         See :class:`DualSolver`.
     alpha0 : array_like, optional
         Warm start (e.g. the ``alpha`` of a solve at a larger ``eps``).
@@ -202,6 +215,7 @@ def solve(
         max_iter=max_iter,
         time_limit=time_limit,
         memory=memory,
+        optimizer=optimizer,
         eliminate=eliminate,
         progress=progress,
     )
