@@ -23,6 +23,7 @@ genuine dual point with the same value.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any
@@ -116,6 +117,13 @@ class DualOracle:
             )
         self.n_evals = 0
 
+    def with_eps(self, eps: float) -> DualOracle:
+        """The same problem and device data at another ``eps`` (no new transfers)."""
+        other = copy.copy(self)
+        other.eps = _check_eps(eps)
+        other.n_evals = 0
+        return other
+
     # ------------------------------------------------------------------ pieces
     def W(self, alpha: np.ndarray):
         """``A*(alpha) - H`` on the device."""
@@ -176,6 +184,47 @@ class DualOracle:
             w=w,
             X=X if want_state else None,
         )
+
+    def hessian_operator(self, ev: Evaluation):
+        """``v -> -Hess D(alpha) v`` (positive semidefinite) at an evaluation, on the host.
+
+        Daleckii-Krein (MATH.md section 5): with ``t = lam / eps`` and the divided differences
+        ``G`` of ``psi'``,
+
+            Hess D_eps(alpha) v = -(1/eps) A( U (G o (U^* A*(v) U)) U^* ),
+
+        reusing the eigendecomposition (four matrix products per call, no new eigh). With
+        normalization elimination the Hessian of ``D~(alpha) = max_s D_eps(alpha + s c)`` is the
+        Schur complement along ``c``:
+        ``Hess D~ = Hess D - (Hess D c)(Hess D c)^T / (c^T Hess D c)``, and ``Hess D c`` needs
+        only ``A(U diag(psi''(t)) U^*)`` since ``A*(c) = I``.
+        """
+        xp, eps = self.be.xp, self.eps
+        U = ev.U
+        t = ev.lam / eps
+        G = self.reg.divided_differences(t)
+        Uh = U.conj().T
+
+        def neg_hess(v):
+            B = self.A.adjoint(self.be.asarray(v, dtype=xp.float64))
+            if self.real:
+                B = B.real
+            C = G * (Uh @ B @ U)
+            Y = U @ C @ Uh
+            return self.be.to_host(self.A.apply(Y)) / eps
+
+        if self.c is None:
+            return neg_hess
+        d2 = self.reg.d2psi(t)
+        hc = self.be.to_host(self.A.apply((U * d2[None, :]) @ Uh)) / eps  # -Hess D c
+        chc = float(xp.sum(d2)) / eps  # -c^T Hess D c
+        if chc <= 0:
+            return neg_hess
+
+        def neg_hess_eliminated(v):
+            return neg_hess(v) - hc * (float(hc @ v) / chc)
+
+        return neg_hess_eliminated
 
     def primal_parts(self, ev: Evaluation) -> tuple[float, float]:
         """``(Tr[H X], Tr[phi(X)])`` of the state of an evaluation (minimization form)."""

@@ -22,9 +22,10 @@ from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
 from .dual import DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
-from .optimize import lbfgs_maximize
+from .newton import newton_cg_maximize
+from .optimize import LbfgsOutcome, lbfgs_maximize
 
-OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize}
+OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize, "newton": None}
 
 __all__ = ["DualSolver", "solve"]
 
@@ -49,12 +50,18 @@ class DualSolver:
         Seconds.
     memory : int
         L-BFGS memory (correction pairs).
-    optimizer : {"lbfgs", "scipy"}
+    optimizer : {"lbfgs", "scipy", "newton"}
         ``"lbfgs"`` (default): cvxqreg's L-BFGS with an approximate-Wolfe line search that keeps
         converging when dual values stop resolving progress (:mod:`cvxqreg.solvers.lbfgs`);
-        ``"scipy"``: SciPy's L-BFGS-B, the paper's method, which stalls there.
+        ``"scipy"``: SciPy's L-BFGS-B, the paper's method, which stalls there; ``"newton"``:
+        Newton-CG with Daleckii-Krein Hessian-vector products (:mod:`cvxqreg.solvers.newton`).
     eliminate : bool or "auto"
         Normalization elimination when the constraints fix the trace (default: whenever possible).
+    continuation : bool
+        Solve down the eps ladder of :meth:`ladder`, each stage warm-started from the previous
+        one and solved to ``stage_tol``, before the target eps (eps-scaling, MATH.md section 5).
+    stage_tol : float
+        Gradient tolerance of the intermediate stages.
     progress : callable, optional
         ``progress(k, D_k, ||grad_k||)`` after each iteration.
     """
@@ -67,6 +74,8 @@ class DualSolver:
     memory: int = 10
     eliminate: bool | str = "auto"
     optimizer: str = "lbfgs"
+    continuation: bool = False
+    stage_tol: float = 1e-3
     progress: Any = None
 
     def __post_init__(self):
@@ -82,6 +91,38 @@ class DualSolver:
             )
         if self.time_limit is not None and not self.time_limit > 0:
             raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
+
+    def ladder(self, problem: LoweredProblem, eps: float) -> list[float]:
+        """The eps values solved in turn: ``[eps]``, or with continuation the geometric ladder
+        ``s, s/10, s/100, ... > eps`` followed by ``eps``, where ``s = lambda_max(H) -
+        lambda_min(H)`` is the cost's spread (no ladder when ``eps >= s/10`` or ``H = 0``)."""
+        if not self.continuation:
+            return [eps]
+        lam = np.linalg.eigvalsh(problem.H)
+        spread = float(lam[-1] - lam[0])
+        out = []
+        e = spread
+        while e > 10 * eps and len(out) < 40:
+            out.append(e)
+            e /= 10.0
+        return out + [eps]
+
+    def _run(self, oracle: DualOracle, x0, *, tol, max_iter, time_limit):
+        common = dict(
+            tol=tol,
+            max_iter=max_iter,
+            time_limit=time_limit,
+            callback=self.progress,
+            stop_above=oracle.primal_upper_bound(),
+        )
+        if self.optimizer == "newton":
+            return newton_cg_maximize(oracle, x0, **common)
+
+        def fun(alpha):
+            ev = oracle.evaluate(alpha)
+            return ev.value, ev.grad
+
+        return OPTIMIZERS[self.optimizer](fun, x0, memory=self.memory, **common)
 
     def __call__(
         self, problem: LoweredProblem, eps: float, alpha0=None, return_state: bool = True
@@ -102,20 +143,27 @@ class DualSolver:
             if not np.all(np.isfinite(x0)):
                 raise InvalidInputError("alpha0 contains NaN or inf")
 
-        def fun(alpha):
-            ev = oracle.evaluate(alpha)
-            return ev.value, ev.grad
-
-        out = OPTIMIZERS[self.optimizer](
-            fun,
-            x0,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            time_limit=self.time_limit,
-            memory=self.memory,
-            callback=self.progress,
-            stop_above=oracle.primal_upper_bound(),
-        )
+        ladder = self.ladder(problem, eps)
+        outs, extra_evals = [], 0
+        x = x0
+        for i, e in enumerate(ladder):
+            final = i == len(ladder) - 1
+            orc = oracle if final else oracle.with_eps(e)
+            used = sum(o.iterations for o in outs)
+            left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
+            out = self._run(
+                orc,
+                x,
+                tol=self.tol if final else max(self.tol, self.stage_tol),
+                max_iter=max(1, self.max_iter - used),
+                time_limit=None if left is None else max(left, 1e-3),
+            )
+            outs.append(out)
+            extra_evals += 0 if final else orc.n_evals
+            x = out.x
+            if not final and out.status in (Status.FAILED, Status.INFEASIBLE, Status.TIME_LIMIT):
+                break
+        out = _chain(outs, ladder)
         ev = oracle.evaluate(out.x)
         status, message = out.status, out.message
         if not np.isfinite(ev.value):
@@ -153,7 +201,7 @@ class DualSolver:
             certified_bound=user(lb),
             bracket=bracket,
             iterations=out.iterations,
-            n_evals=oracle.n_evals,
+            n_evals=oracle.n_evals + extra_evals,
             time=elapsed,
             alpha=ev.alpha,
             X=be.to_host(ev.X) if return_state else None,
@@ -177,6 +225,7 @@ def solve(
     memory: int = 10,
     eliminate: bool | str = "auto",
     optimizer: str = "lbfgs",
+    continuation: bool = False,
     progress=None,
     **regularizer_options,
 ) -> RegularizedResult:
@@ -191,7 +240,8 @@ def solve(
         A CVXPY problem is lowered first (:func:`cvxqreg.lower`).
     eps : float
         Regularization strength ``> 0``.
-    regularizer, backend, tol, max_iter, time_limit, memory, eliminate, optimizer, progress
+    regularizer, backend, tol, max_iter, time_limit, memory, eliminate, optimizer, continuation,
+    progress
         See :class:`DualSolver`.
     alpha0 : array_like, optional
         Warm start (e.g. the ``alpha`` of a solve at a larger ``eps``).
@@ -216,7 +266,37 @@ def solve(
         time_limit=time_limit,
         memory=memory,
         optimizer=optimizer,
+        continuation=continuation,
         eliminate=eliminate,
         progress=progress,
     )
     return solver(lowered, eps, alpha0=alpha0)
+
+
+def _chain(outs, ladder) -> LbfgsOutcome:
+    """One outcome from the stages of a continuation: the last stage's status and iterate,
+    iterations summed, histories concatenated (iteration numbers continue across stages)."""
+    if len(outs) == 1:
+        return outs[0]
+    last = outs[-1]
+    ks, offset, t_off = [], 0, 0.0
+    for o in outs:
+        ks.append(o.history_iter + offset)
+        offset += o.iterations
+    times, t_off = [], 0.0
+    for o in outs:
+        times.append(o.history_time + t_off)
+        t_off += float(o.history_time[-1]) if o.history_time.size else 0.0
+    stages = ", ".join(
+        f"eps={e:.0e}: {o.iterations} it" for e, o in zip(ladder, outs, strict=False)
+    )
+    return LbfgsOutcome(
+        x=last.x,
+        status=last.status,
+        message=f"{last.message} [continuation {stages}]",
+        iterations=offset,
+        history_iter=np.concatenate(ks),
+        history_value=np.concatenate([o.history_value for o in outs]),
+        history_grad=np.concatenate([o.history_grad for o in outs]),
+        history_time=np.concatenate(times),
+    )
