@@ -1,0 +1,840 @@
+"""The ``cvxqreg`` command line: ``demo``, ``solve``, ``sweep`` and ``info``.
+
+Run ``cvxqreg --help`` (or ``python -m cvxqreg --help``) for the sub-commands and examples. Exit
+codes: 0 success; 1 a solve did not converge, a solver failed, or the data are infeasible; 2 a usage
+error (bad option, unreadable model file, invalid input, unsupported model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import runpy
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import (
+    BackendUnavailableError,
+    CvxqregError,
+    InfeasibleDataError,
+    InvalidInputError,
+    UnsupportedModelError,
+)
+
+__all__ = ["build_parser", "load_model", "main"]
+
+PROG = "cvxqreg"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_DEFAULT_EPS = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
+_DEFAULT_REGS = ("von_neumann", "quadratic")
+
+
+class CLIError(Exception):
+    """An error reported as ``cvxqreg: error: <message>`` with exit code ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers: messages, progress bars, option parsing
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _note(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+class _NullBar:
+    """Stands in for a tqdm bar when progress display is off or tqdm is missing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass
+
+    def set_description_str(self, desc: str | None = None, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _progress_enabled(args) -> bool:
+    """Progress bars only on an interactive stderr, without ``--quiet``."""
+    if getattr(args, "quiet", False):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _bar(args, **kwargs):
+    """A tqdm progress bar on stderr, or a no-op bar (not a TTY, ``--quiet``, no tqdm)."""
+    if not _progress_enabled(args):
+        return _NullBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NullBar()
+    return tqdm(file=sys.stderr, leave=False, dynamic_ncols=True, **kwargs)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return v
+
+
+def _check_regularizer(text: str) -> str:
+    from .regularizers import get_regularizer
+
+    try:
+        get_regularizer(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip().lower()
+
+
+class _ListAction(argparse.Action):
+    """``--opt a b`` or ``--opt a,b``: a flat list, each item checked by ``self.item``."""
+
+    item = staticmethod(str)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        out = []
+        for v in values:
+            for tok in str(v).split(","):
+                tok = tok.strip()
+                if not tok:
+                    continue
+                try:
+                    out.append(self.item(tok))
+                except argparse.ArgumentTypeError as exc:
+                    raise argparse.ArgumentError(self, str(exc)) from None
+        if not out:
+            raise argparse.ArgumentError(self, "needs at least one value")
+        setattr(namespace, self.dest, out)
+
+
+class _EpsList(_ListAction):
+    item = staticmethod(_positive_float)
+
+
+class _RegList(_ListAction):
+    item = staticmethod(_check_regularizer)
+
+
+def _lower(problem):
+    """``cvxqreg.lower(problem)``, with a clear message when the lowering is not installed."""
+    try:
+        from .lowering import lower
+    except ImportError as exc:
+        raise CLIError(
+            f"the CVXPY lowering (cvxqreg.lowering.lower) cannot be imported: {exc}",
+            EXIT_FAILED,
+        ) from None
+    return lower(problem)
+
+
+# --------------------------------------------------------------------------------------------
+# model files
+
+
+def load_model(path: str | os.PathLike, name: str = "problem"):
+    """Run a user's model file and return the CVXPY problem it defines.
+
+    The file is executed with :func:`runpy.run_path` (as a module named ``__cvxqreg_model__``, so an
+    ``if __name__ == "__main__":`` block does not run), with its directory first on ``sys.path`` so
+    that it can import its neighbours. It must assign a :class:`cvxpy.Problem` (or a
+    :class:`cvxqreg.problems.Instance`) to the variable ``name``.
+
+    Raises
+    ------
+    CLIError
+        (exit code 2) when the file is missing, does not compile, raises while running, or does not
+        define ``name`` as a problem; the message names the file and, where known, the line.
+    """
+    import cvxpy as cp
+
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"model file not found: {path}")
+    if not p.is_file():
+        raise CLIError(f"model path is not a file: {path}")
+    folder = str(p.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        namespace = runpy.run_path(str(p), run_name="__cvxqreg_model__")
+    except SyntaxError as exc:
+        where = f"{path}:{exc.lineno}" if exc.lineno else str(path)
+        raise CLIError(f"{where}: syntax error in the model file: {exc.msg}") from None
+    except SystemExit as exc:
+        raise CLIError(f"{path} called sys.exit({exc.code!r}) while being loaded") from None
+    except Exception as exc:  # the user's code failed: report its line, not our traceback
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if _same_file(f.filename, p)]
+        where = f"{path}:{frames[-1].lineno}" if frames else str(path)
+        raise CLIError(
+            f"{where}: running the model file raised {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    if name not in namespace:
+        found = [k for k, v in namespace.items() if isinstance(v, cp.Problem)]
+        hint = (
+            f" (it defines cvxpy.Problem {', '.join(found)}: pass --name {found[0]})"
+            if found
+            else ""
+        )
+        raise CLIError(
+            f"{path} defines no variable named {name!r}; the model file must assign a "
+            f"cvxpy.Problem to it, e.g. `{name} = cp.Problem(cp.Minimize(...), [X >> 0, ...])`"
+            + hint
+        )
+    obj = namespace[name]
+    inner = getattr(obj, "problem", None)  # a cvxqreg.problems.Instance
+    if not isinstance(obj, cp.Problem) and isinstance(inner, cp.Problem):
+        obj = inner
+    if not isinstance(obj, cp.Problem):
+        raise CLIError(f"{name!r} in {path} is a {type(obj).__name__}, not a cvxpy.Problem")
+    return obj
+
+
+def _same_file(a: str, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# the sub-commands
+
+
+def _cmd_info(args) -> int:
+    from importlib import metadata
+
+    from . import __version__
+    from .backend import available_backends, get_backend
+
+    def version(dist: str, module: str | None = None) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+        try:
+            mod = __import__(module or dist)
+        except ImportError:
+            return "not installed"
+        return str(getattr(mod, "__version__", "installed"))
+
+    def cupy_version() -> str:
+        for dist in ("cupy", "cupy-cuda12x", "cupy-cuda11x", "cupy-cuda13x"):
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                return metadata.version(dist)
+        return "not installed"
+
+    rows = [
+        ("cvxqreg", __version__),
+        ("python", f"{sys.version.split()[0]} ({sys.executable})"),
+        ("cvxpy", version("cvxpy")),
+        ("scs", version("scs")),
+        ("numpy", version("numpy")),
+        ("scipy", version("scipy")),
+        ("clarabel", version("clarabel") + "  (optional: --solver clarabel)"),
+        ("matplotlib", version("matplotlib") + "  (optional: plots, pip install 'cvxqreg[plot]')"),
+        ("tqdm", version("tqdm") + "  (optional: progress bars, pip install 'cvxqreg[cli]')"),
+        ("cupy", cupy_version() + "  (optional: GPU backend, pip install 'cvxqreg[gpu]')"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k.ljust(width)}  {v}")
+    try:
+        import cvxpy as cp
+
+        print(f"{'solvers'.ljust(width)}  CVXPY sees: {', '.join(cp.installed_solvers())}")
+    except Exception as exc:  # informational only
+        print(f"{'solvers'.ljust(width)}  (cannot list: {exc})")
+    try:
+        from .lowering import lower  # noqa: F401
+
+        lowering = "available"
+    except ImportError as exc:
+        lowering = f"NOT available ({exc})"
+    print(f"{'lowering'.ljust(width)}  {lowering}")
+    print(f"{'backends'.ljust(width)}  {', '.join(available_backends())}")
+    be = get_backend("auto")
+    print(f"{'auto'.ljust(width)}  {be.name} on {be.device} -- {be.reason}")
+    return EXIT_OK
+
+
+def _cmd_solve(args) -> int:
+    problem = load_model(args.model, args.name)
+    lp = _lower(problem)
+    print(f"model {args.model}: {lp.describe()}")
+    if args.exact:
+        from .solvers.exact import solve_exact
+
+        if _progress_enabled(args):
+            _note(f"solving the exact SDP with {args.solver.upper()} ...")
+        res = solve_exact(lp, args.solver)
+        ok = res.optimal
+    else:
+        from .solvers.regularized import DualSolver
+
+        bar = _bar(args, desc=f"{args.regularizer} eps={args.eps:g}", unit="it")
+
+        def progress(k, value, gnorm):
+            bar.update(1)
+            if k % 10 == 0:
+                bar.set_postfix_str(f"D={value:.8g} |grad|={gnorm:.1e}", refresh=False)
+
+        solver = DualSolver(
+            args.regularizer,
+            backend=args.backend,
+            tol=args.tol,
+            max_iter=args.max_iter,
+            time_limit=args.time_limit,
+            progress=progress,
+        )
+        try:
+            res = solver(lp, args.eps)
+        finally:
+            bar.close()
+        ok = res.converged
+    print(res.summary())
+    if args.save_state:
+        if res.X is None:
+            _note(f"no state to save (status {res.status}); {args.save_state} not written")
+        else:
+            _write(args.save_state, lambda p: np.save(p, res.X))
+            print(f"state written to {args.save_state}")
+    if not ok:
+        msg = getattr(res, "message", "") or ""
+        _err(f"the solve did not converge (status: {res.status}){': ' + msg if msg else ''}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_sweep(lp, args, label: str | None = None):
+    """Reference solve plus regularized sweep with a progress bar; returns the SweepResult."""
+    from .sweep import sweep
+
+    ref = None
+    if args.reference != "none":
+        from .solvers.exact import solve_exact
+
+        if _progress_enabled(args):
+            _note(f"solving the exact SDP with {args.reference.upper()} ...")
+        ref = solve_exact(lp, args.reference)
+    bar = _bar(
+        args, total=len(set(args.eps)) * len(args.regularizers), desc=label or "sweep", unit="solve"
+    )
+
+    def progress(name, eps, res):
+        bar.update(1)
+        bar.set_postfix_str(f"last: {name} eps={eps:.0e} {res.status}")
+
+    try:
+        out = sweep(
+            lp,
+            eps=args.eps,
+            regularizers=args.regularizers,
+            reference=ref,
+            backend=args.backend,
+            tol=args.tol,
+            max_iter=args.max_iter,
+            time_limit=args.time_limit,
+            warm_start=not args.no_warm_start,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    return out
+
+
+def _report_sweep(result, args) -> int:
+    """Print the table, write the requested files and plots; the exit code from the statuses."""
+    print(result.to_markdown() if args.markdown else str(result))
+    if args.csv:
+        _write(args.csv, result.to_csv)
+        print(f"CSV written to {args.csv}")
+    if args.json:
+        _write(args.json, result.to_json)
+        print(f"JSON written to {args.json}")
+    for path, kind in ((args.plot, "zero_temperature"), (args.convergence, "convergence")):
+        if path:
+            _plot(result, path, kind, required=args.command != "demo")
+    failed = []
+    ref = result.reference
+    if ref is not None and not ref.optimal:
+        failed.append(f"reference {ref.solver}: {ref.status}")
+    failed += [
+        f"{r.regularizer} eps={r.eps:.0e}: {r.status}"
+        for r in result.rows
+        if r.status != "converged"
+    ]
+    if failed:
+        n = len(result.rows) + (ref is not None)
+        _err(f"{len(failed)} of {n} solves did not converge ({'; '.join(failed)})")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _plot(result, path: str, kind: str, required: bool) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        msg = f"matplotlib is not installed, so {path} was not written: pip install 'cvxqreg[plot]'"
+        if required:
+            raise CLIError(msg, EXIT_FAILED) from None
+        _note("note: " + msg)
+        return
+    matplotlib.use("Agg")  # never open a window from the command line
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_convergence, plot_zero_temperature
+
+    if kind == "zero_temperature":
+        fig = plot_zero_temperature(result)
+    else:
+        fig = plot_convergence(result, "grad_norm")
+    try:
+        _write(path, lambda p: fig.savefig(p, dpi=150, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+    what = "zero-temperature plot" if kind == "zero_temperature" else "convergence plot"
+    print(f"{what} written to {path}")
+
+
+def _write(path: str, writer) -> None:
+    try:
+        writer(path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}", EXIT_FAILED) from None
+    except ValueError as exc:  # e.g. matplotlib: unknown file format
+        raise CLIError(f"cannot write {path}: {exc}") from None
+
+
+def _check_plot_paths(args) -> None:
+    """Fail before solving when a requested plot cannot be written (no matplotlib, bad suffix).
+
+    Without matplotlib the demo only notes that its plot is skipped; ``sweep`` stops (exit 2).
+    """
+    paths = [p for p in (args.plot, args.convergence) if p]
+    if not paths:
+        return
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        if args.command == "demo":
+            return  # noted when the plot would be written
+        raise CLIError(
+            "--plot/--convergence need matplotlib, which is not installed: "
+            "pip install 'cvxqreg[plot]'"
+        ) from None
+    supported = FigureCanvasBase.get_supported_filetypes()
+    for p in paths:
+        ext = Path(p).suffix.lower().lstrip(".")
+        if ext not in supported:
+            kinds = ", ".join(f".{e}" for e in ("png", "pdf", "svg") if e in supported)
+            what = f"unknown plot format {ext!r}" if ext else "no file suffix"
+            raise CLIError(f"cannot write {p}: {what}; use e.g. {kinds}")
+
+
+def _cmd_sweep(args) -> int:
+    _check_plot_paths(args)
+    problem = load_model(args.model, args.name)
+    lp = _lower(problem)
+    print(f"model {args.model}: {lp.describe()}")
+    result = _run_sweep(lp, args)
+    return _report_sweep(result, args)
+
+
+def _demo_problem(args):
+    """The demo's CVXPY problem and a description; the built-in model without the library."""
+    try:
+        from .problems import two_point, wasserstein
+    except ImportError:
+        problem, text = _builtin_qot()
+        return problem, text, None
+    if args.problem == "two-point":
+        inst = two_point(1.0, 2.0, hbar=1.0)
+        text = (
+            "quantum optimal transport between two-point coherent-state mixtures [CGP] "
+            "(a=1, b=2, hbar=1, equal masses)"
+        )
+        return inst.problem, text, inst.reference_value
+    inst = wasserstein(n_levels=args.levels)
+    text = (
+        f"quantum Wasserstein distance between two Gaussian states, {args.levels} Fock levels "
+        f"each (QWD, D={args.levels**2})"
+    )
+    return inst.problem, text, inst.reference_value
+
+
+def _builtin_qot():
+    """A 2-qubit quantum optimal transport problem: used when cvxqreg.problems is unavailable."""
+    import cvxpy as cp
+
+    Z = np.diag([1.0, -1.0])
+    Xp = np.array([[0.0, 1.0], [1.0, 0.0]])
+    eye = np.eye(2)
+    H = sum(
+        (np.kron(P, eye) - np.kron(eye, P)) @ (np.kron(P, eye) - np.kron(eye, P)) for P in (Z, Xp)
+    )
+    rho = np.array([[0.7, 0.2], [0.2, 0.3]], dtype=complex)
+    sigma = np.array([[0.4, -0.1j], [0.1j, 0.6]])
+    X = cp.Variable((4, 4), hermitian=True)
+    cons = [
+        X >> 0,
+        cp.partial_trace(X, [2, 2], axis=1) == rho,
+        cp.partial_trace(X, [2, 2], axis=0) == sigma,
+    ]
+    problem = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), cons)
+    return problem, "two-qubit quantum optimal transport (built-in example)"
+
+
+def _cmd_demo(args) -> int:
+    t0 = time.perf_counter()
+    if args.no_plot:
+        args.plot = None
+    _check_plot_paths(args)
+    problem, text, closed_form = _demo_problem(args)
+    lp = _lower(problem)
+    print(f"cvxqreg demo: {text}")
+    print(f"  lowered: {lp.describe()}")
+    print(
+        f"  exact SDP with {args.reference.upper()}, then min Tr[HX] + eps Tr[phi(X)] by L-BFGS on "
+        f"the dual for {', '.join(args.regularizers)} at eps = "
+        f"{', '.join(f'{e:g}' for e in sorted(set(args.eps), reverse=True))}"
+    )
+    if closed_form is not None:
+        print(f"  closed-form optimum: F_0 = {closed_form:.10f}")
+    print()
+    result = _run_sweep(lp, args, label="demo")
+    code = _report_sweep(result, args)
+    print(f"demo finished in {time.perf_counter() - t0:.1f} s")
+    return code
+
+
+# --------------------------------------------------------------------------------------------
+# the parser
+
+_MAIN_EPILOG = """\
+examples:
+  cvxqreg demo                                   # QOT example: exact vs regularized, plot
+  cvxqreg solve model.py --exact                 # exact SDP with SCS
+  cvxqreg solve model.py --eps 1e-3              # entropy-regularized (von Neumann)
+  cvxqreg sweep model.py --eps 1 1e-2 1e-4 --plot limit.png --csv sweep.csv
+  cvxqreg info                                   # versions and backends
+
+A model file is a Python file that assigns a cvxpy.Problem over one Hermitian (or real
+symmetric) matrix variable to the name `problem`, for example:
+
+  import cvxpy as cp, numpy as np
+  H = np.diag([1.0, 2.0, 3.0])
+  X = cp.Variable((3, 3), hermitian=True)
+  problem = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), [X >> 0, cp.trace(X) == 1])
+
+exit codes: 0 success; 1 a solve did not converge, a solver failed or the data are infeasible;
+2 usage error (bad option, unreadable model file, invalid input, unsupported model).
+Progress bars (tqdm) appear when stderr is a terminal; --quiet turns them off.
+"""
+
+
+def _add_solver_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        default="auto",
+        type=str.lower,
+        choices=("auto", "numpy", "cupy"),
+        help="array backend of the regularized solver (default: auto = CuPy with a GPU)",
+    )
+    p.add_argument(
+        "--tol",
+        type=_positive_float,
+        default=1e-6,
+        help="stop when ||grad D_eps||_2 < TOL (default: 1e-6)",
+    )
+    p.add_argument(
+        "--max-iter",
+        type=_positive_int,
+        default=10000,
+        help="L-BFGS iteration cap per solve (default: 10000)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="wall-time limit per regularized solve",
+    )
+
+
+def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> None:
+    p.add_argument(
+        "--eps",
+        nargs="+",
+        action=_EpsList,
+        default=list(_DEFAULT_EPS),
+        metavar="EPS",
+        help="regularization strengths, space- or comma-separated (default: 1 1e-1 1e-2 1e-3 1e-4)",
+    )
+    p.add_argument(
+        "--regularizers",
+        nargs="+",
+        action=_RegList,
+        default=list(_DEFAULT_REGS),
+        metavar="REG",
+        help="von_neumann, quadratic, tsallis:ORDER (default: von_neumann quadratic)",
+    )
+    p.add_argument(
+        "--reference",
+        default="scs",
+        type=str.lower,
+        choices=("scs", "clarabel", "none"),
+        help="conic solver of the exact reference F_0, or none (default: scs)",
+    )
+    _add_solver_options(p)
+    p.add_argument("--no-warm-start", action="store_true", help="solve every eps from alpha = 0")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--csv", metavar="FILE", help="write all rows as CSV")
+    p.add_argument("--json", metavar="FILE", help="write rows and reference as JSON")
+    if plot_default is None:
+        p.add_argument(
+            "--plot", metavar="FILE", help="write the zero-temperature plot (.png, .pdf, ...)"
+        )
+    else:
+        p.add_argument(
+            "--out",
+            "--plot",
+            dest="plot",
+            metavar="FILE",
+            default=plot_default,
+            help=f"where to write the zero-temperature plot (default: {plot_default})",
+        )
+        p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    p.add_argument(
+        "--convergence",
+        metavar="FILE",
+        help="also write the convergence plot (gradient norm per iteration, one panel per eps)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``cvxqreg`` command (sub-commands demo, solve, sweep, info)."""
+    from . import __version__
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars or progress notes"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Solve SDPs over density matrices written in CVXPY: exactly (SCS/Clarabel) and "
+            "entropy-regularized (L-BFGS on the dual), and compare the two as eps -> 0."
+        ),
+        epilog=_MAIN_EPILOG,
+        formatter_class=fmt,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        formatter_class=fmt,
+        help="solve a small quantum optimal transport problem exactly and regularized",
+        description=(
+            "Solve a small quantum optimal transport problem exactly (SCS) and entropy-"
+            "regularized over an eps ladder (von Neumann and quadratic), print the comparison "
+            "table and write the zero-temperature plot."
+        ),
+        epilog="""\
+examples:
+  cvxqreg demo
+  cvxqreg demo --eps 1 1e-2 --regularizers von_neumann --out demo.pdf
+  cvxqreg demo --problem two-point --markdown --csv demo.csv --json demo.json
+  cvxqreg demo --levels 3 --convergence demo-convergence.png
+""",
+    )
+    demo.add_argument(
+        "--problem",
+        choices=("wasserstein", "two-point"),
+        default="wasserstein",
+        help="wasserstein (default): truncated quantum Wasserstein cost between two Gaussian "
+        "states, D = LEVELS^2; two-point: the coherent-state example of Caglioti-Golse-Paul, "
+        "D = 4, closed-form optimum (a - b)^2 = 1",
+    )
+    demo.add_argument(
+        "--levels",
+        type=_positive_int,
+        default=4,
+        help="Fock levels per factor for --problem wasserstein (D = LEVELS^2; default: 4)",
+    )
+    _add_sweep_options(demo, plot_default="cvxqreg-demo.png")
+    demo.set_defaults(func=_cmd_demo)
+
+    solve = sub.add_parser(
+        "solve",
+        parents=[common],
+        formatter_class=fmt,
+        help="solve the CVXPY problem of a model file (exact or regularized)",
+        description=(
+            "Load MODEL.py (a Python file assigning a cvxpy.Problem to `problem`), lower it to "
+            "operator form and solve it: --exact with a conic solver, or regularized at --eps."
+        ),
+        epilog="""\
+examples:
+  cvxqreg solve model.py --exact
+  cvxqreg solve model.py --exact --solver clarabel
+  cvxqreg solve model.py --eps 1e-3 --regularizer quadratic --save-state X.npy
+
+exit code 1 when the solver does not report "optimal" (exact) or "converged" (regularized).
+""",
+    )
+    solve.add_argument("model", metavar="MODEL.py", help="the model file")
+    solve.add_argument(
+        "--name", default="problem", help="the variable holding the problem (default: problem)"
+    )
+    mode = solve.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--exact", action="store_true", help="solve the exact SDP (eps = 0)")
+    mode.add_argument(
+        "--eps", type=_positive_float, help="solve the regularized problem at this eps > 0"
+    )
+    solve.add_argument(
+        "--solver",
+        default="scs",
+        type=str.lower,
+        choices=("scs", "clarabel"),
+        help="conic solver for --exact (default: scs)",
+    )
+    solve.add_argument(
+        "--regularizer",
+        default="von_neumann",
+        type=_check_regularizer,
+        help="von_neumann (default), quadratic or tsallis:ORDER",
+    )
+    _add_solver_options(solve)
+    solve.add_argument(
+        "--save-state", metavar="FILE.npy", help="save the optimal state X with numpy.save"
+    )
+    solve.set_defaults(func=_cmd_solve)
+
+    sw = sub.add_parser(
+        "sweep",
+        parents=[common],
+        formatter_class=fmt,
+        help="regularized solves over an eps ladder, compared with the exact SDP",
+        description=(
+            "Load MODEL.py, solve the exact SDP for the reference F_0 and the regularized problem "
+            "for every eps (largest first, warm-started) and regularizer, and print the table of "
+            "|F_eps - F_0|, |Tr[H X_eps] - F_0|, ||X_eps - X_0||_1, certified bounds, status."
+        ),
+        epilog="""\
+examples:
+  cvxqreg sweep model.py
+  cvxqreg sweep model.py --eps 1,1e-1,1e-2 --regularizers von_neumann --markdown
+  cvxqreg sweep model.py --plot limit.pdf --convergence conv.png --csv rows.csv --json rows.json
+
+exit code 1 when any solve (reference included) did not converge; the table is printed anyway.
+""",
+    )
+    sw.add_argument("model", metavar="MODEL.py", help="the model file")
+    sw.add_argument(
+        "--name", default="problem", help="the variable holding the problem (default: problem)"
+    )
+    _add_sweep_options(sw, plot_default=None)
+    sw.set_defaults(func=_cmd_sweep)
+
+    info = sub.add_parser(
+        "info",
+        parents=[common],
+        formatter_class=fmt,
+        help="versions, solvers and array backends",
+        description="Print the versions of cvxqreg and its dependencies and the usable backends.",
+    )
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def _code_for(exc: CvxqregError) -> int:
+    if isinstance(exc, InfeasibleDataError):
+        return EXIT_FAILED
+    if isinstance(exc, (InvalidInputError, UnsupportedModelError, BackendUnavailableError)):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cvxqreg`` command line and return its exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 success, 1 a solve did not converge / a solver failed / infeasible data, 2 usage error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse printed the message)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except CLIError as exc:
+        _err(str(exc))
+        return exc.code
+    except CvxqregError as exc:
+        _err(str(exc))
+        return _code_for(exc)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. `cvxqreg sweep m.py | head`: stop quietly
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return EXIT_FAILED
