@@ -115,7 +115,7 @@ class SweepResult:
                 f"Reference F_0 = {ref.value:.10f} ({ref.solver}, status {ref.status}, "
                 f"{ref.time:.2f} s)\n"
             )
-        lines.append("| " + " | ".join(h for _, h, _ in _COLUMNS) + " |")
+        lines.append("| " + " | ".join(h.replace("|", "\\|") for _, h, _ in _COLUMNS) + " |")
         lines.append("|" + "|".join("---" for _ in _COLUMNS) + "|")
         for r in self.rows:
             lines.append("| " + " | ".join(_fmt(r, k, f) for k, _, f in _COLUMNS) + " |")
