@@ -1,10 +1,14 @@
 """``problem.solve(method="cvxqreg", eps=...)``: the regularized solver as a CVXPY solve method.
 
 Registered with :meth:`cvxpy.Problem.register_solve` when :mod:`cvxqreg` is imported. After the
-solve, the variable's ``.value``, ``problem.value`` (``F_eps`` in the user's sign convention) and
-the constraints' ``dual_value`` are set as after any CVXPY solve; the full
-:class:`~cvxqreg.results.RegularizedResult` is returned and also stored as
-``problem.cvxqreg_result``.
+solve, the variable's ``.value``, ``problem.value`` and the constraints' ``dual_value`` are set as
+after any CVXPY solve. ``problem.value`` is the model's own objective at the regularized state,
+``Tr[H X_eps]`` (so ``problem.value == problem.objective.value`` as CVXPY users expect); the
+regularized optimum ``F_eps``, the dual value, the certified bound and the status are in the full
+:class:`~cvxqreg.results.RegularizedResult`, which is returned and stored as
+``problem.cvxqreg_result``. CVXPY's status follows :data:`CVXPY_STATUS`: a solve stopped by
+``max_iter`` or a time limit is ``"user_limit"``, one that stalled in float64
+``"optimal_inaccurate"``; an infeasibility certificate gives ``"infeasible"``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,16 @@ from __future__ import annotations
 __all__ = ["register", "solve_method"]
 
 METHOD_NAME = "cvxqreg"
+
+#: cvxqreg status -> CVXPY status
+CVXPY_STATUS = {
+    "converged": "optimal",
+    "stalled": "optimal_inaccurate",
+    "max_iter": "user_limit",
+    "time_limit": "user_limit",
+    "infeasible": "infeasible",
+    "failed": "solver_error",
+}
 
 
 def solve_method(
@@ -50,12 +64,11 @@ def solve_method(
         **kwargs,
     )
     if lowered.recovery is not None:
-        lowered.recovery.unpack(
-            result.X,
-            result.alpha,
-            result.value,
-            "optimal" if result.converged else "optimal_inaccurate",
-        )
+        status = CVXPY_STATUS[result.status]
+        if status in ("infeasible", "solver_error"):
+            lowered.recovery.unpack(None, None, None, status)
+        else:
+            lowered.recovery.unpack(result.X, result.alpha, result.energy, status)
     problem.cvxqreg_result = result
     return result
 
