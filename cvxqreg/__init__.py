@@ -1,0 +1,62 @@
+"""cvxqreg: exact and entropy-regularized SDPs over density matrices, from CVXPY models.
+
+    F_0   = min { Tr[H X] : X >= 0, Tr[Q_i X] = q_i }                     (exact, SCS)
+    F_eps = min { Tr[H X] + eps Tr[phi(X)] : X >= 0, Tr[Q_i X] = q_i }   (regularized, L-BFGS)
+
+Typical use::
+
+    import cvxpy as cp, cvxqreg
+    lowered = cvxqreg.lower(problem)           # operator form (H, A, q), structure kept
+    exact = cvxqreg.solve_exact(problem)        # SCS reference
+    reg = cvxqreg.solve(problem, eps=1e-3)      # L-BFGS on the dual, NumPy or CuPy
+    problem.solve(method="cvxqreg", eps=1e-3)   # the same through CVXPY
+"""
+
+from . import operators, regularizers
+from .backend import Backend, available_backends, get_backend
+from .cvxpy_method import register as _register
+from .errors import (
+    BackendUnavailableError,
+    CvxqregError,
+    InfeasibleDataError,
+    InvalidInputError,
+    UnsupportedModelError,
+)
+from .lowering import lower
+from .problem import LoweredProblem
+from .regularizers import Custom, Quadratic, Regularizer, Tsallis, VonNeumann, get_regularizer
+from .results import ExactResult, History, RegularizedResult, Status
+from .solvers.exact import solve_exact
+from .solvers.regularized import DualSolver, solve
+
+__version__ = "0.1.0"
+
+_register()
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "Custom",
+    "CvxqregError",
+    "DualSolver",
+    "ExactResult",
+    "History",
+    "InfeasibleDataError",
+    "InvalidInputError",
+    "LoweredProblem",
+    "Quadratic",
+    "RegularizedResult",
+    "Regularizer",
+    "Status",
+    "Tsallis",
+    "UnsupportedModelError",
+    "VonNeumann",
+    "available_backends",
+    "get_backend",
+    "get_regularizer",
+    "lower",
+    "operators",
+    "regularizers",
+    "solve",
+    "solve_exact",
+]

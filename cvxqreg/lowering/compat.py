@@ -2,7 +2,11 @@
 
 The lowering uses CVXPY's own reductions (``EvalParams``, ``Complex2Real``) and its coefficient
 extraction (``CoeffExtractor`` over the SciPy canonicalization backend). Those are internal APIs,
-so the range below is the one that was checked; outside it :func:`check_cvxpy_version` raises.
+so the range below is the one that was checked (tests/test_lowering.py passes on 1.4.4, 1.5.4,
+1.6.7, 1.7.5, 1.8.2 and 1.9.3); outside it :func:`check_cvxpy_version` raises. Differences met
+inside the range: ``Complex2Real.accepts`` returns ``None`` before 1.8 (the module-level
+``accepts`` is used), the coefficient tensor may carry a complex dtype, complex PSD variables
+exist only from 1.7, and the reported dual of a complex PSD constraint is halved before 1.9.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from ..errors import UnsupportedModelError
 __all__ = ["SUPPORTED_CVXPY", "check_cvxpy_version", "cvxpy_version"]
 
 #: ``(lower bound, upper bound)`` in pip syntax; the same range belongs in ``pyproject.toml``.
-SUPPORTED_CVXPY = (">=1.5", "<1.10")
+SUPPORTED_CVXPY = (">=1.4", "<1.10")
 
-_LOW = (1, 5)
+_LOW = (1, 4)
 _HIGH = (1, 10)
 
 
@@ -29,7 +33,7 @@ def cvxpy_version() -> tuple[int, int, int]:
 
 
 def check_cvxpy_version() -> None:
-    """Raise :class:`~cvxqreg.errors.UnsupportedModelError` unless ``1.5 <= cvxpy < 1.10``."""
+    """Raise :class:`~cvxqreg.errors.UnsupportedModelError` unless ``1.4 <= cvxpy < 1.10``."""
     import cvxpy
 
     v = cvxpy_version()

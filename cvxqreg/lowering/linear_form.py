@@ -1,0 +1,249 @@
+"""Scalar affine forms read directly off the expression tree (the fast path of the extraction).
+
+For Hermitian ``X`` every real-linear scalar functional is complex-linear, because
+``conj(X_jk) = X_kj``:
+
+    f(X) = Tr[B X] + c_0,        B in C^{D x D}, c_0 in C,
+
+with ``real(f) = Tr[Herm(B) X] + Re c_0``, ``imag(f) = Tr[Herm(-iB) X] + Im c_0`` and
+``conj(f) = Tr[B^H X] + conj(c_0)`` (``Herm(B) = (B + B^H)/2``); the same holds for real symmetric
+``X``. :func:`scalar_form` computes ``(B, c_0)`` for the scalar expressions that models are made of
+(``trace``, ``real``/``imag``/``conj``, ``sum(multiply(C, X))``, ``X[j, k]``, sums, constant
+scalings) in O(nnz(C)) instead of the O(D^2) that CVXPY's canonicalization spends on every use of
+``X``; anything else returns ``None`` and goes through CVXPY. The caller validates every form by
+evaluating the expression at a random point (:func:`validate_forms`).
+"""
+
+from __future__ import annotations
+
+import cvxpy.atoms.affine.trace as _trace_mod
+import numpy as np
+import scipy.sparse as sp
+from cvxpy.atoms.affine.add_expr import AddExpression
+from cvxpy.atoms.affine.binary_operators import DivExpression, MulExpression, multiply
+from cvxpy.atoms.affine.conj import conj
+from cvxpy.atoms.affine.imag import imag
+from cvxpy.atoms.affine.index import index
+from cvxpy.atoms.affine.promote import Promote
+from cvxpy.atoms.affine.real import real
+from cvxpy.atoms.affine.sum import Sum
+from cvxpy.atoms.affine.transpose import transpose
+from cvxpy.atoms.affine.unary_operators import NegExpression
+
+__all__ = ["form_rows", "scalar_form", "validate_forms"]
+
+_TRACE = (
+    _trace_mod.Trace if isinstance(getattr(_trace_mod, "Trace", None), type) else _trace_mod.trace
+)
+
+
+def scalar_form(expr, X):
+    """``(B, c_0)`` with ``expr(X) = Tr[B X] + c_0`` on Hermitian ``X``, or ``None``.
+
+    ``B`` is a complex ``D x D`` matrix (CSR, or an ndarray when a dense constant is involved)
+    or ``None`` (zero).
+    """
+    if expr.size != 1:
+        return None
+    try:
+        return _form(expr, X)
+    except _NoForm:
+        return None
+
+
+class _NoForm(Exception):
+    pass
+
+
+def _is_const(e) -> bool:
+    return not e.variables() and not e.parameters()
+
+
+def _scalar_value(e) -> complex:
+    v = e.value
+    v = v.toarray() if sp.issparse(v) else np.asarray(v)
+    if v.size != 1:
+        raise _NoForm
+    return complex(v.reshape(-1)[0])
+
+
+def _matrix_value(e, D):
+    """The ``D x D`` value of a constant: complex CSR when CVXPY holds it sparse, else a complex
+    ndarray (a dense cost matrix stays dense)."""
+    v = e.value
+    M = sp.csr_matrix(v, dtype=np.complex128) if sp.issparse(v) else np.asarray(v, complex)
+    if M.shape != (D, D):
+        raise _NoForm
+    return M
+
+
+def _dense(B) -> np.ndarray:
+    return B.toarray() if sp.issparse(B) else B
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if sp.issparse(a) and sp.issparse(b):
+        return (a + b).tocsr()
+    return _dense(a) + _dense(b)
+
+
+def _scale(form, s: complex):
+    B, c = form
+    return (None if B is None else B * s), c * s
+
+
+def _form(e, X):
+    D = X.shape[0]
+    if _is_const(e):
+        return None, _scalar_value(e)
+    t = type(e)
+    if t is AddExpression:
+        B, c = None, 0j
+        for a in e.args:
+            if a.size != 1:
+                raise _NoForm
+            Ba, ca = _form(a, X)
+            B, c = _add(B, Ba), c + ca
+        return B, c
+    if t is NegExpression:
+        return _scale(_form(e.args[0], X), -1.0)
+    if t is Promote:
+        return _form(e.args[0], X)
+    if t in (multiply, MulExpression) and e.args[0].size == 1 and e.args[1].size == 1:
+        left, right = e.args
+        if _is_const(left):
+            return _scale(_form(right, X), _scalar_value(left))
+        if _is_const(right):
+            return _scale(_form(left, X), _scalar_value(right))
+        raise _NoForm
+    if t is DivExpression and _is_const(e.args[1]) and e.args[1].size == 1:
+        return _scale(_form(e.args[0], X), 1.0 / _scalar_value(e.args[1]))
+    if t in (real, imag, conj):
+        B, c = _form(e.args[0], X)
+        if t is conj:
+            return (None if B is None else B.conj().T), c.conjugate()
+        if t is imag:
+            B = None if B is None else -1j * B
+            return _herm(B), complex(c.imag)
+        return _herm(B), complex(c.real)
+    if t is Sum and getattr(e, "axis", None) is None:
+        return _sum_form(e.args[0], X, D)
+    if t is _TRACE:
+        return _trace_form(e.args[0], X, D)
+    if t is index and e.args[0] is X:
+        flat = np.arange(D * D).reshape(D, D)[e.key]
+        if np.size(flat) != 1:
+            raise _NoForm
+        j, k = divmod(int(np.asarray(flat).reshape(-1)[0]), D)
+        return sp.csr_matrix(([1.0 + 0j], ([k], [j])), shape=(D, D)), 0j  # X_jk = Tr[E_kj X]
+    raise _NoForm
+
+
+def _herm(B):
+    if B is None:
+        return None
+    H = 0.5 * (B + B.conj().T)
+    return H.tocsr() if sp.issparse(H) else H
+
+
+def _sum_form(arg, X, D):
+    """``sum(multiply(C, X)) = Tr[C^T X]``, ``sum(multiply(C, X^T)) = Tr[C X]``, ``sum(X)``."""
+    if arg is X:
+        return sp.csr_matrix(np.ones((D, D), dtype=np.complex128)), 0j
+    if type(arg) is not multiply:
+        raise _NoForm
+    left, right = arg.args
+    if _is_const(right):
+        left, right = right, left
+    if not _is_const(left):
+        raise _NoForm
+    C = _matrix_value(left, D)
+    if right is X:
+        return (C.T.tocsr() if sp.issparse(C) else C.T), 0j
+    if type(right) is transpose and right.args[0] is X:
+        if getattr(right, "axes", None) not in (None, (1, 0), [1, 0]):
+            raise _NoForm
+        return C, 0j
+    raise _NoForm
+
+
+def _trace_form(arg, X, D):
+    """``trace(X) = Tr[I X]``, ``trace(C @ X) = trace(X @ C) = Tr[C X]``."""
+    if arg is X:
+        return sp.identity(D, dtype=np.complex128, format="csr"), 0j
+    if type(arg) is MulExpression:
+        left, right = arg.args
+        if right is X and _is_const(left):
+            return _matrix_value(left, D), 0j
+        if left is X and _is_const(right):
+            return _matrix_value(right, D), 0j
+    raise _NoForm
+
+
+def validate_forms(X, items, rng=None) -> list[bool]:
+    """Check ``expr(X0) == Tr[B X0] + c_0`` at a random positive definite ``X0``.
+
+    ``items`` is a list of ``(expr, (B, c_0))``; returns one flag per item. ``X.value`` is
+    restored afterwards.
+    """
+    if not items:
+        return []
+    rng = np.random.default_rng(12345) if rng is None else rng
+    D = X.shape[0]
+    G = rng.standard_normal((D, D))
+    if X.is_complex():
+        G = G + 1j * rng.standard_normal((D, D))
+    X0 = G @ G.conj().T / D + np.eye(D)
+    X0 = 0.5 * (X0 + X0.conj().T)
+    old = X.value
+    try:
+        X.value = X0
+        flags = []
+        for expr, (B, c0) in items:
+            want = complex(np.asarray(expr.value).reshape(-1)[0])
+            if B is None:
+                got, mag = c0, abs(c0)
+            else:
+                prod = B.multiply(X0.T) if sp.issparse(B) else B * X0.T
+                got = complex(prod.sum()) + c0
+                mag = float(abs(prod).sum()) + abs(c0)
+            flags.append(abs(want - got) <= 1e-9 * (1.0 + mag))
+        return flags
+    finally:
+        X.save_value(old)
+
+
+def form_rows(B, D: int, *, real: bool):
+    """The ``Re`` and ``Im`` rows (Dense layout) of ``Tr[B X]``: ``Herm(B)`` and ``Herm(-iB)``;
+    for real symmetric ``X`` the real symmetric ``sym(Re B)`` and ``sym(Im B)``.
+
+    With ``B = sum v E_rc``: ``Herm(B)`` puts ``v/2`` at ``(r, c)`` and ``conj(v)/2`` at ``(c, r)``,
+    and ``Herm(-iB)`` puts ``-iv/2`` and ``conj(-iv)/2 = i conj(v)/2`` there.
+    """
+    shape = (1, 2 * D * D)
+    if B is None:
+        return sp.csr_matrix(shape), sp.csr_matrix(shape)
+    B = sp.coo_matrix(B)
+    r, c = B.row.astype(np.int64), B.col.astype(np.int64)
+    v = np.asarray(B.data, dtype=np.complex128)
+    a, b = 2 * (r * D + c), 2 * (c * D + r)  # real slots of (r, c) and (c, r)
+    h = 0.5
+    if real:
+        re_cols, re_vals = np.r_[a, b], h * np.r_[v.real, v.real]
+        im_cols, im_vals = np.r_[a, b], h * np.r_[v.imag, v.imag]
+    else:
+        re_cols = np.r_[a, a + 1, b, b + 1]
+        re_vals = h * np.r_[v.real, v.imag, v.real, -v.imag]
+        im_cols = re_cols
+        im_vals = h * np.r_[v.imag, -v.real, v.imag, v.real]
+    out = []
+    for cols, vals in ((re_cols, re_vals), (im_cols, im_vals)):
+        row = sp.csr_matrix((vals, (np.zeros(cols.size, dtype=np.int64), cols)), shape=shape)
+        row.sum_duplicates()
+        row.eliminate_zeros()
+        out.append(row)
+    return out

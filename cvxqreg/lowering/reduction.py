@@ -1,0 +1,159 @@
+"""The lowering: a CVXPY problem to :class:`~cvxqreg.problem.LoweredProblem`.
+
+    min/max f(X)  s.t.  X >> 0,  g_k(X) == B_k      (CVXPY)
+        -->   min Tr[H X] + c  s.t.  X >= 0,  A(X) = q,   user objective = sense * (...)
+
+Stages: :mod:`.validate` (accepted form), :mod:`.extract` (rows ``Q_i``, ``q``, ``H``, ``c``),
+:mod:`.dependence` (independent rows, consistent right-hand sides), :mod:`.structure` (partial
+traces, Pauli strings, dense rest). :class:`~.recovery.Recovery` maps results back.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from cvxpy.reductions.reduction import Reduction
+
+from ..errors import CvxqregError, UnsupportedModelError
+from ..problem import LoweredProblem
+from .compat import check_cvxpy_version
+from .dependence import independent_rows
+from .extract import extract
+from .recovery import ConstraintInfo, Recovery
+from .structure import build_operator
+from .validate import split_model
+
+__all__ = ["DUAL_KEY", "PRIMAL_KEY", "Lowering", "lower"]
+
+#: key of the matrix in ``Solution.primal_vars`` of a lowered solution (see :meth:`Lowering.invert`)
+PRIMAL_KEY = "X"
+#: key of the dual vector in ``Solution.dual_vars`` of a lowered solution
+DUAL_KEY = "alpha"
+
+
+def lower(problem) -> LoweredProblem:
+    """Lower a CVXPY SDP over one Hermitian matrix to operator form.
+
+    Parameters
+    ----------
+    problem : cvxpy.Problem
+        ``Minimize``/``Maximize`` of a real affine function of one Hermitian (``hermitian=True``)
+        or real symmetric (``symmetric=True``) variable ``X``, subject to ``X >> 0`` (or
+        ``PSD=True``) and affine equalities. Parameters are read at their current values.
+
+    Returns
+    -------
+    LoweredProblem
+        ``H``, ``A``, ``q``, ``offset``, ``sense``; ``A`` keeps partial-trace and Pauli structure
+        and has independent rows; ``recovery`` is a :class:`~.recovery.Recovery`.
+
+    Raises
+    ------
+    UnsupportedModelError
+        The model is outside the accepted form (the message says what to write instead), or the
+        installed CVXPY version is unsupported.
+    InvalidInputError
+        NaN/inf data or a parameter without a value.
+    InfeasibleDataError
+        Linearly dependent equalities with inconsistent right-hand sides.
+    """
+    check_cvxpy_version()
+    t0 = time.perf_counter()
+    parts = split_model(problem)
+    ext = extract(problem, parts)
+    t1 = time.perf_counter()
+    starts = np.array([b.start for b in ext.blocks])
+
+    def describe(row):
+        blk = ext.blocks[int(np.searchsorted(starts, row, side="right")) - 1]
+        return blk.index, blk.label, blk.row_name(row)
+
+    dep = independent_rows(ext.rows, ext.q, describe)
+    if not dep.keep.any():
+        raise UnsupportedModelError(
+            "every equality row is identically zero on Hermitian X; add at least a "
+            "normalization such as `cp.trace(X) == 1`"
+        )
+    t2 = time.perf_counter()
+    st = build_operator(ext.rows, ext.blocks, dep.keep, ext.dim)
+    t3 = time.perf_counter()
+
+    row_map = st.row_map
+    infos = []
+    for blk, structure in zip(ext.blocks, st.block_structure, strict=True):
+        lo, hi = np.searchsorted(row_map, [blk.start, blk.stop])
+        infos.append(
+            ConstraintInfo(
+                index=blk.index,
+                constraint=blk.constraint,
+                shape=blk.shape,
+                rows=range(blk.start, blk.stop),
+                n_re=blk.n_re,
+                n_im=blk.n_im,
+                structure=structure,
+                lowered_rows=np.arange(lo, hi),
+            )
+        )
+    block_of = np.searchsorted(starts, row_map, side="right") - 1
+    labels = tuple(
+        f"constraint #{ext.blocks[b].index} {ext.blocks[b].row_name(r)}"
+        for b, r in zip(block_of, row_map, strict=True)
+    )
+    recovery = Recovery(
+        problem=problem,
+        variable=parts.variable,
+        real=ext.real,
+        sense=ext.sense,
+        H=ext.H,
+        offset=ext.offset,
+        operator=st.operator,
+        row_map=row_map,
+        n_extracted=ext.rows.shape[0],
+        constraints=infos,
+        psd=[(c, s) for (_, c), s in zip(parts.psd, ext.psd_scales, strict=True)],
+        dropped={"zero": dep.zero, "dependent": dep.dependent},
+        timings={"extract": t1 - t0, "dependence": t2 - t1, "structure": t3 - t2},
+        fast_path=ext.fast,
+    )
+    lowered = LoweredProblem(
+        H=ext.H,
+        A=st.operator,
+        q=ext.q[row_map],
+        offset=ext.offset,
+        sense=ext.sense,
+        real=ext.real,
+        row_labels=labels,
+        recovery=recovery,
+    )
+    recovery.timings["total"] = time.perf_counter() - t0
+    return lowered
+
+
+class Lowering(Reduction):
+    """CVXPY-style reduction from a CVXPY SDP to a :class:`~cvxqreg.problem.LoweredProblem`.
+
+    ``apply(problem) -> (lowered, inverse_data)`` where ``inverse_data`` is the
+    :class:`~.recovery.Recovery` (also ``lowered.recovery``). ``invert(solution, inverse_data)``
+    maps a ``Solution`` of the lowered problem (primal ``{PRIMAL_KEY: X}``, dual
+    ``{DUAL_KEY: alpha}``) to a ``Solution`` of the source problem, for ``problem.unpack``.
+    """
+
+    def accepts(self, problem) -> bool:
+        """Whether :func:`lower` succeeds on ``problem`` (runs the lowering)."""
+        try:
+            lower(problem)
+        except CvxqregError:
+            return False
+        return True
+
+    def apply(self, problem):
+        """Lower ``problem``; returns ``(LoweredProblem, Recovery)``."""
+        lowered = lower(problem)
+        return lowered, lowered.recovery
+
+    def invert(self, solution, inverse_data):
+        """Map a lowered ``Solution`` to a ``Solution`` of the source problem."""
+        X = solution.primal_vars.get(PRIMAL_KEY) if solution.primal_vars else None
+        alpha = solution.dual_vars.get(DUAL_KEY) if solution.dual_vars else None
+        return inverse_data.to_solution(X, alpha, solution.opt_val, solution.status)

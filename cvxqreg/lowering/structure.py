@@ -1,0 +1,233 @@
+"""Structure detection: recognise partial traces and Pauli strings by value.
+
+The extracted rows (Hermitian ``Q_i`` in the :class:`~cvxqreg.operators.Dense` layout) are
+compared with the rows of the structured operators, never with the CVXPY expression that produced
+them, so any way of writing a partial trace or a Pauli expectation is recognised and a near miss
+is not:
+
+(a) a constraint of shape ``(n, n)`` with ``D = n d`` whose rows equal ``s`` times the rows of
+    ``Tr_d`` on ``C^a (x) C^d (x) C^b`` (``a b = n``; every divisor ``a`` of ``n`` is tried, which
+    puts the traced factor first, last or in the middle) within ``1e-12`` relative becomes a
+    :class:`~cvxqreg.operators.PartialTrace`;
+(b) a row whose ``Q`` is ``c P`` for a Pauli string ``P = i^{|x&z|} X^x Z^z`` (one nonzero per row
+    of ``Q``, at ``(r, r ^ x)``, with value ``c i^{|x&z|} (-1)^{|z & (r^x)|}``, ``c`` real) joins a
+    run of consecutive such rows that becomes one :class:`~cvxqreg.operators.Pauli`;
+(c) every other row joins a run of rows that becomes one :class:`~cvxqreg.operators.Dense`.
+
+Rows that the dependence analysis dropped are left out of (b) and (c); a partial trace keeps all
+its rows and the dropped ones are removed by a :class:`~cvxqreg.operators.Selected` wrapper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..operators import Dense, PartialTrace, Pauli, Selected, Stacked
+
+__all__ = [
+    "Structured",
+    "build_operator",
+    "match_partial_trace",
+    "match_pauli",
+    "partial_trace_rows",
+]
+
+#: relative tolerance of every by-value structure match
+MATCH_RTOL = 1e-12
+
+
+@dataclasses.dataclass(frozen=True)
+class Structured:
+    """The operator and how its rows relate to the extracted rows.
+
+    Attributes
+    ----------
+    operator : ConstraintOperator
+        The lowered constraint map.
+    row_map : ndarray of int
+        ``row_map[k]`` is the extracted (full) row of lowered row ``k`` (increasing).
+    block_structure : tuple of str
+        For each constraint block, the structures its rows went to (e.g. ``"partial_trace(...)"``,
+        ``"pauli"``, ``"dense"``, ``"pauli+dense"``, or ``"dropped"`` when all rows were dependent).
+    """
+
+    operator: object
+    row_map: np.ndarray
+    block_structure: tuple
+
+
+def partial_trace_rows(dims, axis: int, *, real: bool) -> sp.csr_matrix:
+    """Rows of ``Tr_axis(X)`` (scale 1) in the Dense layout, built directly in O(D n) memory.
+
+    Row ``e = j + k n`` (column-major) is ``Re Y_jk``, represented by ``Herm(E_KJ)``, and row
+    ``n^2 + e`` is ``Im Y_jk``, represented by ``Herm(-i E_KJ)``, where ``X_JK`` runs over the
+    ``d`` entries summed into ``Y_jk``. Equals ``PartialTrace(dims, axis, real=real).matrix()``.
+    """
+    dims = tuple(int(x) for x in dims)
+    a = int(np.prod(dims[:axis], dtype=np.int64))
+    d = dims[axis]
+    b = int(np.prod(dims[axis + 1 :], dtype=np.int64))
+    n, D = a * b, a * d * b
+    j = np.arange(n)
+    ja, jb = j // b, j % b
+    t = np.arange(d)
+    # big index of (j, t): ja*d*b + t*b + jb, shape (n, d)
+    big = (ja * d * b + jb)[:, None] + (t * b)[None, :]
+    J = np.broadcast_to(big[:, None, :], (n, n, d))  # [j, k, t]
+    K = np.broadcast_to(big[None, :, :], (n, n, d))
+    e = (j[:, None] + n * j[None, :])[:, :, None]  # F-order output index of (j, k)
+    e = np.broadcast_to(e, (n, n, d)).ravel()
+    J, K = J.ravel(), K.ravel()
+    kj, jk = 2 * (K * D + J), 2 * (J * D + K)
+    rows = [e, e]
+    cols = [kj, jk]
+    vals = [np.full(e.size, 0.5), np.full(e.size, 0.5)]
+    if not real:
+        rows += [e + n * n, e + n * n]
+        cols += [kj + 1, jk + 1]
+        vals += [np.full(e.size, -0.5), np.full(e.size, 0.5)]
+    m = n * n if real else 2 * n * n
+    out = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, 2 * D * D)
+    )
+    out.sum_duplicates()
+    out.eliminate_zeros()
+    return out
+
+
+def match_partial_trace(M: sp.csr_matrix, shape, n_re: int, n_im: int, D: int):
+    """A :class:`PartialTrace` whose rows equal ``M`` (one constraint's rows), or ``None``."""
+    if len(shape) != 2 or shape[0] != shape[1]:
+        return None
+    n = int(shape[0])
+    if n < 2 or n >= D or D % n:
+        return None
+    if n_re != n * n or n_im not in (0, n * n):
+        return None
+    real = n_im == 0
+    d = D // n
+    scale_ref = abs(M).max() if M.nnz else 0.0
+    if scale_ref == 0.0:
+        return None
+    for a in _divisors(n):
+        b = n // a
+        dims, axis = _canonical_dims(a, d, b)
+        C = partial_trace_rows(dims, axis, real=real)
+        if C.nnz != M.nnz:
+            continue
+        s = float(M.multiply(C).sum() / C.multiply(C).sum())
+        if s == 0.0:
+            continue
+        if abs(M - s * C).max() <= MATCH_RTOL * scale_ref:
+            return PartialTrace(dims, axis, s, real=real)
+    return None
+
+
+def match_pauli(row: sp.csr_matrix, D: int):
+    """``(x_mask, z_mask, c)`` when the single row ``row`` is ``c`` times a Pauli string, else
+    ``None``. Exact up to ``1e-12`` relative; any other nonzero makes it fail."""
+    if D < 2 or D & (D - 1):
+        return None
+    idx, data = row.indices, row.data
+    ent = idx // 2
+    uniq, inv = np.unique(ent, return_inverse=True)
+    if uniq.size != D:
+        return None
+    v = np.zeros(D, dtype=np.complex128)
+    np.add.at(v, inv, np.where(idx % 2 == 1, 1j, 1.0) * data)
+    r, c = uniq // D, uniq % D
+    if not np.array_equal(r, np.arange(D)):
+        return None
+    x = int(c[0])
+    if not np.array_equal(c, r ^ x):
+        return None
+    # u(r) = v(r) / v(x) = (-1)^{|z & (r ^ x)|}: read z from r = x ^ 2^b
+    n_q = D.bit_length() - 1
+    base = v[x]
+    if base == 0:
+        return None
+    z = 0
+    for bit in range(n_q):
+        if (v[x ^ (1 << bit)] / base).real < 0:
+            z |= 1 << bit
+    ny = bin(x & z).count("1")
+    coef = base / (1j**ny)
+    scale = abs(coef)
+    if abs(coef.imag) > MATCH_RTOL * scale:
+        return None
+    coef = coef.real
+    cols = np.arange(D) ^ x
+    parity = np.zeros(D, dtype=np.int64)
+    for bit in range(n_q):
+        parity ^= ((z & cols) >> bit) & 1
+    expected = coef * (1j**ny) * (1 - 2 * parity)
+    if np.abs(v - expected).max() > MATCH_RTOL * scale:
+        return None
+    return x, z, coef
+
+
+def build_operator(rows: sp.csr_matrix, blocks, keep: np.ndarray, D: int) -> Structured:
+    """Group the extracted rows into structured operators (see the module docstring)."""
+    keep = np.asarray(keep, dtype=bool)
+    parts, part_rows, structure = [], [], []
+    run_kind, run = None, []  # current run of Pauli ("pauli") or Dense ("dense") rows
+
+    def flush():
+        nonlocal run_kind, run
+        if run:
+            idx = np.array([r for r, _ in run], dtype=np.int64)
+            if run_kind == "pauli":
+                masks = [(x, z) for _, (x, z, _) in run]
+                coefs = [c for _, (_, _, c) in run]
+                parts.append(Pauli(masks, D.bit_length() - 1, coefs))
+            else:
+                parts.append(Dense(rows[idx], dim=D, check_hermitian=False))
+            part_rows.append(idx)
+        run_kind, run = None, []
+
+    for blk in blocks:
+        full = np.arange(blk.start, blk.stop)
+        pt = None
+        if keep[full].any():
+            pt = match_partial_trace(rows[blk.start : blk.stop], blk.shape, blk.n_re, blk.n_im, D)
+        if pt is not None:
+            flush()
+            parts.append(pt)
+            part_rows.append(full)
+            structure.append(pt.describe())
+            continue
+        kinds = set()
+        for r in full[keep[full]]:
+            nnz = rows.indptr[r + 1] - rows.indptr[r]
+            p = match_pauli(rows[r], D) if D <= nnz <= 2 * D else None
+            kind = "pauli" if p is not None else "dense"
+            kinds.add(kind)
+            if kind != run_kind:
+                flush()
+                run_kind = kind
+            run.append((r, p))
+        structure.append("+".join(sorted(kinds, reverse=True)) if kinds else "dropped")
+    flush()
+
+    order = np.concatenate(part_rows) if part_rows else np.zeros(0, dtype=np.int64)
+    op = parts[0] if len(parts) == 1 else Stacked(parts)
+    selected = np.flatnonzero(keep[order])
+    if selected.size != order.size:
+        op = Selected(op, selected)
+    return Structured(op, order[selected], tuple(structure))
+
+
+def _divisors(n: int) -> list[int]:
+    return [a for a in range(1, n + 1) if n % a == 0]
+
+
+def _canonical_dims(a: int, d: int, b: int):
+    """``(dims, axis)`` for ``C^a (x) C^d (x) C^b`` with trivial factors dropped."""
+    if a == 1:
+        return (d, b), 0
+    if b == 1:
+        return (a, d), 1
+    return (a, d, b), 1
