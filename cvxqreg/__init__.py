@@ -12,7 +12,7 @@ Typical use::
     problem.solve(method="cvxqreg", eps=1e-3)   # the same through CVXPY
 """
 
-from . import operators, regularizers
+from . import operators, problems, regularizers
 from .backend import Backend, available_backends, get_backend
 from .cvxpy_method import register as _register
 from .errors import (
@@ -28,6 +28,7 @@ from .regularizers import Custom, Quadratic, Regularizer, Tsallis, VonNeumann, g
 from .results import ExactResult, History, RegularizedResult, Status
 from .solvers.exact import solve_exact
 from .solvers.regularized import DualSolver, solve
+from .sweep import SweepResult, SweepRow, sweep
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,8 @@ __all__ = [
     "RegularizedResult",
     "Regularizer",
     "Status",
+    "SweepResult",
+    "SweepRow",
     "Tsallis",
     "UnsupportedModelError",
     "VonNeumann",
@@ -56,7 +59,9 @@ __all__ = [
     "get_regularizer",
     "lower",
     "operators",
+    "problems",
     "regularizers",
     "solve",
     "solve_exact",
+    "sweep",
 ]

@@ -132,3 +132,20 @@ def test_cvxpy_method_status_mapping():
     ok = cp.Problem(cp.Minimize(cp.real(cp.trace(Zp @ X))), cons)
     res = ok.solve(method="cvxqreg", eps=1e-3, max_iter=2)
     assert res.status == "max_iter" and ok.status == "user_limit" and X.value is not None
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    """The Python block of README.md runs as written."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks, "README.md has no python example"
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        ns: dict = {}
+        exec(compile(code, "README.md", "exec"), ns)
+    assert ns["exact"].status == "optimal"
+    assert ns["reg"].converged
+    assert len(ns["table"].rows) == 8
