@@ -60,42 +60,8 @@ class Structured:
 
 
 def partial_trace_rows(dims, axis: int, *, real: bool) -> sp.csr_matrix:
-    """Rows of ``Tr_axis(X)`` (scale 1) in the Dense layout, built directly in O(D n) memory.
-
-    Row ``e = j + k n`` (column-major) is ``Re Y_jk``, represented by ``Herm(E_KJ)``, and row
-    ``n^2 + e`` is ``Im Y_jk``, represented by ``Herm(-i E_KJ)``, where ``X_JK`` runs over the
-    ``d`` entries summed into ``Y_jk``. Equals ``PartialTrace(dims, axis, real=real).matrix()``.
-    """
-    dims = tuple(int(x) for x in dims)
-    a = int(np.prod(dims[:axis], dtype=np.int64))
-    d = dims[axis]
-    b = int(np.prod(dims[axis + 1 :], dtype=np.int64))
-    n, D = a * b, a * d * b
-    j = np.arange(n)
-    ja, jb = j // b, j % b
-    t = np.arange(d)
-    # big index of (j, t): ja*d*b + t*b + jb, shape (n, d)
-    big = (ja * d * b + jb)[:, None] + (t * b)[None, :]
-    J = np.broadcast_to(big[:, None, :], (n, n, d))  # [j, k, t]
-    K = np.broadcast_to(big[None, :, :], (n, n, d))
-    e = (j[:, None] + n * j[None, :])[:, :, None]  # F-order output index of (j, k)
-    e = np.broadcast_to(e, (n, n, d)).ravel()
-    J, K = J.ravel(), K.ravel()
-    kj, jk = 2 * (K * D + J), 2 * (J * D + K)
-    rows = [e, e]
-    cols = [kj, jk]
-    vals = [np.full(e.size, 0.5), np.full(e.size, 0.5)]
-    if not real:
-        rows += [e + n * n, e + n * n]
-        cols += [kj + 1, jk + 1]
-        vals += [np.full(e.size, -0.5), np.full(e.size, 0.5)]
-    m = n * n if real else 2 * n * n
-    out = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, 2 * D * D)
-    )
-    out.sum_duplicates()
-    out.eliminate_zeros()
-    return out
+    """Rows of ``Tr_axis(X)`` (scale 1) in the Dense layout: ``PartialTrace(...).matrix()``."""
+    return PartialTrace(dims, axis, real=real).matrix()
 
 
 def match_partial_trace(M: sp.csr_matrix, shape, n_re: int, n_im: int, D: int):

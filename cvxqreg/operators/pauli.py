@@ -146,6 +146,27 @@ class Pauli(ConstraintOperator):
         im = xp.bincount(self._scatter_d, weights=contrib.imag, minlength=n)
         return (re + 1j * im).reshape(self.dim, self.dim)
 
+    def matrix(self):
+        """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (``2 D`` nonzeros)."""
+        import scipy.sparse as sp
+
+        K, D = self.n_rows, self.dim
+        flat = self._scatter.reshape(K, D)  # r*D + (r ^ x_k)
+        w = self._weights
+        rows = np.repeat(np.arange(K), D)
+        M = sp.coo_matrix(
+            (
+                np.concatenate([w.real.ravel(), w.imag.ravel()]),
+                (
+                    np.concatenate([rows, rows]),
+                    np.concatenate([2 * flat.ravel(), 2 * flat.ravel() + 1]),
+                ),
+            ),
+            shape=(K, 2 * D * D),
+        ).tocsr()
+        M.eliminate_zeros()
+        return M
+
     def to_backend(self, backend):
         be = _resolve(backend)
         if be == self.backend:
