@@ -151,6 +151,12 @@ class LoweredProblem:
             return None
         return c
 
+    @functools.cached_property
+    def cost_spread(self) -> float:
+        """``lambda_max(H) - lambda_min(H)``: the energy scale where eps stops mattering."""
+        lam = np.linalg.eigvalsh(self.H)
+        return float(lam[-1] - lam[0]) if lam.size else 0.0
+
     @property
     def trace_value(self) -> float | None:
         """``Tr X`` implied by the constraints (``<c, q>``), or ``None`` if not fixed."""

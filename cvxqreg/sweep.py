@@ -235,11 +235,14 @@ def sweep(
     rows, results = [], []
     for reg in regs:
         solver = DualSolver(reg, backend=backend, tol=tol, max_iter=max_iter, time_limit=time_limit)
-        alpha = None
+        alpha = eps_prev = None
         for e in grid:
-            res = solver(lp, e, alpha0=alpha if warm_start else None)
+            if warm_start:
+                res = solver(lp, e, alpha0=alpha, eps0=eps_prev)
+            else:
+                res = solver(lp, e)
             if np.all(np.isfinite(res.alpha)):
-                alpha = res.alpha
+                alpha, eps_prev = res.alpha, e
             results.append(res)
             rows.append(_row(res, ref if have_ref else None, F0))
             if progress is not None:

@@ -127,7 +127,7 @@ def test_backends_agree(rng, backend):
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
 def test_structured_matrix_equals_generic(rng, k):
-    """PartialTrace/Pauli build their sparse rows directly; they equal the generic m-adjoint build."""
+    """PartialTrace/Pauli build sparse rows directly; they equal the generic m-adjoint build."""
     from cvxqreg.operators.base import ConstraintOperator
 
     op = operators(rng)[k]

@@ -108,7 +108,7 @@ class PartialTrace(ConstraintOperator):
         import numpy as np
         import scipy.sparse as sp
 
-        a, d, b = self._a, self._d, self._b
+        d, b = self._d, self._b
         n, D = self.n_out, self.dim
         i = np.arange(n)
         k = np.arange(d)

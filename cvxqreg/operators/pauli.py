@@ -147,7 +147,7 @@ class Pauli(ConstraintOperator):
         return (re + 1j * im).reshape(self.dim, self.dim)
 
     def matrix(self):
-        """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (``2 D`` nonzeros)."""
+        """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (2 D nonzeros)."""
         import scipy.sparse as sp
 
         K, D = self.n_rows, self.dim

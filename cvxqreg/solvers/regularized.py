@@ -92,16 +92,15 @@ class DualSolver:
         if self.time_limit is not None and not self.time_limit > 0:
             raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
 
-    def ladder(self, problem: LoweredProblem, eps: float) -> list[float]:
+    def ladder(self, problem: LoweredProblem, eps: float, eps0: float | None = None) -> list[float]:
         """The eps values solved in turn: ``[eps]``, or with continuation the geometric ladder
-        ``s, s/10, s/100, ... > eps`` followed by ``eps``, where ``s = lambda_max(H) -
-        lambda_min(H)`` is the cost's spread (no ladder when ``eps >= s/10`` or ``H = 0``)."""
+        ``s, s/10, s/100, ... > 10 eps`` followed by ``eps``, where ``s`` is the cost's spread
+        ``lambda_max(H) - lambda_min(H)`` (no ladder when ``eps >= s/10`` or ``H = 0``). When the
+        warm start comes from a solve at ``eps0``, the ladder starts at ``eps0 / 10``."""
         if not self.continuation:
             return [eps]
-        lam = np.linalg.eigvalsh(problem.H)
-        spread = float(lam[-1] - lam[0])
         out = []
-        e = spread
+        e = problem.cost_spread if eps0 is None else eps0 / 10.0
         while e > 10 * eps and len(out) < 40:
             out.append(e)
             e /= 10.0
@@ -125,9 +124,15 @@ class DualSolver:
         return OPTIMIZERS[self.optimizer](fun, x0, memory=self.memory, **common)
 
     def __call__(
-        self, problem: LoweredProblem, eps: float, alpha0=None, return_state: bool = True
+        self,
+        problem: LoweredProblem,
+        eps: float,
+        alpha0=None,
+        return_state: bool = True,
+        eps0: float | None = None,
     ) -> RegularizedResult:
-        """Solve ``problem`` at regularization ``eps``, warm-started from ``alpha0``."""
+        """Solve ``problem`` at regularization ``eps``, warm-started from ``alpha0`` (the dual
+        vector of a solve at ``eps0``, if known: continuation then starts below ``eps0``)."""
         eps = _check_eps(eps)
         be: Backend = self.backend
         reg: Regularizer = self.regularizer
@@ -144,7 +149,7 @@ class DualSolver:
                 raise InvalidInputError("alpha0 contains NaN or inf")
 
         with be.threads_for(problem.dim):
-            ladder = self.ladder(problem, eps)
+            ladder = self.ladder(problem, eps, eps0)
             outs, extra_evals = [], 0
             x = x0
             for i, e in enumerate(ladder):
