@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..results import Status
-from .optimize import LbfgsOutcome, _outcome
+from .optimize import LbfgsOutcome, _outcome, stop_reason
 
 __all__ = ["lbfgs_maximize_hz"]
 
@@ -88,26 +88,11 @@ def lbfgs_maximize_hz(
     status, msg = None, ""
     gn = record(0)
     while True:
-        if not np.isfinite(f):
-            status, msg = Status.FAILED, "the dual value became non-finite"
-            break
-        if gn < tol:
-            status, msg = Status.CONVERGED, f"||grad||_2 = {gn:.3e} < tol = {tol:.1e}"
-            break
-        if stop_above is not None and -f > stop_above:
-            status = Status.INFEASIBLE
-            msg = (
-                f"the dual value {-f:.6g} exceeds {stop_above:.6g}, an upper bound on the primal "
-                "objective of every feasible state: the constraints are infeasible"
-            )
-            break
-        if k >= max_iter:
-            status = Status.MAX_ITER
-            msg = f"{max_iter} iterations reached with ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}"
-            break
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
-            status = Status.TIME_LIMIT
-            msg = f"time limit of {time_limit:g} s reached with ||grad||_2 = {gn:.3e}"
+        stop = stop_reason(
+            -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
+        )
+        if stop is not None:
+            status, msg = stop
             break
 
         d = _direction(g, pairs)

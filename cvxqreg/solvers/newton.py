@@ -18,7 +18,7 @@ import numpy as np
 from ..results import Status
 from .dual import DualOracle
 from .lbfgs import _line_search
-from .optimize import LbfgsOutcome, _outcome
+from .optimize import LbfgsOutcome, _outcome, stop_reason
 
 __all__ = ["newton_cg_maximize"]
 
@@ -86,26 +86,11 @@ def newton_cg_maximize(
     k = 0
     gn = record(0)
     while True:
-        if not np.isfinite(f):
-            status, msg = Status.FAILED, "the dual value became non-finite"
-            break
-        if gn < tol:
-            status, msg = Status.CONVERGED, f"||grad||_2 = {gn:.3e} < tol = {tol:.1e}"
-            break
-        if stop_above is not None and -f > stop_above:
-            status = Status.INFEASIBLE
-            msg = (
-                f"the dual value {-f:.6g} exceeds {stop_above:.6g}, an upper bound on the primal "
-                "objective of every feasible state: the constraints are infeasible"
-            )
-            break
-        if k >= max_iter:
-            status = Status.MAX_ITER
-            msg = f"{max_iter} iterations reached with ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}"
-            break
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
-            status = Status.TIME_LIMIT
-            msg = f"time limit of {time_limit:g} s reached with ||grad||_2 = {gn:.3e}"
+        stop = stop_reason(
+            -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
+        )
+        if stop is not None:
+            status, msg = stop
             break
         M = oracle.hessian_operator(ev)
         p, n_cg = _cg(M, -g, min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10))

@@ -180,6 +180,39 @@ def lbfgs_maximize(
     return _outcome(x, status, msg, k, hist_k, hist_f, hist_g, hist_t)
 
 
+def stop_reason(
+    f: float,
+    gn: float,
+    k: int,
+    tol: float,
+    max_iter: int,
+    elapsed: float,
+    time_limit: float | None,
+    stop_above: float | None,
+) -> tuple[str, str] | None:
+    """The stopping rules shared by the optimizers, checked at iterate ``k`` with dual value ``f``
+    and gradient norm ``gn``: ``(status, message)``, or ``None`` to go on."""
+    if not np.isfinite(f):
+        return Status.FAILED, "the dual value became non-finite"
+    if gn < tol:
+        return Status.CONVERGED, f"||grad||_2 = {gn:.3e} < tol = {tol:.1e}"
+    if stop_above is not None and f > stop_above:
+        return Status.INFEASIBLE, (
+            f"the dual value {f:.6g} exceeds {stop_above:.6g}, an upper bound on the primal "
+            "objective of every feasible state: the constraints are infeasible"
+        )
+    if k >= max_iter:
+        return Status.MAX_ITER, (
+            f"{max_iter} iterations reached with ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}"
+        )
+    if time_limit is not None and elapsed > time_limit:
+        return (
+            Status.TIME_LIMIT,
+            f"time limit of {time_limit:g} s reached with ||grad||_2 = {gn:.3e}",
+        )
+    return None
+
+
 def _outcome(x, status, msg, k, hk, hf, hg, ht) -> LbfgsOutcome:
     return LbfgsOutcome(
         x=np.asarray(x),
