@@ -5,6 +5,8 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import cvxqreg
 from cvxqreg import InfeasibleDataError, problems
@@ -149,3 +151,30 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     assert ns["exact"].status == "optimal"
     assert ns["reg"].converged
     assert len(ns["table"].rows) == 8
+
+
+_CGP = {}
+
+
+def _cgp_lowered():
+    if "lp" not in _CGP:
+        _CGP["lp"] = cvxqreg.lower(problems.two_point(1.5, 0.5, 1.0).problem)
+    return _CGP["lp"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    scale=st.floats(1e-3, 1e3),
+    eps=st.floats(1e-9, 1e4),
+    reg=st.sampled_from(["von_neumann", "quadratic", "tsallis:1.5"]),
+)
+def test_certified_bound_never_exceeds_closed_form(seed, scale, eps, reg):
+    """At any alpha (not only optima) the certified bound is below F_0 = (a - b)^2 = 1."""
+    from cvxqreg.solvers.dual import DualOracle
+
+    lp = _cgp_lowered()
+    oracle = DualOracle(lp, eps, cvxqreg.get_regularizer(reg), "numpy")
+    alpha = np.random.default_rng(seed).normal(size=lp.n_rows) * scale
+    ev = oracle.evaluate(alpha)
+    assert lp.user_value(oracle.certified_lower_bound(ev)) <= 1.0 + 1e-9 * (1 + scale)
