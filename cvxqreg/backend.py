@@ -103,9 +103,7 @@ class Backend:
         """
         if self.name != "numpy" or dim >= SMALL_DIM:
             return contextlib.nullcontext()
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(limits=1, user_api="blas")
+        return blas_controller().limit(limits=1, user_api="blas")
 
     def synchronize(self) -> None:
         """Wait for queued device work to finish (for honest timings); no-op on the host."""
@@ -116,6 +114,15 @@ class Backend:
         """``time.perf_counter()`` after synchronizing the device."""
         self.synchronize()
         return time.perf_counter()
+
+
+@functools.cache
+def blas_controller():
+    """A cached ``threadpoolctl.ThreadpoolController`` (building one inspects every loaded
+    library: about 10 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @functools.cache

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.optimize
-from threadpoolctl import ThreadpoolController
 
+from ..backend import blas_controller
 from ..results import Status
 
 __all__ = ["LbfgsOutcome", "lbfgs_maximize"]
@@ -37,16 +37,6 @@ class LbfgsOutcome:
     history_value: np.ndarray
     history_grad: np.ndarray
     history_time: np.ndarray
-
-
-_CONTROLLER: ThreadpoolController | None = None
-
-
-def _controller() -> ThreadpoolController:
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER
 
 
 def lbfgs_maximize(
@@ -82,7 +72,7 @@ def lbfgs_maximize(
     cache: dict[str, object] = {}
     hist_k, hist_f, hist_g, hist_t = [], [], [], []
 
-    ctl = _controller()
+    ctl = blas_controller()
     full = {i["prefix"]: i["num_threads"] for i in ctl.info() if i["user_api"] == "blas"}
 
     def neg(x):

@@ -133,6 +133,10 @@ class DualSolver:
     ) -> RegularizedResult:
         """Solve ``problem`` at regularization ``eps``, warm-started from ``alpha0`` (the dual
         vector of a solve at ``eps0``, if known: continuation then starts below ``eps0``)."""
+        with self.backend.threads_for(problem.dim):
+            return self._solve(problem, eps, alpha0, return_state, eps0)
+
+    def _solve(self, problem, eps, alpha0, return_state, eps0) -> RegularizedResult:
         eps = _check_eps(eps)
         be: Backend = self.backend
         reg: Regularizer = self.regularizer
@@ -148,35 +152,30 @@ class DualSolver:
             if not np.all(np.isfinite(x0)):
                 raise InvalidInputError("alpha0 contains NaN or inf")
 
-        with be.threads_for(problem.dim):
-            ladder = self.ladder(problem, eps, eps0)
-            outs, extra_evals = [], 0
-            x = x0
-            for i, e in enumerate(ladder):
-                final = i == len(ladder) - 1
-                orc = oracle if final else oracle.with_eps(e)
-                used = sum(o.iterations for o in outs)
-                left = (
-                    None
-                    if self.time_limit is None
-                    else self.time_limit - (time.perf_counter() - t0)
-                )
-                out = self._run(
-                    orc,
-                    x,
-                    tol=self.tol if final else max(self.tol, self.stage_tol),
-                    max_iter=max(1, self.max_iter - used),
-                    time_limit=None if left is None else max(left, 1e-3),
-                )
-                outs.append(out)
-                extra_evals += 0 if final else orc.n_evals
-                x = out.x
-                if not final and out.status in (
-                    Status.FAILED,
-                    Status.INFEASIBLE,
-                    Status.TIME_LIMIT,
-                ):
-                    break
+        ladder = self.ladder(problem, eps, eps0)
+        outs, extra_evals = [], 0
+        x = x0
+        for i, e in enumerate(ladder):
+            final = i == len(ladder) - 1
+            orc = oracle if final else oracle.with_eps(e)
+            used = sum(o.iterations for o in outs)
+            left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
+            out = self._run(
+                orc,
+                x,
+                tol=self.tol if final else max(self.tol, self.stage_tol),
+                max_iter=max(1, self.max_iter - used),
+                time_limit=None if left is None else max(left, 1e-3),
+            )
+            outs.append(out)
+            extra_evals += 0 if final else orc.n_evals
+            x = out.x
+            if not final and out.status in (
+                Status.FAILED,
+                Status.INFEASIBLE,
+                Status.TIME_LIMIT,
+            ):
+                break
         out = _chain(outs, ladder)
         ev = oracle.evaluate(out.x)
         status, message = out.status, out.message
