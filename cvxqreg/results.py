@@ -34,12 +34,23 @@ class History:
     iteration, dual_value, grad_norm, time : ndarray
         Iteration index (0 = the starting point), ``D_eps(alpha_k)`` in the user's sign convention,
         ``||grad D_eps(alpha_k)||_2`` and the wall time since the start of the solve.
+    eps : ndarray
+        The eps of each record. With continuation the records of the intermediate stages come
+        first (larger eps); each stage starts with a record of its starting point, so an
+        iteration index appears twice where one stage hands over to the next.
     """
 
     iteration: np.ndarray
     dual_value: np.ndarray
     grad_norm: np.ndarray
     time: np.ndarray
+    eps: np.ndarray
+
+    @property
+    def final_stage(self) -> History:
+        """The records at the target eps only."""
+        keep = self.eps == self.eps[-1] if self.eps.size else slice(None)
+        return History(*(getattr(self, f.name)[keep] for f in dataclasses.fields(self)))
 
     def __len__(self) -> int:
         return int(self.iteration.size)

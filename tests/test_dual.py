@@ -177,7 +177,10 @@ def test_warm_start_and_history(rng):
     cold = solve(P, 0.05, backend="numpy")
     warm = solve(P, 0.05, backend="numpy", alpha0=cold.alpha)
     assert warm.iterations <= 2
-    assert len(cold.history) == cold.iterations + 1
+    stages = len(np.unique(cold.history.eps))
+    assert len(cold.history) == cold.iterations + stages
+    assert np.all(np.diff(cold.history.eps) <= 0) and cold.history.eps[-1] == 0.05
+    assert len(cold.history.final_stage) >= 1
     assert np.all(np.diff(cold.history.time) >= 0)
     assert cold.history.grad_norm[-1] == pytest.approx(cold.grad_norm, rel=1e-6)
 

@@ -37,6 +37,7 @@ class LbfgsOutcome:
     history_value: np.ndarray
     history_grad: np.ndarray
     history_time: np.ndarray
+    history_eps: np.ndarray | None = None
 
 
 def lbfgs_maximize(

@@ -1,4 +1,4 @@
-"""The regularized solver: L-BFGS on the (normalization-eliminated) dual.
+"""The regularized solver: Newton-CG or L-BFGS on the (normalization-eliminated) dual.
 
     F_eps = min { Tr[H X] + eps Tr[phi(X)] : X >= 0, A(X) = q }
           = max_alpha D_eps(alpha)                      (strong duality, MATH.md section 1)
@@ -32,7 +32,7 @@ __all__ = ["DualSolver", "solve"]
 
 @dataclasses.dataclass(frozen=True)
 class DualSolver:
-    """L-BFGS on the regularized dual ``D_eps``.
+    """Maximizes the regularized dual ``D_eps`` (Newton-CG or L-BFGS).
 
     Parameters
     ----------
@@ -50,13 +50,15 @@ class DualSolver:
         Seconds.
     memory : int
         L-BFGS memory (correction pairs).
-    optimizer : {"lbfgs", "scipy", "newton"}
-        ``"lbfgs"`` (default): cvxqreg's L-BFGS with an approximate-Wolfe line search that keeps
-        converging when dual values stop resolving progress (:mod:`cvxqreg.solvers.lbfgs`);
-        ``"scipy"``: SciPy's L-BFGS-B, the paper's method, which stalls there; ``"newton"``:
-        Newton-CG with Daleckii-Krein Hessian-vector products (:mod:`cvxqreg.solvers.newton`).
-    eliminate : bool or "auto"
-        Normalization elimination when the constraints fix the trace (default: whenever possible).
+    optimizer : {"newton", "lbfgs", "scipy"}
+        ``"newton"`` (default): Newton-CG with Daleckii-Krein Hessian-vector products
+        (:mod:`cvxqreg.solvers.newton`). ``"lbfgs"``: L-BFGS, the paper's method, with an
+        approximate-Wolfe line search that keeps converging when dual values stop resolving
+        progress (:mod:`cvxqreg.solvers.lbfgs`). ``"scipy"``: SciPy's L-BFGS-B on the same dual,
+        which stalls there. The default is the fastest configuration measured on the paper's
+        workloads (``benchmarks/results/``): Newton with continuation reached the tolerance in
+        118 of 120 cells of ``paper_tables.py --scale small``; L-BFGS can be faster on problems
+        whose marginals are rank deficient (Ising), where the dual optimum drifts to infinity.
     continuation : bool
         Solve down the eps ladder of :meth:`ladder`, each stage warm-started from the previous
         one and solved to ``stage_tol``, before the target eps (eps-scaling, MATH.md section 5).
@@ -73,8 +75,8 @@ class DualSolver:
     time_limit: float | None = None
     memory: int = 10
     eliminate: bool | str = "auto"
-    optimizer: str = "lbfgs"
-    continuation: bool = False
+    optimizer: str = "newton"
+    continuation: bool = True
     stage_tol: float = 1e-3
     progress: Any = None
 
@@ -131,8 +133,10 @@ class DualSolver:
         return_state: bool = True,
         eps0: float | None = None,
     ) -> RegularizedResult:
-        """Solve ``problem`` at regularization ``eps``, warm-started from ``alpha0`` (the dual
-        vector of a solve at ``eps0``, if known: continuation then starts below ``eps0``)."""
+        """Solve ``problem`` at regularization ``eps``, warm-started from ``alpha0``.
+
+        With continuation, ``eps0`` (the eps at which ``alpha0`` was computed) starts the ladder
+        below ``eps0``; an ``alpha0`` without ``eps0`` is taken as close: no ladder."""
         with self.backend.threads_for(problem.dim):
             return self._solve(problem, eps, alpha0, return_state, eps0)
 
@@ -152,7 +156,8 @@ class DualSolver:
             if not np.all(np.isfinite(x0)):
                 raise InvalidInputError("alpha0 contains NaN or inf")
 
-        ladder = self.ladder(problem, eps, eps0)
+        # a warm start of unknown origin is taken as close to the answer: no ladder
+        ladder = [eps] if alpha0 is not None and eps0 is None else self.ladder(problem, eps, eps0)
         outs, extra_evals = [], 0
         x = x0
         for i, e in enumerate(ladder):
@@ -199,6 +204,9 @@ class DualSolver:
             dual_value=np.array([user(v) for v in out.history_value]),
             grad_norm=out.history_grad,
             time=out.history_time,
+            eps=out.history_eps
+            if out.history_eps is not None
+            else np.full(len(out.history_iter), eps),
         )
         return RegularizedResult(
             status=status,
@@ -237,15 +245,16 @@ def solve(
     time_limit: float | None = None,
     memory: int = 10,
     eliminate: bool | str = "auto",
-    optimizer: str = "lbfgs",
-    continuation: bool = False,
+    optimizer: str = "newton",
+    continuation: bool = True,
     progress=None,
     **regularizer_options,
 ) -> RegularizedResult:
     """Solve ``min Tr[H X] + eps Tr[phi(X)]`` s.t. ``X >= 0, A(X) = q`` through its dual.
 
-    The dual ``D_eps(alpha) = <alpha, q> - eps Tr[psi((A*(alpha) - H)/eps)]`` is maximized by
-    L-BFGS until ``||grad D_eps||_2 < tol``; the state is ``X = psi'((A*(alpha) - H)/eps)``.
+    The dual ``D_eps(alpha) = <alpha, q> - eps Tr[psi((A*(alpha) - H)/eps)]`` is maximized
+    (Newton-CG with eps-continuation by default, L-BFGS with ``optimizer="lbfgs"``) until
+    ``||grad D_eps||_2 < tol``; the state is ``X = psi'((A*(alpha) - H)/eps)``.
 
     Parameters
     ----------
@@ -312,4 +321,7 @@ def _chain(outs, ladder) -> LbfgsOutcome:
         history_value=np.concatenate([o.history_value for o in outs]),
         history_grad=np.concatenate([o.history_grad for o in outs]),
         history_time=np.concatenate(times),
+        history_eps=np.concatenate(
+            [np.full(len(o.history_iter), e) for e, o in zip(ladder, outs, strict=False)]
+        ),
     )
