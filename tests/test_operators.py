@@ -134,3 +134,22 @@ def test_structured_matrix_equals_generic(rng, k):
     fast = op.matrix().toarray()
     generic = ConstraintOperator.matrix(op).toarray()
     np.testing.assert_allclose(fast, generic, atol=1e-15)
+
+
+@pytest.mark.parametrize("k", range(9))
+def test_apply_spectral_equals_apply_of_product(rng, k):
+    """A(V V^*) from the factor (partial traces never form V V^*) equals apply(V V^*)."""
+    op = operators(rng)[k]
+    for r in (1, 3, op.dim):
+        V = rng.normal(size=(op.dim, r)) + 1j * rng.normal(size=(op.dim, r))
+        np.testing.assert_allclose(op.apply_spectral(V), op.apply(V @ V.conj().T), atol=1e-11)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (6, 6), (5, 0)])
+@pytest.mark.parametrize("real", [True, False])
+def test_backend_outer(rng, shape, real):
+    be = get_backend("numpy")
+    V = rng.normal(size=shape) + (0 if real else 1j * rng.normal(size=shape))
+    X = be.outer(V)
+    np.testing.assert_allclose(X, V @ V.conj().T, atol=1e-13)
+    assert np.array_equal(X, X.conj().T)

@@ -55,6 +55,17 @@ class ConstraintOperator(abc.ABC):
     def adjoint(self, alpha: Any) -> Any:
         """``A*(alpha) = sum_i alpha_i Q_i``: a Hermitian ``D x D`` complex matrix."""
 
+    #: whether :meth:`apply_spectral` is cheaper than forming ``X`` (O(D^3)) and applying
+    spectral_native: bool = False
+
+    def apply_spectral(self, V: Any) -> Any:
+        """``A(V V^*)`` for a ``D x r`` factor ``V`` (the dual oracle's ``U diag(sqrt(w))``).
+
+        Generic version: form ``X = V V^*`` (one ``D x D x r`` product) and :meth:`apply`.
+        Operators with ``spectral_native = True`` never form ``X``.
+        """
+        return self.apply(self.backend.outer(V))
+
     @abc.abstractmethod
     def to_backend(self, backend: Backend | str) -> ConstraintOperator:
         """A copy of this operator whose data live on ``backend``."""

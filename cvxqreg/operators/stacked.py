@@ -43,6 +43,24 @@ class Stacked(ConstraintOperator):
         xp = self.backend.xp
         return xp.concatenate([p.apply(X) for p in self.parts])
 
+    @property
+    def spectral_native(self) -> bool:
+        return all(p.spectral_native for p in self.parts)
+
+    def apply_spectral(self, V):
+        """Each part from the factor; ``X = V V^*`` is formed once, only if some part needs it."""
+        xp = self.backend.xp
+        X = None
+        out = []
+        for p in self.parts:
+            if p.spectral_native:
+                out.append(p.apply_spectral(V))
+            else:
+                if X is None:
+                    X = self.backend.outer(V)
+                out.append(p.apply(X))
+        return xp.concatenate(out)
+
     def adjoint(self, alpha):
         xp = self.backend.xp
         alpha = xp.asarray(alpha, dtype=xp.float64)
@@ -85,6 +103,13 @@ class Selected(ConstraintOperator):
 
     def apply(self, X):
         return self.base.apply(X)[self._rows_d]
+
+    @property
+    def spectral_native(self) -> bool:
+        return self.base.spectral_native
+
+    def apply_spectral(self, V):
+        return self.base.apply_spectral(V)[self._rows_d]
 
     def adjoint(self, alpha):
         xp = self.backend.xp

@@ -132,26 +132,28 @@ class DualOracle:
             Wd = Wd.real
         return Wd - self.H
 
-    def state(self, U, w):
-        """``X = U diag(w) U^*`` from the columns with non-negligible weight (rank-k product)."""
+    def factor(self, U, w):
+        """``V = U_k diag(sqrt(w_k))`` over the columns with non-negligible weight, so that
+        ``X = U diag(w) U^* = V V^*`` (rank ``k``; small at small eps)."""
         xp = self.be.xp
+        w = xp.maximum(w, 0.0)
         wmax = float(xp.max(w)) if w.size else 0.0
         keep = w > _WEIGHT_CUTOFF * wmax if wmax > 0 else w > 0
         k = int(xp.count_nonzero(keep))
-        if k == 0:
-            return xp.zeros_like(U)
         if k < w.size:
             idx = xp.nonzero(keep)[0]
-            Uk, wk = U[:, idx], w[idx]
-        else:
-            Uk, wk = U, w
-        B = Uk * wk[None, :]
-        return B @ Uk.conj().T
+            U, w = U[:, idx], w[idx]
+        return U * xp.sqrt(w)[None, :]
+
+    def state(self, U, w):
+        """``X = U diag(w) U^*`` (a rank-k product)."""
+        return self.be.outer(self.factor(U, w))
 
     # ------------------------------------------------------------------ the oracle
     def evaluate(self, alpha: np.ndarray, want_state: bool = True) -> Evaluation:
-        """``-D(alpha)`` and ``-grad D(alpha)`` are what a minimizer wants; this returns ``D`` and
-        ``grad D`` (maximization form) together with the eigen-data."""
+        """``D(alpha)`` and ``grad D(alpha)`` (maximization form) with the eigen-data; the state
+        ``X`` too when ``want_state`` (inside an optimizer loop it is not needed, and operators
+        with ``spectral_native`` then compute ``A(X)`` without forming it)."""
         xp, eps, reg = self.be.xp, self.eps, self.reg
         alpha = np.asarray(alpha, dtype=np.float64)
         lam, U = self.be.eigh(self.W(alpha))
@@ -171,9 +173,14 @@ class DualOracle:
         w = reg.dpsi(t)
         psi_sum = float(xp.sum(reg.psi(t)))
         value = float(alpha @ self.q) - eps * psi_sum
-        X = self.state(U, w)
-        AX = self.be.to_host(self.A.apply(X))
-        grad = self.q - AX
+        V = self.factor(U, w)
+        if self.A.spectral_native and not want_state:
+            X = None  # A(X) straight from the factor: X is never formed
+            AX = self.A.apply_spectral(V)
+        else:
+            X = self.be.outer(V)
+            AX = self.A.apply(X)
+        grad = self.q - self.be.to_host(AX)
         return Evaluation(
             value=value,
             grad=grad,
@@ -182,7 +189,7 @@ class DualOracle:
             lam=lam,
             U=U,
             w=w,
-            X=X if want_state else None,
+            X=X,
         )
 
     def hessian_operator(self, ev: Evaluation):

@@ -63,7 +63,7 @@ def newton_cg_maximize(
     last = {}
 
     def neg(x):
-        ev = oracle.evaluate(x)
+        ev = oracle.evaluate(x, want_state=False)
         last["x"], last["ev"] = x, ev
         return -ev.value, -ev.grad
 
@@ -111,7 +111,7 @@ def newton_cg_maximize(
             break
         t, f, g = step
         x = x + t * p
-        ev = last["ev"] if np.array_equal(last["x"], x) else oracle.evaluate(x)
+        ev = last["ev"] if np.array_equal(last["x"], x) else oracle.evaluate(x, want_state=False)
         k += 1
         gn = record(k)
     out = _outcome(x, status, msg + f" ({cg_total} CG products)", k, hk, hf, hg, ht)

@@ -120,7 +120,7 @@ class DualSolver:
             return newton_cg_maximize(oracle, x0, **common)
 
         def fun(alpha):
-            ev = oracle.evaluate(alpha)
+            ev = oracle.evaluate(alpha, want_state=False)
             return ev.value, ev.grad
 
         return OPTIMIZERS[self.optimizer](fun, x0, memory=self.memory, **common)
