@@ -12,7 +12,7 @@ Typical use::
     problem.solve(method="cvxqreg", eps=1e-3)   # the same through CVXPY
 """
 
-from . import operators, problems, regularizers
+from . import operators, plotting, problems, regularizers
 from .backend import Backend, available_backends, get_backend
 from .cvxpy_method import register as _register
 from .errors import (
@@ -59,6 +59,7 @@ __all__ = [
     "get_regularizer",
     "lower",
     "operators",
+    "plotting",
     "problems",
     "regularizers",
     "solve",

@@ -247,10 +247,10 @@ class Custom(Regularizer):
 
     Parameters
     ----------
-    phi, psi, dpsi : callable
+    phi_fn, psi_fn, dpsi_fn : callable
         ``phi(x)``, ``psi(t) = phi*(t)``, ``psi'(t)``, each taking and returning arrays
         (use ``numpy``-compatible operations; they receive CuPy arrays on a GPU).
-    d2psi : callable, optional
+    d2psi_fn : callable, optional
         ``psi''(t)``; needed only by second-order methods and the Newton normalizing shift (a
         bisection is used when it is missing).
     label : str

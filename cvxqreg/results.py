@@ -134,7 +134,11 @@ class RegularizedResult:
 
     @property
     def gap(self) -> float:
-        """Duality gap ``F_eps(X) - D_eps(alpha)`` (>= 0 up to rounding; minimization form)."""
+        """``F_eps(X) - D_eps(alpha)`` in minimization form.
+
+        At the returned pair it equals ``<alpha, A(X) - q>`` exactly (Fenchel-Young), so it
+        vanishes with the residual but can be slightly negative while ``X`` is not exactly
+        feasible; :attr:`dual_value` is the rigorous lower bound on ``F_eps``."""
         return self.sense * (self.value - self.dual_value)
 
     @property

@@ -246,3 +246,23 @@ def test_newton_with_continuation_reaches_small_eps(reg):
     assert lb.converged and nt.converged
     assert abs(lb.dual_value - nt.dual_value) < 1e-9
     assert len(r.history) == r.iterations + len(newton.ladder(P, 1e-6))
+
+
+@pytest.mark.parametrize("eps", [1e-4, 1e-6])
+@pytest.mark.parametrize("reg", ["quadratic", "von_neumann"])
+def test_lbfgs_line_search_recovers_from_overshoot(eps, reg):
+    """Regression: the first step overshot the line maximum by ~1e4 and the clamped secant shrank
+    the bracket by 10% per trial, so L-BFGS stalled at iteration 0 (tomography, H = 0)."""
+    import cvxqreg
+
+    lp = cvxqreg.lower(cvxqreg.problems.tomography("QT2", n_qubits=2).problem)
+    r = solve(lp, eps, reg, optimizer="lbfgs", continuation=False)
+    assert r.converged and r.iterations < 50
+
+
+def test_time_limit_message_names_the_users_limit():
+    import cvxqreg
+
+    lp = cvxqreg.lower(cvxqreg.problems.wasserstein(5).problem)
+    r = solve(lp, 1e-6, time_limit=0.05)
+    assert r.status == "time_limit" and "time limit of 0.05 s" in r.message

@@ -170,8 +170,11 @@ class DualOracle:
         else:
             t = lam / eps
             shift = 0.0
-        w = reg.dpsi(t)
-        psi_sum = float(xp.sum(reg.psi(t)))
+        # without elimination exp(t - 1) can overflow: D = -inf is the true value of that
+        # iterate and the line search steps back, so the overflow is not an error here
+        with np.errstate(over="ignore", invalid="ignore"):
+            w = reg.dpsi(t)
+            psi_sum = float(xp.sum(reg.psi(t)))
         value = float(alpha @ self.q) - eps * psi_sum
         V = self.factor(U, w)
         if self.A.spectral_native and not want_state:

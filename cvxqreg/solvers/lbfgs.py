@@ -148,10 +148,11 @@ def _line_search(neg, x, f0, d, dphi0, t):
         width = hi - lo
         if width <= 1e-16 * max(1.0, hi):
             return None
-        # secant on the directional derivative, kept inside the bracket
+        # secant on the directional derivative when it lands well inside the bracket, else
+        # bisection (a secant clamped to the edge would shrink the bracket by only 10%)
+        t = lo + 0.5 * width
         if np.isfinite(dhi) and dhi != dlo:
-            t = lo - dlo * width / (dhi - dlo)
-        else:
-            t = lo + 0.5 * width
-        t = min(max(t, lo + 0.1 * width), hi - 0.1 * width)
+            ts = lo - dlo * width / (dhi - dlo)
+            if lo + 0.1 * width <= ts <= hi - 0.1 * width:
+                t = ts
     return None

@@ -184,6 +184,11 @@ class DualSolver:
         out = _chain(outs, ladder)
         ev = oracle.evaluate(out.x)
         status, message = out.status, out.message
+        if status == Status.TIME_LIMIT:  # stages saw what was left; report the user's limit
+            message = (
+                f"time limit of {self.time_limit:g} s reached with ||grad||_2 = "
+                f"{out.history_grad[-1]:.3e} [{len(outs)} of {len(ladder)} continuation stages]"
+            )
         if not np.isfinite(ev.value):
             status, message = Status.FAILED, "the dual value is not finite at the last iterate"
         energy, entropy = oracle.primal_parts(ev)
