@@ -45,8 +45,8 @@ class Backend:
 
     name: str
     xp: ModuleType = dataclasses.field(repr=False)
-    device: str = "cpu"
-    reason: str = ""
+    device: str = dataclasses.field(default="cpu", compare=False)
+    reason: str = dataclasses.field(default="", compare=False)
 
     @property
     def is_gpu(self) -> bool:
@@ -62,10 +62,6 @@ class Backend:
         if self.name == "cupy" and not isinstance(a, np.ndarray):
             return self.xp.asnumpy(a)
         return np.asarray(a)
-
-    def to_float(self, a: Any) -> float:
-        """A 0-d device array as a Python float (one small device-to-host copy)."""
-        return float(a)
 
     def eigh(self, a: Any):
         """Eigendecomposition ``a = V diag(w) V^*`` of a Hermitian matrix, eigenvalues ascending.

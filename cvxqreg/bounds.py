@@ -12,8 +12,10 @@ function on the simplex peaks at a vertex). Comparing the two optimization probl
 
 Von Neumann, unit trace: ``F_eps <= F_0 <= F_eps + eps log D``. Quadratic, unit trace:
 ``F_eps - eps/2 <= F_0 <= F_eps - eps/(2D)``. Because ``D_eps(alpha) <= F_eps`` for every alpha, the
-left end computed from the *dual* value is a rigorous lower bound at any iterate; the right end uses
-the primal value and is exact only as the residual vanishes.
+left end computed from the *dual* value is a rigorous lower bound at any iterate. On the right,
+any feasible state gives ``F_0 <= Tr[H X]``, and for the regularized optimum
+``Tr[H X_eps] = F_eps - eps Tr[phi(X_eps)] <= F_eps - eps phi_min``: the energy is the sharper upper
+end, valid as the residual of ``X_eps`` vanishes.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ def entropy_range(reg: Regularizer, tau: float, dim: int) -> tuple[float, float]
 
 
 def regularization_bracket(
-    reg: Regularizer, eps: float, tau: float, dim: int, dual_value: float, primal_value: float
+    reg: Regularizer, eps: float, tau: float, dim: int, dual_value: float, energy: float
 ) -> tuple[float, float]:
-    """``(D_eps - eps phi_max, F_eps - eps phi_min)``: a bracket on ``F_0`` (minimization form)."""
-    lo, hi = entropy_range(reg, tau, dim)
-    return dual_value - eps * hi, primal_value - eps * lo
+    """``(D_eps(alpha) - eps phi_max, Tr[H X])``: a bracket on ``F_0`` (minimization form)."""
+    _, hi = entropy_range(reg, tau, dim)
+    return dual_value - eps * hi, energy

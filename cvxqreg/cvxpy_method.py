@@ -7,8 +7,9 @@ after any CVXPY solve. ``problem.value`` is the model's own objective at the reg
 regularized optimum ``F_eps``, the dual value, the certified bound and the status are in the full
 :class:`~cvxqreg.results.RegularizedResult`, which is returned and stored as
 ``problem.cvxqreg_result``. CVXPY's status follows :data:`CVXPY_STATUS`: a solve stopped by
-``max_iter`` or a time limit is ``"user_limit"``, one that stalled in float64
-``"optimal_inaccurate"``; an infeasibility certificate gives ``"infeasible"``.
+``max_iter`` or a time limit is ``"user_limit"``, one that stalled in float64 near the tolerance
+(``||grad|| <= max(1e3 tol, sqrt(tol))``) ``"optimal_inaccurate"`` and farther away
+``"solver_error"`` (no values written); an infeasibility certificate gives ``"infeasible"``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def solve_method(
     )
     if lowered.recovery is not None:
         status = CVXPY_STATUS[result.status]
+        if status == "optimal_inaccurate" and not result.grad_norm <= max(1e3 * tol, tol**0.5):
+            status = "solver_error"  # stalled far from feasibility: no solution to report
         if status in ("infeasible", "solver_error"):
             lowered.recovery.unpack(None, None, None, status)
         else:

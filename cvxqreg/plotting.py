@@ -98,7 +98,11 @@ def _row_quantity(row, key: str, F0: float) -> float:
     if key == "certified_gap":
         return abs(F0 - row.lower_bound) if math.isfinite(F0) else math.nan
     if key == "bracket_width":
-        return row.bracket_high - row.bracket_low
+        # the upper end is reported for converged solves only; otherwise the distance from the
+        # certified bound to the energy of the last iterate (drawn hollow)
+        if math.isfinite(row.bracket_high):
+            return row.bracket_high - row.bracket_low
+        return abs(row.energy - row.lower_bound)
     raise ValueError(f"unknown quantity {key!r}")
 
 
@@ -210,7 +214,11 @@ def plot_zero_temperature(
         ax.plot(e, e * math.log(dim), color="0.55", lw=1.0, ls=(0, (1, 2)), zorder=0)
 
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    plotted = [ln.get_ydata() for ln in ax.get_lines()]
+    if any(np.any(np.isfinite(y) & (np.asarray(y) > 0)) for y in plotted):
+        ax.set_yscale("log")
+    else:  # nothing to show on a log axis (e.g. every solve failed): say so, keep a linear axis
+        ax.text(0.5, 0.5, "no finite positive values", transform=ax.transAxes, ha="center")
     ax.set_xlabel(r"regularization $\varepsilon$")
     ax.set_ylabel("error / gap")
     ax.grid(True, which="major", alpha=0.3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,7 @@ class LoweredProblem:
         """Map ``Tr[H X] + c`` (minimization form) to the user's objective value."""
         return self.sense * (internal + self.offset)
 
-    @functools.cached_property
+    @property
     def trace_direction(self) -> np.ndarray | None:
         """A vector ``c`` with ``A*(c) = I``, or ``None`` when the identity is not in the span.
 
@@ -128,10 +129,19 @@ class LoweredProblem:
         maximized along ``c`` in closed form (normalization elimination, MATH.md section 4).
         Found by LSQR on ``min ||A*(c) - I||_F`` using only ``apply``/``adjoint``.
         """
+        return self._trace_solution[0]
+
+    @property
+    def trace_residual(self) -> float:
+        """``||A*(c) - I||_F`` of :attr:`trace_direction` (enters the certified bound's margin)."""
+        return self._trace_solution[1]
+
+    @functools.cached_property
+    def _trace_solution(self) -> tuple[np.ndarray | None, float]:
         op = self.A.to_backend("numpy")
         D, m = self.dim, self.n_rows
         if m == 0:
-            return None
+            return None, math.inf
 
         def rmatvec(v):
             return op.apply(np.ascontiguousarray(v).view(np.complex128).reshape(D, D))
@@ -146,16 +156,32 @@ class LoweredProblem:
         L = spla.LinearOperator((2 * D * D, m), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
         eye = np.eye(D, dtype=np.complex128).reshape(-1).view(np.float64)
         c = spla.lsqr(L, eye, atol=1e-14, btol=1e-14, iter_lim=max(100, 20 * m))[0]
-        resid = np.linalg.norm(matvec(c) - eye)
-        if resid > 1e-8 * np.sqrt(D):
-            return None
-        return c
+        resid = float(np.linalg.norm(matvec(c) - eye))
+        if not resid <= 1e-8 * np.sqrt(D):  # also rejects NaN
+            return None, resid
+        return c, resid
 
     @functools.cached_property
+    def _cost_spectrum(self) -> np.ndarray:
+        return np.linalg.eigvalsh(self.H)
+
+    @property
     def cost_spread(self) -> float:
         """``lambda_max(H) - lambda_min(H)``: the energy scale where eps stops mattering."""
-        lam = np.linalg.eigvalsh(self.H)
+        lam = self._cost_spectrum
         return float(lam[-1] - lam[0]) if lam.size else 0.0
+
+    @property
+    def cost_norm(self) -> float:
+        """``||H||_2``."""
+        lam = self._cost_spectrum
+        return float(np.abs(lam).max()) if lam.size else 0.0
+
+    @property
+    def cost_max(self) -> float:
+        """``lambda_max(H)``."""
+        lam = self._cost_spectrum
+        return float(lam[-1]) if lam.size else 0.0
 
     @property
     def trace_value(self) -> float | None:

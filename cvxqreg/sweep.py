@@ -241,7 +241,7 @@ def sweep(
                 res = solver(lp, e, alpha0=alpha, eps0=eps_prev)
             else:
                 res = solver(lp, e)
-            if np.all(np.isfinite(res.alpha)):
+            if res.status not in ("failed", "infeasible") and np.all(np.isfinite(res.alpha)):
                 alpha, eps_prev = res.alpha, e
             results.append(res)
             rows.append(_row(res, ref if have_ref else None, F0))

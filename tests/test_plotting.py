@@ -112,11 +112,14 @@ def test_zero_temperature_into_given_axes_and_without_reference(swept):
     assert out is fig and a1.get_legend() is not None
     plot_zero_temperature(no_ref, ax=a2)
     assert "no exact reference" in a2.get_title()
-    # without F_0 only the bracket width can be drawn (for von Neumann it is the guide eps log D)
+    # without F_0 only the bracket width can be drawn: for von Neumann on unit-trace states it
+    # is Tr[H X] - D_eps = eps S(X_eps) (entropy of the state), at most the guide eps log D
     assert len(_drawn_lines(a2)) == 2
     vn = next(ln for ln in _drawn_lines(a2) if ln.get_color() == "C0")
     eps = np.asarray(vn.get_xdata())
-    np.testing.assert_allclose(vn.get_ydata(), eps * np.log(4), rtol=1e-3)
+    rows = sorted(no_ref.for_regularizer("von_neumann"), key=lambda r: r.eps)
+    np.testing.assert_allclose(vn.get_ydata(), [r.energy - r.dual_value for r in rows], rtol=1e-6)
+    assert np.all(np.asarray(vn.get_ydata()) <= eps * np.log(4) * (1 + 1e-9))
     assert any("bracket width" in t for t in _legend_texts(fig))
 
 

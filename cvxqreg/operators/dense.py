@@ -53,6 +53,8 @@ class Dense(ConstraintOperator):
     ):
         if sp.issparse(rows) or (np.ndim(rows) == 2 and dim is not None):
             M = sp.csr_matrix(rows, dtype=np.float64)
+            if not np.all(np.isfinite(M.data)):
+                raise InvalidInputError("constraint rows contain NaN or inf")
             if dim is None or M.shape[1] != 2 * dim * dim:
                 raise InvalidInputError(
                     f"interleaved row matrix must have 2*D^2 columns with dim=D given; got shape "

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from ..backend import Backend
 from ..errors import InvalidInputError
 from .base import ConstraintOperator, _resolve
@@ -57,6 +59,8 @@ class PartialTrace(ConstraintOperator):
         if not -len(dims) <= axis < len(dims):
             raise InvalidInputError(f"axis={axis} is out of range for dims={dims}")
         axis = axis % len(dims)
+        if not (np.isfinite(scale) and scale != 0):
+            raise InvalidInputError(f"scale must be a finite nonzero number, got {scale!r}")
         self.dims, self.axis, self.scale, self.real = dims, axis, float(scale), bool(real)
         self._a = math.prod(dims[:axis])
         self._d = dims[axis]

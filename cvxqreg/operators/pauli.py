@@ -102,7 +102,10 @@ class Pauli(ConstraintOperator):
         else:
             if n_qubits is None:
                 raise InvalidInputError("n_qubits is required when strings are given as masks")
-            masks = [(int(x), int(z)) for x, z in strings]
+            masks = [(x, z) for x, z in strings]
+            if not all(isinstance(v, (int, np.integer)) for mz in masks for v in mz):
+                raise InvalidInputError("Pauli masks must be integers (x_mask, z_mask)")
+            masks = [(int(x), int(z)) for x, z in masks]
         D = 1 << int(n_qubits)
         if any(not (0 <= x < D and 0 <= z < D) for x, z in masks):
             raise InvalidInputError(f"Pauli masks out of range for {n_qubits} qubits")

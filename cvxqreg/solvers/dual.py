@@ -145,10 +145,6 @@ class DualOracle:
             U, w = U[:, idx], w[idx]
         return U * xp.sqrt(w)[None, :]
 
-    def state(self, U, w):
-        """``X = U diag(w) U^*`` (a rank-k product)."""
-        return self.be.outer(self.factor(U, w))
-
     # ------------------------------------------------------------------ the oracle
     def evaluate(self, alpha: np.ndarray, want_state: bool = True) -> Evaluation:
         """``D(alpha)`` and ``grad D(alpha)`` (maximization form) with the eigen-data; the state
@@ -243,6 +239,12 @@ class DualOracle:
         entropy = float(xp.sum(self.reg.phi(ev.w)))
         return energy, entropy
 
+    def dual_rounding(self, ev: Evaluation) -> float:
+        """A bound on the rounding error of the computed ``D_eps(alpha)``."""
+        u = np.finfo(np.float64).eps
+        m, D = self.q.size, self.problem.dim
+        return 8.0 * u * (m * float(np.abs(ev.alpha * self.q).sum()) + D * abs(ev.value))
+
     def primal_upper_bound(self) -> float | None:
         """An upper bound on ``F_eps(X)`` over *all* states with ``Tr X = tau`` (not only feasible):
 
@@ -253,7 +255,7 @@ class DualOracle:
         """
         if self.c is None:
             return None
-        lam_h = float(self.be.xp.max(self.be.eigvalsh(self.H)))
+        lam_h = self.problem.cost_max
         phi_tau = float(self.reg.phi(np.array([self.tau]))[0])
         phi_0 = float(self.reg.phi(np.array([0.0]))[0])
         bound = self.tau * lam_h + self.eps * (phi_tau + (self.problem.dim - 1) * phi_0)
@@ -267,14 +269,20 @@ class DualOracle:
         (MATH.md section 6). The margin ``8 D u ||W||`` (u = unit roundoff) covers the error of
         the computed eigenvalues. ``nan`` when the trace is not fixed.
         """
-        if self.c is None:
+        c = self.problem.trace_direction
+        if c is None:
             return math.nan
-        xp = self.be.xp
-        lam = ev.lam
-        s = float(xp.max(lam))
-        norm = float(xp.max(xp.abs(lam)))
-        margin = 8.0 * self.problem.dim * np.finfo(np.float64).eps * norm
-        return float(ev.alpha @ self.q) - (s + margin) * self.tau
+        u = np.finfo(np.float64).eps
+        D, tau = self.problem.dim, float(c @ self.q)
+        lam = self.be.eigvalsh(self.W(ev.alpha))  # recomputed at the reported alpha itself
+        s = float(self.be.xp.max(lam))
+        # eigenvalue error of a backward-stable solver on the rounded W
+        delta = 8.0 * D * u * (float(self.be.xp.max(self.be.xp.abs(lam))) + self.problem.cost_norm)
+        t = s + delta
+        t += abs(t) * 2.0 * self.problem.trace_residual  # A*(c) = I + E, ||E|| <= residual
+        aq = ev.alpha * self.q
+        rounding = 4.0 * u * (self.q.size * float(np.abs(aq).sum()) + abs(t * tau))
+        return float(aq.sum()) - t * tau - rounding
 
 
 def _check_eps(eps: Any) -> float:

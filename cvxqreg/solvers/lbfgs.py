@@ -128,6 +128,7 @@ def _line_search(neg, x, f0, d, dphi0, t):
     eps_f = 64 * np.finfo(float).eps * (1.0 + abs(f0))
     lo, hi = 0.0, np.inf
     dlo, dhi = dphi0, np.nan
+    good = None  # the last step that passed the decrease test
     for _ in range(_MAX_LS):
         f, g = neg(x + t * d)
         dphi = float(g @ d)
@@ -140,6 +141,7 @@ def _line_search(neg, x, f0, d, dphi0, t):
                 hi, dhi = t, dphi
             elif dphi < _C2 * dphi0:
                 lo, dlo = t, dphi
+                good = (t, f, g)
             else:
                 return t, f, g
         if np.isinf(hi):
@@ -155,4 +157,6 @@ def _line_search(neg, x, f0, d, dphi0, t):
             ts = lo - dlo * width / (dhi - dlo)
             if lo + 0.1 * width <= ts <= hi - 0.1 * width:
                 t = ts
-    return None
+    # still going down after every doubling (an unbounded dual: infeasible data) - take the
+    # longest good step so the caller's checks (e.g. the infeasibility certificate) can run
+    return good if np.isinf(hi) else None

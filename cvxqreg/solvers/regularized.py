@@ -18,7 +18,7 @@ from ..backend import Backend, get_backend
 from ..bounds import regularization_bracket
 from ..errors import InvalidInputError
 from ..problem import LoweredProblem
-from ..regularizers import Regularizer, get_regularizer
+from ..regularizers import Custom, Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
 from .dual import DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
@@ -116,14 +116,18 @@ class DualSolver:
             callback=self.progress,
             stop_above=oracle.primal_upper_bound(),
         )
+        if self.optimizer == "newton" and not self._has_curvature:
+            return lbfgs_maximize_hz(fun_of(oracle), x0, memory=self.memory, **common)
         if self.optimizer == "newton":
             return newton_cg_maximize(oracle, x0, **common)
 
-        def fun(alpha):
-            ev = oracle.evaluate(alpha, want_state=False)
-            return ev.value, ev.grad
+        return OPTIMIZERS[self.optimizer](fun_of(oracle), x0, memory=self.memory, **common)
 
-        return OPTIMIZERS[self.optimizer](fun, x0, memory=self.memory, **common)
+    @property
+    def _has_curvature(self) -> bool:
+        """Newton needs ``psi''``; a Custom regularizer without it is solved by L-BFGS."""
+        reg = self.regularizer
+        return not (isinstance(reg, Custom) and reg.d2psi_fn is None)
 
     def __call__(
         self,
@@ -193,11 +197,14 @@ class DualSolver:
             status, message = Status.FAILED, "the dual value is not finite at the last iterate"
         energy, entropy = oracle.primal_parts(ev)
         lb = oracle.certified_lower_bound(ev)
-        if oracle.tau is not None:
+        tau = problem.trace_value
+        if tau is not None and status not in (Status.FAILED, Status.INFEASIBLE):
             lo, hi = regularization_bracket(
-                reg, eps, oracle.tau, problem.dim, ev.value, energy + eps * entropy
+                reg, eps, tau, problem.dim, ev.value - oracle.dual_rounding(ev), energy
             )
             lb = max(lb, lo)  # both rigorous; keep the sharper
+            # the upper end needs a feasible X: reported for converged solves only
+            hi = hi if status == Status.CONVERGED else float("nan")
             bracket = tuple(sorted((problem.user_value(lo), problem.user_value(hi))))
         else:
             bracket = (float("nan"), float("nan"))
@@ -234,7 +241,16 @@ class DualSolver:
             history=hist,
             backend=be.name,
             sense=sense,
-            extras={"eliminated": oracle.c is not None, "trace": oracle.tau, "device": be.device},
+            extras={
+                "eliminated": oracle.c is not None,
+                "optimizer": (
+                    self.optimizer
+                    if self.optimizer != "newton" or self._has_curvature
+                    else "lbfgs (the regularizer has no psi'')"
+                ),
+                "trace": oracle.tau,
+                "device": be.device,
+            },
         )
 
 
@@ -300,13 +316,23 @@ def solve(
     return solver(lowered, eps, alpha0=alpha0)
 
 
+def fun_of(oracle: DualOracle):
+    """``alpha -> (D(alpha), grad D(alpha))`` for the L-BFGS drivers."""
+
+    def fun(alpha):
+        ev = oracle.evaluate(alpha, want_state=False)
+        return ev.value, ev.grad
+
+    return fun
+
+
 def _chain(outs, ladder) -> LbfgsOutcome:
     """One outcome from the stages of a continuation: the last stage's status and iterate,
     iterations summed, histories concatenated (iteration numbers continue across stages)."""
     if len(outs) == 1:
         return outs[0]
     last = outs[-1]
-    ks, offset, t_off = [], 0, 0.0
+    ks, offset = [], 0
     for o in outs:
         ks.append(o.history_iter + offset)
         offset += o.iterations
