@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..results import Status
-from .optimize import LbfgsOutcome, _outcome, stop_reason
+from .optimize import LbfgsOutcome, RunRecord, stop_reason
 
 __all__ = ["lbfgs_maximize_hz"]
 
@@ -71,22 +71,12 @@ def lbfgs_maximize_hz(
 
     x = np.asarray(x0, dtype=np.float64).copy()
     f, g = neg(x)
-    hk, hf, hg, ht = [], [], [], []
+    history = RunRecord(t0, callback)
     pairs: deque = deque(maxlen=max(1, int(memory)))
-
-    def record(k):
-        gn = float(np.linalg.norm(g))
-        hk.append(k)
-        hf.append(-f)
-        hg.append(gn)
-        ht.append(time.perf_counter() - t0)
-        if callback is not None:
-            callback(k, -f, gn)
-        return gn
 
     k = 0
     status, msg = None, ""
-    gn = record(0)
+    gn = history.record(0, -f, g)
     while True:
         stop = stop_reason(
             -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
@@ -119,8 +109,8 @@ def lbfgs_maximize_hz(
         x = x + s
         f, g = f_new, g_new
         k += 1
-        gn = record(k)
-    return _outcome(x, status, msg, k, hk, hf, hg, ht)
+        gn = history.record(k, -f, g)
+    return history.outcome(x, status, msg, k)
 
 
 def _line_search(neg, x, f0, d, dphi0, t):

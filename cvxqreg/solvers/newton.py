@@ -18,7 +18,7 @@ import numpy as np
 from ..results import Status
 from .dual import DualOracle
 from .lbfgs import _line_search
-from .optimize import LbfgsOutcome, _outcome, stop_reason
+from .optimize import LbfgsOutcome, RunRecord, stop_reason
 
 __all__ = ["newton_cg_maximize"]
 
@@ -70,21 +70,11 @@ def newton_cg_maximize(
     x = np.asarray(x0, dtype=np.float64).copy()
     f, g = neg(x)
     ev = last["ev"]
-    hk, hf, hg, ht = [], [], [], []
+    history = RunRecord(t0, callback)
     cg_total = 0
 
-    def record(k):
-        gn = float(np.linalg.norm(g))
-        hk.append(k)
-        hf.append(-f)
-        hg.append(gn)
-        ht.append(time.perf_counter() - t0)
-        if callback is not None:
-            callback(k, -f, gn)
-        return gn
-
     k = 0
-    gn = record(0)
+    gn = history.record(0, -f, g)
     while True:
         stop = stop_reason(
             -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
@@ -113,6 +103,6 @@ def newton_cg_maximize(
         x = x + t * p
         ev = last["ev"] if np.array_equal(last["x"], x) else oracle.evaluate(x, want_state=False)
         k += 1
-        gn = record(k)
-    out = _outcome(x, status, msg + f" ({cg_total} CG products)", k, hk, hf, hg, ht)
+        gn = history.record(k, -f, g)
+    out = history.outcome(x, status, msg + f" ({cg_total} CG products)", k)
     return out

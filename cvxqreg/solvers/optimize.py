@@ -204,6 +204,30 @@ def stop_reason(
     return None
 
 
+class RunRecord:
+    """Per-iteration records of an optimizer run (value, gradient norm, time), with the
+    progress callback; shared by the drivers."""
+
+    def __init__(self, t0: float, callback: Callable[[int, float, float], None] | None = None):
+        self.t0, self.callback = t0, callback
+        self.k, self.f, self.g, self.t = [], [], [], []
+
+    def record(self, k: int, f: float, grad: np.ndarray) -> float:
+        """Record iterate ``k`` with value ``f`` and gradient ``grad``; returns ``||grad||``."""
+        gn = float(np.linalg.norm(grad))
+        self.k.append(k)
+        self.f.append(f)
+        self.g.append(gn)
+        self.t.append(time.perf_counter() - self.t0)
+        if self.callback is not None:
+            self.callback(k, f, gn)
+        return gn
+
+    def outcome(self, x, status: str, msg: str, k: int) -> LbfgsOutcome:
+        """The run's result with these records."""
+        return _outcome(x, status, msg, k, self.k, self.f, self.g, self.t)
+
+
 def _outcome(x, status, msg, k, hk, hf, hg, ht) -> LbfgsOutcome:
     return LbfgsOutcome(
         x=np.asarray(x),
