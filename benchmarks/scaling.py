@@ -1,0 +1,87 @@
+"""Time per solve and peak memory against the dimension D, with the log-log slope.
+
+Tomography (QT3, n qubits, D = 2^n, 2D Pauli rows) and quantum Wasserstein (n Fock levels,
+D = n^2, two marginals; every n up to 10, odd n above), default solver, eps and tol as given.
+Peak memory is the largest ``tracemalloc`` reading during the solve: NumPy's arrays, not LAPACK's
+workspace inside the eigendecomposition. Lowering is done before the measurement. The slope is
+a least-squares fit of log(time) on log(D).
+
+Usage:  python benchmarks/scaling.py [--eps 1e-2] [--tol 1e-6] [--max-dim 1024]
+            [--out benchmarks/results/scaling.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import tracemalloc
+
+import numpy as np
+
+import cvxqreg
+from cvxqreg import DualSolver, problems
+
+
+def measure(lp, solver, eps):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    r = solver(lp, eps, return_state=False)
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return r, dt, peak
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--eps", type=float, default=1e-2)
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--max-dim", type=int, default=256)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    families = {
+        "tomography QT3": [
+            (2**n, lambda n=n: problems.tomography("QT3", n_qubits=n)) for n in range(3, 11)
+        ],
+        "wasserstein": [(n * n, lambda n=n: problems.wasserstein(n)) for n in range(3, 33)],
+    }
+    solver = DualSolver(tol=args.tol)
+    lines = [
+        "# Scaling with D\n",
+        f"Command: `python benchmarks/scaling.py --eps {args.eps:g} --tol {args.tol:g} "
+        f"--max-dim {args.max_dim}`  ",
+        f"Machine: {platform.machine()}, numpy {np.__version__}; default solver (von Neumann)\n",
+        "| family | D | m | status | iterations | time [s] | peak memory [MB] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    slopes = []
+    for name, sizes in families.items():
+        dims, times = [], []
+        for D, make in sizes:
+            if D > args.max_dim or (name == "wasserstein" and int(D**0.5) % 2 == 0 and D > 100):
+                continue
+            lp = cvxqreg.lower(make().problem)
+            r, dt, peak = measure(lp, solver, args.eps)
+            dims.append(D)
+            times.append(dt)
+            lines.append(
+                f"| {name} | {D} | {lp.n_rows} | {r.status} | {r.iterations} | {dt:.3f} | "
+                f"{peak / 2**20:.1f} |"
+            )
+            print(lines[-1], flush=True)
+        if len(dims) >= 3:
+            big = [i for i, d in enumerate(dims) if d >= 32] or list(range(len(dims)))
+            s = np.polyfit(np.log([dims[i] for i in big]), np.log([times[i] for i in big]), 1)[0]
+            slopes.append(f"{name}: log-log slope of time vs D (D >= 32) = {s:.2f}")
+    lines.append("")
+    lines += slopes
+    print("\n".join(slopes))
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
