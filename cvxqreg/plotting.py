@@ -106,6 +106,13 @@ def _row_quantity(row, key: str, F0: float) -> float:
     raise ValueError(f"unknown quantity {key!r}")
 
 
+def _hollow_handle(label: str):
+    """Legend entry for the hollow markers of non-converged solves."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], ls="none", marker="o", mfc="white", mec="0.2", mew=1.5, label=label)
+
+
 def plot_zero_temperature(
     sweep_result: SweepResult,
     ax=None,
@@ -244,16 +251,7 @@ def plot_zero_temperature(
         )
     if any_hollow:
         handles.append(
-            Line2D(
-                [],
-                [],
-                ls="none",
-                marker="o",
-                mfc="white",
-                mec="0.2",
-                mew=1.5,
-                label="hollow: not converged\n(" + ", ".join(sorted(unconverged)) + ")",
-            )
+            _hollow_handle("hollow: not converged\n(" + ", ".join(sorted(unconverged)) + ")")
         )
     if own_figure:
         fig.legend(handles=handles, loc="outside right upper", fontsize=9, frameon=False)
@@ -440,18 +438,7 @@ def plot_convergence(
         d_label = "final $D_\\varepsilon$" if reference_value is None else "given value"
         handles.append(Line2D([], [], ls="none", label=f"$d^*$ = {d_label}"))
     if any_hollow:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                ls="none",
-                marker="o",
-                mfc="white",
-                mec="0.2",
-                mew=1.5,
-                label="not converged (last iterate)",
-            )
-        )
+        handles.append(_hollow_handle("not converged (last iterate)"))
     fig.legend(
         handles=handles,
         loc="outside lower center",

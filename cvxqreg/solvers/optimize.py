@@ -71,7 +71,7 @@ def lbfgs_maximize(
     """
     t0 = time.perf_counter()
     cache: dict[str, object] = {}
-    hist_k, hist_f, hist_g, hist_t = [], [], [], []
+    history = RunRecord(t0, callback)
 
     ctl = blas_controller()
     full = {i["prefix"]: i["num_threads"] for i in ctl.info() if i["user_api"] == "blas"}
@@ -84,49 +84,26 @@ def lbfgs_maximize(
             return np.inf, np.zeros_like(x)  # makes the line search step back
         return -f, -g
 
-    def record(k, x):
+    def check(k, x):
+        """Record iterate ``k`` and return the stopping reason, if any."""
         if "x" not in cache or not np.array_equal(cache["x"], x):
             neg(x)
-        f, g = cache["f"], cache["g"]
-        gn = float(np.linalg.norm(g))
-        hist_k.append(k)
-        hist_f.append(f)
-        hist_g.append(gn)
-        hist_t.append(time.perf_counter() - t0)
-        if callback is not None:
-            callback(k, f, gn)
-        return gn
-
-    x0 = np.asarray(x0, dtype=np.float64).copy()
-    state = {"k": 0, "status": None, "x": x0}
-    if record(0, x0) < tol:
-        return _outcome(
-            x0,
-            Status.CONVERGED,
-            "initial point already satisfies the tolerance",
-            0,
-            hist_k,
-            hist_f,
-            hist_g,
-            hist_t,
+        f = cache["f"]
+        gn = history.record(k, f, cache["g"])
+        return stop_reason(
+            f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
         )
 
+    x0 = np.asarray(x0, dtype=np.float64).copy()
+    state = {"k": 0, "stop": check(0, x0), "x": x0}
+    if state["stop"] is not None:
+        return history.outcome(x0, *state["stop"], 0)
+
     def cb(intermediate_result):
-        x = intermediate_result.x
         state["k"] += 1
-        state["x"] = x.copy()
-        gn = record(state["k"], x)
-        if not np.isfinite(hist_f[-1]):
-            state["status"] = Status.FAILED
-            raise StopIteration
-        if gn < tol:
-            state["status"] = Status.CONVERGED
-            raise StopIteration
-        if stop_above is not None and hist_f[-1] > stop_above:
-            state["status"] = Status.INFEASIBLE
-            raise StopIteration
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
-            state["status"] = Status.TIME_LIMIT
+        state["x"] = intermediate_result.x.copy()
+        state["stop"] = check(state["k"], state["x"])
+        if state["stop"] is not None:
             raise StopIteration
 
     with ctl.limit(limits=1, user_api="blas"):
@@ -145,30 +122,15 @@ def lbfgs_maximize(
                 "maxls": 40,
             },
         )
-    x = state["x"]
-    k = state["k"]
-    status = state["status"]
-    if status == Status.CONVERGED:
-        msg = f"||grad||_2 = {hist_g[-1]:.3e} < tol = {tol:.1e}"
-    elif status == Status.TIME_LIMIT:
-        msg = f"time limit of {time_limit:g} s reached with ||grad||_2 = {hist_g[-1]:.3e}"
-    elif status == Status.INFEASIBLE:
-        msg = (
-            f"the dual value {hist_f[-1]:.6g} exceeds {stop_above:.6g}, an upper bound on the "
-            "primal objective of every feasible state: the constraints are infeasible"
-        )
-    elif status == Status.FAILED:
-        msg = "the dual value became non-finite"
-    elif k >= max_iter:
-        status = Status.MAX_ITER
-        msg = f"{max_iter} iterations reached with ||grad||_2 = {hist_g[-1]:.3e} >= tol = {tol:.1e}"
+    if state["stop"] is not None:
+        status, msg = state["stop"]
     else:
         status = Status.STALLED
         msg = (
-            f"L-BFGS stopped ({res.message}) at ||grad||_2 = {hist_g[-1]:.3e} >= tol = "
+            f"L-BFGS stopped ({res.message}) at ||grad||_2 = {history.g[-1]:.3e} >= tol = "
             f"{tol:.1e}: no further progress in float64"
         )
-    return _outcome(x, status, msg, k, hist_k, hist_f, hist_g, hist_t)
+    return history.outcome(state["x"], status, msg, state["k"])
 
 
 def stop_reason(

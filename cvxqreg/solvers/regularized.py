@@ -25,7 +25,9 @@ from .lbfgs import lbfgs_maximize_hz
 from .newton import newton_cg_maximize
 from .optimize import LbfgsOutcome, lbfgs_maximize
 
-OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize, "newton": None}
+#: first-order drivers; "newton" (the default) is driven with the oracle itself
+OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize}
+OPTIMIZER_NAMES = ("newton", *OPTIMIZERS)
 
 __all__ = ["DualSolver", "solve"]
 
@@ -87,9 +89,9 @@ class DualSolver:
             raise InvalidInputError(f"tol must be a positive number, got {self.tol!r}")
         if int(self.max_iter) < 1:
             raise InvalidInputError(f"max_iter must be >= 1, got {self.max_iter!r}")
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer not in OPTIMIZER_NAMES:
             raise InvalidInputError(
-                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+                f"optimizer must be one of {OPTIMIZER_NAMES}, got {self.optimizer!r}"
             )
         if self.time_limit is not None and not self.time_limit > 0:
             raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
