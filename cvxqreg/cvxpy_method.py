@@ -8,7 +8,8 @@ regularized optimum ``F_eps``, the dual value, the certified bound and the statu
 :class:`~cvxqreg.results.RegularizedResult`, which is returned and stored as
 ``problem.cvxqreg_result``. CVXPY's status follows :data:`CVXPY_STATUS`: a solve stopped by
 ``max_iter`` or a time limit is ``"user_limit"``, one that stalled in float64 near the tolerance
-(``||grad|| <= max(1e3 tol, sqrt(tol))``) ``"optimal_inaccurate"`` and farther away
+(``||grad|| <= max(1e3 tol, sqrt(tol))``) or stopped at the float64 floor ``"optimal_inaccurate"``
+and farther away
 ``"solver_error"`` (no values written); an infeasibility certificate gives ``"infeasible"``.
 """
 
@@ -22,6 +23,7 @@ METHOD_NAME = "cvxqreg"
 CVXPY_STATUS = {
     "converged": "optimal",
     "stalled": "optimal_inaccurate",
+    "precision_limit": "optimal_inaccurate",
     "max_iter": "user_limit",
     "time_limit": "user_limit",
     "infeasible": "infeasible",

@@ -21,6 +21,9 @@ class Status:
     MAX_ITER = "max_iter"  #: the iteration cap was hit first
     TIME_LIMIT = "time_limit"  #: the time limit was hit first
     STALLED = "stalled"  #: no further progress possible in float64 (line search failed)
+    #: stopped at the float64 floor: ||grad|| is within a small factor of its measured rounding
+    #: noise, so the tolerance cannot be resolved (the certified bound and bracket still hold)
+    PRECISION_LIMIT = "precision_limit"
     INFEASIBLE = "infeasible"  #: the dual exceeded an upper bound on F_eps: no feasible state
     FAILED = "failed"  #: non-finite values or an internal error
 
@@ -148,7 +151,12 @@ class RegularizedResult:
 
     def summary(self) -> str:
         """A few readable lines; the status is always shown next to the numbers."""
-        flag = "" if self.converged else "  [NOT CONVERGED: value is the last iterate's]"
+        if self.converged:
+            flag = ""
+        elif self.status == Status.PRECISION_LIMIT:
+            flag = "  [AT THE FLOAT64 FLOOR: tol not resolvable; residual = ||grad||]"
+        else:
+            flag = "  [NOT CONVERGED: value is the last iterate's]"
         return (
             f"{self.regularizer} eps={self.eps:.3g}: status={self.status}{flag}\n"
             f"  F_eps = {self.value:.12g}   Tr[HX] = {self.energy:.12g}   "

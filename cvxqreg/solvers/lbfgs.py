@@ -25,7 +25,14 @@ from collections.abc import Callable
 import numpy as np
 
 from ..results import Status
-from .optimize import LbfgsOutcome, RunRecord, stop_reason
+from .optimize import (
+    STAGNATION_PATIENCE,
+    LbfgsOutcome,
+    RunRecord,
+    Stagnation,
+    precision_limit,
+    stop_reason,
+)
 
 __all__ = ["lbfgs_maximize_hz"]
 
@@ -74,6 +81,8 @@ def lbfgs_maximize_hz(
     history = RunRecord(t0, callback)
     pairs: deque = deque(maxlen=max(1, int(memory)))
 
+    patience = 10 * STAGNATION_PATIENCE
+    stagnation = Stagnation(patience)
     k = 0
     status, msg = None, ""
     gn = history.record(0, -f, g)
@@ -81,6 +90,10 @@ def lbfgs_maximize_hz(
         stop = stop_reason(
             -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
         )
+        if stop is None and stagnation.update(gn):
+            stop = precision_limit(
+                neg, x, g, gn, tol, f"||grad||_2 did not halve in {patience} iterations"
+            )
         if stop is not None:
             status, msg = stop
             break
@@ -94,10 +107,10 @@ def lbfgs_maximize_hz(
         t = 1.0 if pairs else min(1.0, 1.0 / gn)
         step = _line_search(neg, x, f, d, dphi0, t)
         if step is None:
-            status = Status.STALLED
-            msg = (
+            status, msg = precision_limit(neg, x, g, gn, tol, "the line search failed") or (
+                Status.STALLED,
                 f"line search failed at ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}: no further "
-                "progress in float64"
+                "progress in float64",
             )
             break
         t, f_new, g_new = step

@@ -14,11 +14,19 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg
 
 from ..results import Status
 from .dual import DualOracle
 from .lbfgs import _line_search
-from .optimize import LbfgsOutcome, RunRecord, stop_reason
+from .optimize import (
+    STAGNATION_PATIENCE,
+    LbfgsOutcome,
+    RunRecord,
+    Stagnation,
+    precision_limit,
+    stop_reason,
+)
 
 __all__ = ["newton_cg_maximize"]
 
@@ -57,8 +65,19 @@ def newton_cg_maximize(
     callback: Callable[[int, float, float], None] | None = None,
     stop_above: float | None = None,
     cg_max_iter: int = 250,
+    hessian: str = "auto",
+    regularization: float = 0.0,
 ) -> LbfgsOutcome:
-    """Maximize ``D_eps`` from ``x0`` by Newton-CG (same contract as the L-BFGS drivers)."""
+    """Maximize ``D_eps`` from ``x0`` by (regularized) Newton (same contract as the L-BFGS
+    drivers).
+
+    The step solves ``(-Hess D + mu I) p = grad D`` with ``mu = regularization * ||grad D||``
+    (a Levenberg-Marquardt shift: at small eps the Hessian of a degenerate problem is singular
+    to working precision, and the shift keeps the step bounded while vanishing at the optimum).
+    ``hessian="dense"`` forms ``-Hess D`` (:meth:`DualOracle.hessian_matrix`) and factors it;
+    ``"cg"`` runs conjugate gradients on Hessian-vector products; ``"auto"`` takes the dense
+    form when :meth:`DualOracle.dense_hessian_fits`.
+    """
     t0 = time.perf_counter()
     last = {}
 
@@ -71,20 +90,36 @@ def newton_cg_maximize(
     f, g = neg(x)
     ev = last["ev"]
     history = RunRecord(t0, callback)
-    cg_total = 0
+    cg_total = n_factor = 0
+    if hessian not in ("auto", "dense", "cg"):
+        raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
+    # the Hessian scales like 1/eps for eps above the cost's spread and like 1/spread below it
+    energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
+    dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
 
+    stagnation = Stagnation(STAGNATION_PATIENCE)
     k = 0
     gn = history.record(0, -f, g)
     while True:
         stop = stop_reason(
             -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
         )
+        if stop is None and stagnation.update(gn):
+            stop = precision_limit(
+                neg, x, g, gn, tol, f"||grad||_2 did not halve in {STAGNATION_PATIENCE} iterations"
+            )
         if stop is not None:
             status, msg = stop
             break
-        M = oracle.hessian_operator(ev)
-        p, n_cg = _cg(M, -g, min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10))
-        cg_total += n_cg
+        mu = regularization * gn / energy_scale
+        if dense:
+            p = _dense_step(oracle.hessian_matrix(ev), -g, mu)
+            n_factor += 1
+        else:
+            M = oracle.hessian_operator(ev)
+            M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
+            p, n_cg = _cg(M_mu, -g, min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10))
+            cg_total += n_cg
         dphi0 = float(g @ p)
         if not dphi0 < 0:
             p, dphi0 = -g, -float(g @ g)
@@ -93,10 +128,10 @@ def newton_cg_maximize(
             p = -g
             step = _line_search(neg, x, f, p, -gn * gn, 1.0 / gn)
         if step is None:
-            status = Status.STALLED
-            msg = (
+            status, msg = precision_limit(neg, x, g, gn, tol, "the line search failed") or (
+                Status.STALLED,
                 f"line search failed at ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}: no further "
-                "progress in float64"
+                "progress in float64",
             )
             break
         t, f, g = step
@@ -104,5 +139,18 @@ def newton_cg_maximize(
         ev = last["ev"] if np.array_equal(last["x"], x) else oracle.evaluate(x, want_state=False)
         k += 1
         gn = history.record(k, -f, g)
-    out = history.outcome(x, status, msg + f" ({cg_total} CG products)", k)
-    return out
+    work = f"{n_factor} Hessian factorizations" if dense else f"{cg_total} CG products"
+    return history.outcome(x, status, f"{msg} ({work})", k)
+
+
+def _dense_step(Hm: np.ndarray, b: np.ndarray, mu: float) -> np.ndarray:
+    """Solve ``(Hm + mu I) p = b`` for a positive semidefinite ``Hm``: Cholesky, or (singular to
+    working precision) the eigendecomposition with the eigenvalues below ``m u lambda_max``
+    treated as that floor."""
+    A = Hm + mu * np.eye(b.size) if mu > 0 else Hm
+    try:
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(A, check_finite=False), b)
+    except np.linalg.LinAlgError:
+        w, V = np.linalg.eigh(A)
+        floor = max(b.size * np.finfo(float).eps * max(float(w[-1]), 0.0), np.finfo(float).tiny)
+        return V @ ((V.T @ b) / np.maximum(w, floor))

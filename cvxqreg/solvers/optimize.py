@@ -166,6 +166,65 @@ def stop_reason(
     return None
 
 
+#: a run whose best ||grad|| has not halved for this many iterations is checked for the float64
+#: floor (Newton; L-BFGS waits ten times longer)
+STAGNATION_PATIENCE = 20
+#: the gradient is at the float64 floor when ||grad|| <= this factor times its measured noise
+_FLOOR_FACTOR = 10.0
+
+
+class Stagnation:
+    """Tracks the best gradient norm; :meth:`update` is ``True`` when it has not halved in
+    ``patience`` iterations (and restarts the count)."""
+
+    def __init__(self, patience: int):
+        self.patience = int(patience)
+        self.best, self.since = np.inf, 0
+
+    def update(self, gn: float) -> bool:
+        if gn < 0.5 * self.best or not np.isfinite(self.best):
+            self.best, self.since = gn, 0
+            return False
+        self.since += 1
+        if self.since >= self.patience:
+            self.best, self.since = gn, 0
+            return True
+        return False
+
+
+def gradient_noise(fun, x: np.ndarray, grad: np.ndarray, samples: int = 3, seed: int = 0) -> float:
+    """The float64 noise of the gradient at ``x``, *measured*: the largest change of
+    ``grad f`` when ``x`` is perturbed at the level of rounding (relative ``4 u`` per entry,
+    ``u`` the unit roundoff). A gradient norm comparable to this cannot be reduced further in
+    float64, whatever the optimizer: the eigendecomposition behind each gradient is accurate only
+    to ``O(u ||W||)``, which the dual amplifies by ``1/eps`` at small eps."""
+    rng = np.random.default_rng(seed)
+    u = np.finfo(np.float64).eps
+    scale = np.maximum(np.abs(x), 1e-3 * float(np.max(np.abs(x), initial=0.0)))
+    worst = 0.0
+    for _ in range(samples):
+        xs = x + 4.0 * u * scale * rng.standard_normal(x.size)
+        _, gs = fun(xs)
+        worst = max(worst, float(np.linalg.norm(np.asarray(gs) - grad)))
+    return worst
+
+
+def precision_limit(
+    fun, x: np.ndarray, grad: np.ndarray, gn: float, tol: float, why: str
+) -> tuple[str, str] | None:
+    """``(Status.PRECISION_LIMIT, message)`` when ``||grad|| = gn`` is within
+    ``_FLOOR_FACTOR`` of the measured :func:`gradient_noise` at ``x`` (or the noise exceeds
+    ``tol``); ``None`` when the gradient is resolved and the run should go on."""
+    noise = gradient_noise(fun, x, grad)
+    if gn <= _FLOOR_FACTOR * noise or noise >= tol:
+        return Status.PRECISION_LIMIT, (
+            f"{why} at ||grad||_2 = {gn:.3e}; the gradient's float64 noise at this point is "
+            f"{noise:.1e} (measured by perturbing alpha at the rounding level), so tol = "
+            f"{tol:.1e} is beyond what float64 resolves here"
+        )
+    return None
+
+
 class RunRecord:
     """Per-iteration records of an optimizer run (value, gradient norm, time), with the
     progress callback; shared by the drivers."""

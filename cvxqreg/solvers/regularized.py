@@ -80,6 +80,8 @@ class DualSolver:
     optimizer: str = "newton"
     continuation: bool = True
     stage_tol: float = 1e-3
+    hessian: str = "auto"
+    regularization: float = 1e-3
     progress: Any = None
 
     def __post_init__(self):
@@ -121,7 +123,9 @@ class DualSolver:
         if self.optimizer == "newton" and not self._has_curvature:
             return lbfgs_maximize_hz(fun_of(oracle), x0, memory=self.memory, **common)
         if self.optimizer == "newton":
-            return newton_cg_maximize(oracle, x0, **common)
+            return newton_cg_maximize(
+                oracle, x0, hessian=self.hessian, regularization=self.regularization, **common
+            )
 
         return OPTIMIZERS[self.optimizer](fun_of(oracle), x0, memory=self.memory, **common)
 
@@ -166,9 +170,12 @@ class DualSolver:
         ladder = [eps] if alpha0 is not None and eps0 is None else self.ladder(problem, eps, eps0)
         outs, extra_evals = [], 0
         x = x0
+        solved: list[tuple[float, np.ndarray]] = []  # (eps, alpha) of the finished stages
         for i, e in enumerate(ladder):
             final = i == len(ladder) - 1
             orc = oracle if final else oracle.with_eps(e)
+            if len(solved) >= 2:
+                x = _predict(orc, solved[-2], solved[-1], e)
             used = sum(o.iterations for o in outs)
             left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
             out = self._run(
@@ -181,6 +188,7 @@ class DualSolver:
             outs.append(out)
             extra_evals += 0 if final else orc.n_evals
             x = out.x
+            solved.append((e, x))
             if not final and out.status in (
                 Status.FAILED,
                 Status.INFEASIBLE,
@@ -205,8 +213,9 @@ class DualSolver:
                 reg, eps, tau, problem.dim, ev.value - oracle.dual_rounding(ev), energy
             )
             lb = max(lb, lo)  # both rigorous; keep the sharper
-            # the upper end needs a feasible X: reported for converged solves only
-            hi = hi if status == Status.CONVERGED else float("nan")
+            # the upper end needs a feasible X: reported when the residual is below tol or at
+            # the float64 floor (the smallest residual any solve reaches at this eps)
+            hi = hi if status in (Status.CONVERGED, Status.PRECISION_LIMIT) else float("nan")
             bracket = tuple(sorted((problem.user_value(lo), problem.user_value(hi))))
         else:
             bracket = (float("nan"), float("nan"))
@@ -326,6 +335,19 @@ def fun_of(oracle: DualOracle):
         return ev.value, ev.grad
 
     return fun
+
+
+def _predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:
+    """The warm start for the stage at ``eps``: the secant extrapolation of the path
+    ``eps -> alpha(eps)`` through the last two stages, or the last stage's ``alpha`` if that has
+    the larger dual value at ``eps`` (the path bends where the optimum drifts, e.g. rank-deficient
+    marginals; measured in ``benchmarks/results/continuation.md``)."""
+    (e1, a1), (e2, a2) = older, newer
+    guess = a2 + (a2 - a1) * ((eps - e2) / (e2 - e1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        v_guess = oracle.evaluate(guess, want_state=False).value
+        v_last = oracle.evaluate(a2, want_state=False).value
+    return guess if v_guess > v_last else a2
 
 
 def _chain(outs, ladder) -> LbfgsOutcome:
