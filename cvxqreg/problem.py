@@ -162,6 +162,16 @@ class LoweredProblem:
         return c, resid
 
     @functools.cached_property
+    def row_stack(self) -> np.ndarray:
+        """The rows ``Q_i`` as an ``(m, D, D)`` host array (real when :attr:`real`), built once from
+        :meth:`~cvxqreg.operators.ConstraintOperator.matrix`: row ``i`` of that matrix acts on
+        ``X.view(float)`` as ``Re Tr[Q_i X]``, so its pairs ``(Re, Im)`` are the entries of
+        ``Q_i^T``'s real part and of ``-Im Q_i^T``, i.e. (``Q_i`` Hermitian) of ``Q_i`` itself."""
+        D, m = self.dim, self.n_rows
+        Qs = self.A.matrix().toarray().view(np.complex128).reshape(m, D, D)
+        return np.ascontiguousarray(Qs.real) if self.real else Qs
+
+    @functools.cached_property
     def _cost_spectrum(self) -> np.ndarray:
         return np.linalg.eigvalsh(self.H)
 

@@ -194,6 +194,12 @@ class DualOracle:
             X=X,
         )
 
+    def with_state(self, ev: Evaluation) -> Evaluation:
+        """``ev`` with its state ``X = U diag(w) U^*`` formed (as ``evaluate(want_state=True)``)."""
+        if ev.X is not None:
+            return ev
+        return dataclasses.replace(ev, X=self.be.outer(self.factor(ev.U, ev.w)))
+
     def hessian_operator(self, ev: Evaluation):
         """``v -> -Hess D(alpha) v`` (positive semidefinite) at an evaluation, on the host.
 
@@ -241,15 +247,10 @@ class DualOracle:
         return self.q.size * self.problem.dim**2 <= max_entries
 
     def _row_stack(self):
-        """The ``Q_i = A*(e_i)`` as an ``(m, D, D)`` device stack (built once per problem)."""
+        """The ``Q_i`` as an ``(m, D, D)`` device stack (:attr:`LoweredProblem.row_stack`)."""
         Qs = self._shared.get("rows")
         if Qs is None:
-            xp, m = self.be.xp, self.q.size
-            eye = np.eye(m)
-            Qs = xp.stack([self.A.adjoint(self.be.asarray(eye[i])) for i in range(m)])
-            if self.real:
-                Qs = xp.ascontiguousarray(Qs.real)
-            self._shared["rows"] = Qs
+            Qs = self._shared["rows"] = self.be.asarray(self.problem.row_stack)
         return Qs
 
     def hessian_matrix(self, ev: Evaluation) -> np.ndarray:

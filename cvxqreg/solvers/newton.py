@@ -10,6 +10,7 @@ convergence); CG stops early on non-positive curvature.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -140,7 +141,8 @@ def newton_cg_maximize(
         k += 1
         gn = history.record(k, -f, g)
     work = f"{n_factor} Hessian factorizations" if dense else f"{cg_total} CG products"
-    return history.outcome(x, status, f"{msg} ({work})", k)
+    out = history.outcome(x, status, f"{msg} ({work})", k)
+    return dataclasses.replace(out, evaluation=ev)
 
 
 def _dense_step(Hm: np.ndarray, b: np.ndarray, mu: float) -> np.ndarray:

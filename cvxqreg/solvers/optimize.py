@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.optimize
@@ -38,6 +39,9 @@ class LbfgsOutcome:
     history_grad: np.ndarray
     history_time: np.ndarray
     history_eps: np.ndarray | None = None
+    #: the oracle's evaluation at ``x``, when the driver has it (Newton), so the solver need not
+    #: recompute it
+    evaluation: Any = None
 
 
 def lbfgs_maximize(

@@ -196,7 +196,8 @@ class DualSolver:
             ):
                 break
         out = _chain(outs, ladder)
-        ev = oracle.evaluate(out.x)
+        # the driver's last evaluation (Newton keeps it) is at out.x: only the state is missing
+        ev = oracle.evaluate(out.x) if out.evaluation is None else oracle.with_state(out.evaluation)
         status, message = out.status, out.message
         if status == Status.TIME_LIMIT:  # stages saw what was left; report the user's limit
             message = (
@@ -379,4 +380,5 @@ def _chain(outs, ladder) -> LbfgsOutcome:
         history_eps=np.concatenate(
             [np.full(len(o.history_iter), e) for e, o in zip(ladder, outs, strict=False)]
         ),
+        evaluation=last.evaluation,
     )
