@@ -60,3 +60,12 @@ def test_elimination_benchmark(tmp_path):
     out = tmp_path / "elim.md"
     load("elimination").main(["--eps", "1", "--out", str(out)])
     assert out.read_text().count("converged") >= 8
+
+
+def test_optimizers_benchmark_small(tmp_path):
+    out = tmp_path / "opt.md"
+    load("optimizers").main(
+        ["--instances", "IM", "--regularizers", "quadratic", "--eps", "1e-2", "--out", str(out)]
+    )
+    row = [ln for ln in out.read_text().splitlines() if ln.startswith("| IM |")]
+    assert len(row) == 1 and row[0].count("converged") == 3  # all three configurations

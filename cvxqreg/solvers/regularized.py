@@ -66,6 +66,15 @@ class DualSolver:
         one and solved to ``stage_tol``, before the target eps (eps-scaling, MATH.md section 5).
     stage_tol : float
         Gradient tolerance of the intermediate stages.
+    hessian : {"auto", "dense", "cg"}
+        How Newton solves for its step: the dense ``m x m`` Hessian, factored (``"auto"`` when
+        ``m D^2 <= 4M`` entries), or conjugate gradients on Hessian-vector products.
+    regularization : float
+        ``kappa`` of Newton's Levenberg-Marquardt shift ``mu = kappa ||grad|| / max(eps, s)``
+        (``s`` the cost's spread); 0 gives plain Newton.
+    predictor : bool
+        With continuation, warm-start each stage from the secant extrapolation of the last two
+        stages' ``alpha`` when that has the larger dual value (:func:`_predict`).
     progress : callable, optional
         ``progress(k, D_k, ||grad_k||)`` after each iteration.
     """
@@ -80,8 +89,10 @@ class DualSolver:
     optimizer: str = "newton"
     continuation: bool = True
     stage_tol: float = 1e-3
+    ladder_ratio: float = 10.0
     hessian: str = "auto"
     regularization: float = 1e-3
+    predictor: bool = True
     progress: Any = None
 
     def __post_init__(self):
@@ -106,10 +117,11 @@ class DualSolver:
         if not self.continuation:
             return [eps]
         out = []
-        e = problem.cost_spread if eps0 is None else eps0 / 10.0
-        while e > 10 * eps and len(out) < 40:
+        r = self.ladder_ratio
+        e = problem.cost_spread if eps0 is None else eps0 / r
+        while e > r * eps and len(out) < 60:
             out.append(e)
-            e /= 10.0
+            e /= r
         return out + [eps]
 
     def _run(self, oracle: DualOracle, x0, *, tol, max_iter, time_limit):
@@ -174,7 +186,7 @@ class DualSolver:
         for i, e in enumerate(ladder):
             final = i == len(ladder) - 1
             orc = oracle if final else oracle.with_eps(e)
-            if len(solved) >= 2:
+            if self.predictor and len(solved) >= 2:
                 x = _predict(orc, solved[-2], solved[-1], e)
             used = sum(o.iterations for o in outs)
             left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
