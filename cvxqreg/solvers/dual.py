@@ -41,6 +41,8 @@ __all__ = ["DualOracle", "Evaluation"]
 _WEIGHT_CUTOFF = 1e-18
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
 _DENSE_HESSIAN_ENTRIES = 1 << 22
+#: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
+_DENSE_HESSIAN_WORK = 4e6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,10 +243,14 @@ class DualOracle:
 
         return neg_hess_eliminated
 
-    def dense_hessian_fits(self, max_entries: int = _DENSE_HESSIAN_ENTRIES) -> bool:
-        """Whether :meth:`hessian_matrix` is affordable: the ``m`` rows ``Q_i`` as a stack of
-        ``m D^2`` entries (and as many for their images in the eigenbasis)."""
-        return self.q.size * self.problem.dim**2 <= max_entries
+    def dense_hessian_fits(self) -> bool:
+        """Whether :meth:`hessian_matrix` pays: its ``2 m D^3`` flops against conjugate gradients
+        at ``4 D^3`` per product. Measured (``benchmarks/results/optimizers.md``): at ``D <= 25``
+        Python overhead per CG product dominates and the dense form wins; at ``D = 64`` with
+        ``m = 127`` CG is 2-30x faster. The rule is ``m D^3 <= 4e6`` (and the stack of rows
+        within 64 MB)."""
+        m, D = self.q.size, self.problem.dim
+        return m * D**3 <= _DENSE_HESSIAN_WORK and m * D**2 <= _DENSE_HESSIAN_ENTRIES
 
     def _row_stack(self):
         """The ``Q_i`` as an ``(m, D, D)`` device stack (:attr:`LoweredProblem.row_stack`)."""

@@ -53,14 +53,15 @@ class DualSolver:
     memory : int
         L-BFGS memory (correction pairs).
     optimizer : {"newton", "lbfgs", "scipy"}
-        ``"newton"`` (default): Newton-CG with Daleckii-Krein Hessian-vector products
+        ``"newton"`` (default): regularized Newton with the Daleckii-Krein Hessian
         (:mod:`cvxqreg.solvers.newton`). ``"lbfgs"``: L-BFGS, the paper's method, with an
         approximate-Wolfe line search that keeps converging when dual values stop resolving
         progress (:mod:`cvxqreg.solvers.lbfgs`). ``"scipy"``: SciPy's L-BFGS-B on the same dual,
         which stalls there. The default is the fastest configuration measured on the paper's
-        workloads (``benchmarks/results/``): Newton with continuation reached the tolerance in
-        118 of 120 cells of ``paper_tables.py --scale small``; L-BFGS can be faster on problems
-        whose marginals are rank deficient (Ising), where the dual optimum drifts to infinity.
+        workloads (``benchmarks/results/paper_tables_small.md``, ``optimizers.md``); L-BFGS can be
+        faster on problems whose marginals are numerically rank deficient (Ising at ``D = 64``),
+        where the dual optimum drifts to infinity. Starting each stage with L-BFGS and switching
+        to Newton was measured too, and was slower on every instance tried.
     continuation : bool
         Solve down the eps ladder of :meth:`ladder`, each stage warm-started from the previous
         one and solved to ``stage_tol``, before the target eps (eps-scaling, MATH.md section 5).
@@ -68,7 +69,7 @@ class DualSolver:
         Gradient tolerance of the intermediate stages.
     hessian : {"auto", "dense", "cg"}
         How Newton solves for its step: the dense ``m x m`` Hessian, factored (``"auto"`` when
-        ``m D^2 <= 4M`` entries), or conjugate gradients on Hessian-vector products.
+        ``m D^3 <= 4e6``: small problems), or conjugate gradients on Hessian-vector products.
     regularization : float
         ``kappa`` of Newton's Levenberg-Marquardt shift ``mu = kappa ||grad|| / max(eps, s)``
         (``s`` the cost's spread); 0 gives plain Newton.
