@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from cvxqreg.backend import get_backend
+from cvxqreg.backend import blas_threads, get_backend
 from cvxqreg.operators import Dense, PartialTrace, Pauli, Stacked
 from cvxqreg.problem import LoweredProblem
 from cvxqreg.regularizers import get_regularizer
@@ -112,7 +112,7 @@ def main(argv=None):
         f"Command: `python benchmarks/oracle_cost.py {' '.join(sys.argv[1:] if argv is None else argv)}`"  # noqa: E501
         f"  \nMachine: {platform.machine()}, {platform.processor() or platform.system()}, "
         f"backend {be.name} ({be.device}); numpy {np.__version__}; regularizer {reg.name}, "
-        f"eps {args.eps:g}; median of {args.repeats} runs\n\n"
+        f"eps {args.eps:g}; median of {args.repeats} runs; BLAS threads: {blas_threads()}\n\n"
         "| structure | D | m | eigh [ms] | evaluate [ms] | ratio |\n|---|---|---|---|---|---|\n"
     )
     table = "".join(

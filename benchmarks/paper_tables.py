@@ -31,6 +31,7 @@ import numpy as np
 
 import cvxqreg
 from cvxqreg import DualSolver, problems
+from cvxqreg.backend import blas_threads
 from cvxqreg.operators import Dense
 from cvxqreg.problem import LoweredProblem
 
@@ -42,16 +43,6 @@ SCALES = {
 }
 EPS = (1e4, 1e3, 1e1, 1e-2, 1e-6, 1e-9)
 TOLS = (1e-3, 1e-6)
-
-
-def _blas_threads() -> str:
-    from threadpoolctl import threadpool_info
-
-    return ", ".join(
-        f"{i['internal_api']} {i['num_threads']}"
-        for i in threadpool_info()
-        if i["user_api"] == "blas"
-    )
 
 
 def instances(scale: str, names):
@@ -134,7 +125,7 @@ def main(argv=None):
         f"ours: DualSolver({', '.join(f'{k}={v!r}' for k, v in ours_kw.items()) or 'defaults'}); "
         "baseline: SciPy L-BFGS-B, plain dual, dense rows, no elimination, no continuation; "
         f"max_iter {args.max_iter}; cells under {_MIN_TOTAL} s are repeated (at most "
-        f"{_MAX_REPEATS} times) and timed by the median; BLAS threads: {_blas_threads()}\n",
+        f"{_MAX_REPEATS} times) and timed by the median; BLAS threads: {blas_threads()}\n",
     ]
     tot_ours = tot_base = 0.0
     cells_all = []  # (ours converged, ours time, baseline converged or None, baseline time)

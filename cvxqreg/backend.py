@@ -135,6 +135,16 @@ def blas_controller():
     return ThreadpoolController()
 
 
+def blas_threads() -> str:
+    """The BLAS libraries loaded and their thread counts, e.g. ``"openblas 1"`` (for benchmark
+    headers: timings on a shared machine are comparable only at a fixed thread count)."""
+    return ", ".join(
+        f"{i['internal_api']} {i['num_threads']}"
+        for i in blas_controller().info()
+        if i["user_api"] == "blas"
+    )
+
+
 @functools.cache
 def _numpy_backend(reason: str) -> Backend:
     return Backend(name="numpy", xp=np, device="cpu", reason=reason)

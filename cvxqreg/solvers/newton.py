@@ -1,11 +1,24 @@
-"""Newton-CG on the dual, with Hessian-vector products from the Daleckii-Krein formula.
+"""Regularized Newton on the dual, with the Hessian from the Daleckii-Krein formula.
 
 At small eps the dual's curvature spans many orders of magnitude and L-BFGS needs thousands of
-iterations. A Newton step solves ``-Hess D(alpha) p = grad D(alpha)`` by conjugate gradients,
-each CG iteration costing four matrix products on the eigenbasis already computed (MATH.md
-section 5), then takes the step with the line search of :mod:`cvxqreg.solvers.lbfgs`. The CG
-tolerance follows the usual forcing sequence ``min(0.5, sqrt(||g||)) ||g||`` (superlinear local
-convergence); CG stops early on non-positive curvature.
+iterations. A Newton step solves
+
+    (-Hess D(alpha) + mu I) p = grad D(alpha),     mu = kappa ||grad D|| / max(eps, s),
+
+(``s`` the cost's spread), then takes the step with the line search of
+:mod:`cvxqreg.solvers.lbfgs`. The Hessian reuses the eigendecomposition of the current iterate
+(MATH.md section 5): for small problems it is formed as a dense ``m x m`` matrix and factored
+(:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
+costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``.
+The shift ``mu`` (Levenberg-Marquardt; it vanishes at the optimum, so local convergence stays
+fast) keeps steps bounded where the Hessian is singular to working precision: a low-rank optimal
+state under the quadratic regularizer, or nearly rank-deficient marginals. Measured: on the Ising
+instance at ``D = 16`` the quadratic regularizer needed 739 plain Newton iterations at eps = 1e-6
+and did not converge at 1e-9; with ``kappa = 1e-3``, 19 and 22.
+
+A run whose gradient norm stops decreasing is checked against the measured float64 noise of the
+gradient (:func:`cvxqreg.solvers.optimize.precision_limit`) and stops with status
+``precision_limit`` when it has reached it.
 """
 
 from __future__ import annotations
