@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import warnings
 
 import numpy as np
@@ -50,7 +51,9 @@ def main(argv=None):
     }
     lines = [
         "# Optimizers compared\n",
-        "Command: `python benchmarks/optimizers.py " + " ".join(argv or []) + "`  ",
+        "Command: `python benchmarks/optimizers.py "
+        + " ".join(sys.argv[1:] if argv is None else argv)
+        + "`  ",
         f"Machine: {platform.machine()}, numpy {np.__version__}; tol 1e-6, time limit "
         f"{args.time_limit:g} s per solve\n",
         "| instance | D | reg | eps | "
