@@ -230,13 +230,10 @@ class DualOracle:
             Y = U @ C @ Uh
             return self.be.to_host(self.A.apply(Y)) / eps
 
-        if self.c is None:
+        along = self._trace_curvature(ev)
+        if along is None:
             return neg_hess
-        d2 = self.reg.d2psi(t)
-        hc = self.be.to_host(self.A.apply((U * d2[None, :]) @ Uh)) / eps  # -Hess D c
-        chc = float(xp.sum(d2)) / eps  # -c^T Hess D c
-        if chc <= 0:
-            return neg_hess
+        hc, chc = along
 
         def neg_hess_eliminated(v):
             return neg_hess(v) - hc * (float(hc @ v) / chc)
@@ -284,14 +281,22 @@ class DualOracle:
         J = J.reshape(m, -1)
         Hm = (J @ (J * G[None, :]).T) / eps
         Hm = self.be.to_host(0.5 * (Hm + Hm.T))
+        along = self._trace_curvature(ev)
+        return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
+
+    def _trace_curvature(self, ev: Evaluation):
+        """``(-Hess D c, -c^T Hess D c)`` along the trace direction ``c`` (``A*(c) = I``, so only
+        ``A(U diag(psi''(t)) U^*)`` is needed), for the Schur complement of the eliminated dual;
+        ``None`` without elimination or with no curvature along ``c``."""
         if self.c is None:
-            return Hm
+            return None
+        eps, U = self.eps, ev.U
         d2 = self.reg.d2psi(ev.lam / eps)
-        chc = float(xp.sum(d2)) / eps
+        chc = float(self.be.xp.sum(d2)) / eps
         if chc <= 0:
-            return Hm
+            return None
         hc = self.be.to_host(self.A.apply((U * d2[None, :]) @ U.conj().T)) / eps
-        return Hm - np.outer(hc, hc) / chc
+        return hc, chc
 
     def primal_parts(self, ev: Evaluation) -> tuple[float, float]:
         """``(Tr[H X], Tr[phi(X)])`` of the state of an evaluation (minimization form)."""

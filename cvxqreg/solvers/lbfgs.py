@@ -24,13 +24,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..results import Status
 from .optimize import (
     STAGNATION_PATIENCE,
     LbfgsOutcome,
     RunRecord,
     Stagnation,
-    precision_limit,
+    line_search_failed,
     stop_reason,
 )
 
@@ -90,10 +89,8 @@ def lbfgs_maximize_hz(
         stop = stop_reason(
             -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
         )
-        if stop is None and stagnation.update(gn):
-            stop = precision_limit(
-                neg, x, g, gn, tol, f"||grad||_2 did not halve in {patience} iterations"
-            )
+        if stop is None:
+            stop = stagnation.check(neg, x, g, gn)
         if stop is not None:
             status, msg = stop
             break
@@ -107,11 +104,7 @@ def lbfgs_maximize_hz(
         t = 1.0 if pairs else min(1.0, 1.0 / gn)
         step = _line_search(neg, x, f, d, dphi0, t)
         if step is None:
-            status, msg = precision_limit(neg, x, g, gn, tol, "the line search failed") or (
-                Status.STALLED,
-                f"line search failed at ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}: no further "
-                "progress in float64",
-            )
+            status, msg = line_search_failed(neg, x, g, gn, tol)
             break
         t, f_new, g_new = step
         s = t * d

@@ -30,7 +30,6 @@ from collections.abc import Callable
 import numpy as np
 import scipy.linalg
 
-from ..results import Status
 from .dual import DualOracle
 from .lbfgs import _line_search
 from .optimize import (
@@ -38,7 +37,7 @@ from .optimize import (
     LbfgsOutcome,
     RunRecord,
     Stagnation,
-    precision_limit,
+    line_search_failed,
     stop_reason,
 )
 
@@ -118,10 +117,8 @@ def newton_cg_maximize(
         stop = stop_reason(
             -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
         )
-        if stop is None and stagnation.update(gn):
-            stop = precision_limit(
-                neg, x, g, gn, tol, f"||grad||_2 did not halve in {STAGNATION_PATIENCE} iterations"
-            )
+        if stop is None:
+            stop = stagnation.check(neg, x, g, gn)
         if stop is not None:
             status, msg = stop
             break
@@ -142,11 +139,7 @@ def newton_cg_maximize(
             p = -g
             step = _line_search(neg, x, f, p, -gn * gn, 1.0 / gn)
         if step is None:
-            status, msg = precision_limit(neg, x, g, gn, tol, "the line search failed") or (
-                Status.STALLED,
-                f"line search failed at ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}: no further "
-                "progress in float64",
-            )
+            status, msg = line_search_failed(neg, x, g, gn, tol)
             break
         t, f, g = step
         x = x + t * p

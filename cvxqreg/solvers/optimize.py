@@ -195,6 +195,23 @@ class Stagnation:
             return True
         return False
 
+    def check(self, fun, x: np.ndarray, grad: np.ndarray, gn: float) -> tuple[str, str] | None:
+        """:meth:`update`, and when the run has stagnated, :func:`precision_limit` at ``x``."""
+        if not self.update(gn):
+            return None
+        why = f"||grad||_2 did not halve in {self.patience} iterations"
+        return precision_limit(fun, x, grad, gn, why)
+
+
+def line_search_failed(fun, x: np.ndarray, grad: np.ndarray, gn: float, tol: float):
+    """``(status, message)`` of a run whose line search failed: ``precision_limit`` at the float64
+    floor, ``stalled`` otherwise."""
+    return precision_limit(fun, x, grad, gn, "the line search failed") or (
+        Status.STALLED,
+        f"line search failed at ||grad||_2 = {gn:.3e} >= tol = {tol:.1e}: no further "
+        "progress in float64",
+    )
+
 
 def gradient_noise(fun, x: np.ndarray, grad: np.ndarray, samples: int = 3, seed: int = 0) -> float:
     """The float64 noise of the gradient at ``x``, *measured*: the largest change of
@@ -214,7 +231,7 @@ def gradient_noise(fun, x: np.ndarray, grad: np.ndarray, samples: int = 3, seed:
 
 
 def precision_limit(
-    fun, x: np.ndarray, grad: np.ndarray, gn: float, tol: float, why: str
+    fun, x: np.ndarray, grad: np.ndarray, gn: float, why: str
 ) -> tuple[str, str] | None:
     """``(Status.PRECISION_LIMIT, message)`` when ``||grad|| = gn`` is within
     ``_FLOOR_FACTOR`` of the measured :func:`gradient_noise` at ``x``; ``None`` when the gradient
@@ -223,8 +240,8 @@ def precision_limit(
     if gn <= _FLOOR_FACTOR * noise:
         return Status.PRECISION_LIMIT, (
             f"{why} at ||grad||_2 = {gn:.3e}; the gradient's float64 noise at this point is "
-            f"{noise:.1e} (measured by perturbing alpha at the rounding level), so tol = "
-            f"{tol:.1e} is beyond what float64 resolves here"
+            f"{noise:.1e} (measured by perturbing alpha at the rounding level), so a smaller "
+            "||grad|| is beyond what float64 resolves here"
         )
     return None
 
