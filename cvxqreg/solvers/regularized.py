@@ -355,7 +355,7 @@ def _predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:
     """The warm start for the stage at ``eps``: the secant extrapolation of the path
     ``eps -> alpha(eps)`` through the last two stages, or the last stage's ``alpha`` if that has
     the larger dual value at ``eps`` (the path bends where the optimum drifts, e.g. rank-deficient
-    marginals; measured in ``benchmarks/results/continuation.md``)."""
+    marginals). ``DualSolver(predictor=False)`` turns it off for comparison."""
     (e1, a1), (e2, a2) = older, newer
     guess = a2 + (a2 - a1) * ((eps - e2) / (e2 - e1))
     with np.errstate(over="ignore", invalid="ignore"):
