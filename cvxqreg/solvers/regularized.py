@@ -1,7 +1,7 @@
 """The regularized solver: Newton-CG or L-BFGS on the (normalization-eliminated) dual.
 
     F_eps = min { Tr[H X] + eps Tr[phi(X)] : X >= 0, A(X) = q }
-          = max_alpha D_eps(alpha)                      (strong duality, MATH.md section 1)
+          = max_alpha D_eps(alpha)            (strong duality; docs/theory.md, 'The problems')
 
 A :class:`DualSolver` is configured once (regularizer, backend, tolerances) and called on problems.
 """
@@ -64,7 +64,8 @@ class DualSolver:
         to Newton was measured too, and was slower on every instance tried.
     continuation : bool
         Solve down the eps ladder of :meth:`ladder`, each stage warm-started from the previous
-        one and solved to ``stage_tol``, before the target eps (eps-scaling, MATH.md section 5).
+        one and solved to ``stage_tol``, before the target eps (eps-scaling; docs/theory.md,
+        'Continuation (eps-scaling)').
     stage_tol : float
         Gradient tolerance of the intermediate stages.
     hessian : {"auto", "dense", "cg"}
