@@ -48,11 +48,6 @@ class Backend:
     device: str = dataclasses.field(default="cpu", compare=False)
     reason: str = dataclasses.field(default="", compare=False)
 
-    @property
-    def is_gpu(self) -> bool:
-        """True when arrays live on a GPU."""
-        return self.name == "cupy"
-
     def asarray(self, a: Any, dtype: Any = None):
         """Move ``a`` to this backend (a no-op when it is already there)."""
         return self.xp.asarray(a, dtype=dtype)

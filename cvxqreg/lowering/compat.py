@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import re
 
+import cvxpy.atoms.affine.trace as _trace_mod
+
 from ..errors import UnsupportedModelError
 
-__all__ = ["SUPPORTED_CVXPY", "check_cvxpy_version", "cvxpy_version"]
+__all__ = ["SUPPORTED_CVXPY", "TRACE_ATOM", "check_cvxpy_version", "cvxpy_version"]
 
 #: ``(lower bound, upper bound)`` in pip syntax; the same range belongs in ``pyproject.toml``.
 SUPPORTED_CVXPY = (">=1.4", "<1.10")
 
 _LOW = (1, 4)
 _HIGH = (1, 10)
+
+#: CVXPY's trace atom class (``Trace`` since 1.8, ``trace`` before)
+TRACE_ATOM = (
+    _trace_mod.Trace if isinstance(getattr(_trace_mod, "Trace", None), type) else _trace_mod.trace
+)
 
 
 def cvxpy_version() -> tuple[int, int, int]:
