@@ -18,7 +18,7 @@ from ..backend import Backend, get_backend
 from ..bounds import regularization_bracket
 from ..errors import InvalidInputError
 from ..problem import LoweredProblem
-from ..regularizers import Custom, Regularizer, get_regularizer
+from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
 from .dual import DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
@@ -145,9 +145,9 @@ class DualSolver:
 
     @property
     def _has_curvature(self) -> bool:
-        """Newton needs ``psi''``; a Custom regularizer without it is solved by L-BFGS."""
-        reg = self.regularizer
-        return not (isinstance(reg, Custom) and reg.d2psi_fn is None)
+        """Newton needs ``psi''``; a regularizer without it (a Custom without ``d2psi_fn``) is
+        solved by L-BFGS."""
+        return self.regularizer.has_curvature
 
     def __call__(
         self,
