@@ -5,7 +5,7 @@ extraction (``CoeffExtractor`` over the SciPy canonicalization backend). Those a
 so the range below is the one that was checked; outside it :func:`check_cvxpy_version` raises.
 :data:`SUPPORTED_CVXPY` is the one statement of the range: ``pyproject.toml`` repeats it for pip
 and a test keeps the two equal. tests/test_lowering.py passed on 1.4.4, 1.5.4, 1.6.7, 1.7.5, 1.8.2
-and 1.9.3, but CVXPY before 1.6 fails with current SciPy (its ``lambda_min`` passes the removed
+and 1.9.3, but CVXPY before 1.6 fails with current SciPy (its ``lambda_max`` passes the removed
 ``eigvals`` keyword to ``scipy.linalg.eigvalsh``), so the floor is 1.6. Differences met inside
 the range: ``Complex2Real.accepts`` returns ``None`` before 1.8 (the module-level
 ``accepts`` is used), the coefficient tensor may carry a complex dtype, complex PSD variables
