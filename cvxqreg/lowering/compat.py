@@ -1,15 +1,16 @@
 """The CVXPY versions the lowering is tested against.
 
 The lowering uses CVXPY's own reductions (``EvalParams``, ``Complex2Real``) and its coefficient
-extraction (``CoeffExtractor`` over the SciPy canonicalization backend). Those are internal APIs,
-so the range below is the one that was checked; outside it :func:`check_cvxpy_version` raises.
-:data:`SUPPORTED_CVXPY` is the one statement of the range: ``pyproject.toml`` repeats it for pip
-and a test keeps the two equal. tests/test_lowering.py passed on 1.4.4, 1.5.4, 1.6.7, 1.7.5, 1.8.2
-and 1.9.3, but CVXPY before 1.6 fails with current SciPy (its ``lambda_max`` passes the removed
-``eigvals`` keyword to ``scipy.linalg.eigvalsh``), so the floor is 1.6. Differences met inside
-the range: ``Complex2Real.accepts`` returns ``None`` before 1.8 (the module-level
-``accepts`` is used), the coefficient tensor may carry a complex dtype, complex PSD variables
-exist only from 1.7, and the reported dual of a complex PSD constraint is halved before 1.9.
+extraction (``CoeffExtractor`` over the SciPy canonicalization backend). Those are internal APIs, so
+the range below is the one that was checked; outside it :func:`check_cvxpy_version` raises.
+:data:`SUPPORTED_CVXPY` is the one statement of the range: ``pyproject.toml`` repeats it for pip and
+a test keeps the two equal. tests/test_lowering.py passed on 1.4.4, 1.5.4, 1.6.7, 1.7.5, 1.8.2 and
+1.9.3; the whole suite was run on 1.6.7 and 1.9.3 with current NumPy/SciPy, and CVXPY 1.4 fails with
+current SciPy (its ``lambda_max`` passes the removed ``eigvals`` keyword to
+``scipy.linalg.eigvalsh``), so the floor is 1.6. Differences met inside the range:
+``Complex2Real.accepts`` returns ``None`` before 1.8 (the module-level ``accepts`` is used), the
+coefficient tensor may carry a complex dtype, complex PSD variables exist only from 1.7, and the
+reported dual of a complex PSD constraint is halved before 1.9.
 """
 
 from __future__ import annotations
