@@ -19,7 +19,7 @@ import scipy.linalg
 
 from .errors import BackendUnavailableError, InvalidInputError
 
-__all__ = ["Backend", "available_backends", "get_backend"]
+__all__ = ["Backend", "array_module", "available_backends", "get_backend", "to_host"]
 
 _NAMES = ("auto", "numpy", "cupy")
 
@@ -47,11 +47,6 @@ class Backend:
     xp: ModuleType = dataclasses.field(repr=False)
     device: str = dataclasses.field(default="cpu", compare=False)
     reason: str = dataclasses.field(default="", compare=False)
-
-    @property
-    def is_gpu(self) -> bool:
-        """True when arrays live on a GPU."""
-        return self.name == "cupy"
 
     def asarray(self, a: Any, dtype: Any = None):
         """Move ``a`` to this backend (a no-op when it is already there)."""
@@ -169,6 +164,23 @@ def _cupy_status() -> tuple[ModuleType | None, str]:
     except Exception:
         name = "CUDA device"
     return cupy, name
+
+
+def array_module(a: Any) -> ModuleType:
+    """The array module of ``a``: CuPy for a CuPy array, NumPy for anything else.
+
+    For functions that receive arrays without a :class:`Backend` (the regularizers' spectral
+    functions). CuPy is never imported for a host array.
+    """
+    if type(a).__module__.split(".")[0] == "cupy":
+        return _cupy_status()[0]
+    return np
+
+
+def to_host(a: Any) -> np.ndarray:
+    """``a`` as a NumPy array on the host (a copy off the device for a CuPy array)."""
+    xp = array_module(a)
+    return np.asarray(a) if xp is np else xp.asnumpy(a)
 
 
 def available_backends() -> list[str]:

@@ -1,4 +1,5 @@
-"""Bounds on the exact (eps = 0) value from a regularized solve (MATH.md section 6).
+"""Bounds on the exact (eps = 0) value from a regularized solve (docs/theory.md, 'Certified
+bounds').
 
 Work in minimization form. For a convex ``phi`` with ``phi(0)`` finite and states of fixed trace
 ``tau`` on ``C^D``, ``Tr[phi(X)]`` lies in

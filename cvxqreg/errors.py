@@ -11,6 +11,7 @@ __all__ = [
     "CvxqregError",
     "InfeasibleDataError",
     "InvalidInputError",
+    "MissingDependencyError",
     "UnsupportedModelError",
 ]
 
@@ -34,3 +35,7 @@ class InfeasibleDataError(CvxqregError, ValueError):
 
 class BackendUnavailableError(CvxqregError, RuntimeError):
     """The requested array backend (e.g. CuPy) is not installed or has no usable device."""
+
+
+class MissingDependencyError(CvxqregError, ImportError):
+    """An optional dependency (e.g. matplotlib for plotting) is not installed."""

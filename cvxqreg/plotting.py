@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CvxqregError
+from .errors import MissingDependencyError
 from .results import RegularizedResult, Status
 from .sweep import SweepResult
 
@@ -40,10 +40,6 @@ _QUANTITY_STYLE = {
 }
 
 _NICE_NAMES = {"von_neumann": "von Neumann", "quadratic": "quadratic"}
-
-
-class MissingDependencyError(CvxqregError, ImportError):
-    """An optional dependency (here: matplotlib) is not installed."""
 
 
 def _pyplot():

@@ -126,7 +126,8 @@ class LoweredProblem:
         """A vector ``c`` with ``A*(c) = I``, or ``None`` when the identity is not in the span.
 
         When it exists the constraints fix the trace, ``Tr X = <c, q>``, and the dual can be
-        maximized along ``c`` in closed form (normalization elimination, MATH.md section 4).
+        maximized along ``c`` in closed form (docs/theory.md,
+        'Eliminating the normalization multiplier').
         Found by LSQR on ``min ||A*(c) - I||_F`` using only ``apply``/``adjoint``.
         """
         return self._trace_solution[0]

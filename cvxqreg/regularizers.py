@@ -4,10 +4,12 @@ The regularized problem adds ``eps Tr[phi(X)]`` to ``Tr[H X]``; its dual needs
 
     psi(t)  = sup_{x >= 0} (t x - phi(x)),      psi'(t) = argmax,      psi''(t),
 
-applied to the eigenvalues ``t = lambda / eps`` of ``(A*(alpha) - H) / eps`` (MATH.md section 2).
+applied to the eigenvalues ``t = lambda / eps`` of ``(A*(alpha) - H) / eps`` (docs/theory.md,
+'Regularizers').
 Fenchel-Young: ``phi(x) + psi(t) >= t x`` with equality at ``x = psi'(t)``.
 
-Normalization (MATH.md section 4): when the constraints fix ``Tr X = tau``, the dual is maximized
+Normalization (docs/theory.md, 'Eliminating the normalization multiplier'): when the constraints
+fix ``Tr X = tau``, the dual is maximized
 over the shift ``u`` of all eigenvalues in closed form or by a scalar monotone solve of
 
     sum_j psi'(t_j + u) = tau,
@@ -23,10 +25,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
+from .backend import array_module as _xp
+from .backend import to_host
 from .errors import InvalidInputError
 
 __all__ = [
@@ -39,21 +42,13 @@ __all__ = [
 ]
 
 
-def _xp(a: Any):
-    mod = type(a).__module__.split(".")[0]
-    if mod == "cupy":
-        import sys
-
-        return sys.modules["cupy"]
-    return np
-
-
 @dataclasses.dataclass(frozen=True)
 class Regularizer:
     """A convex spectral function ``phi`` on ``[0, inf)`` with conjugate data.
 
-    Subclasses implement :meth:`phi`, :meth:`psi`, :meth:`dpsi` (``psi'``) and :meth:`d2psi`
-    (``psi''``). ``name`` identifies the regularizer in results and tables.
+    Subclasses implement :meth:`phi`, :meth:`psi`, :meth:`dpsi` (``psi'``) and, for second-order
+    methods, :meth:`d2psi` (``psi''``; see :attr:`has_curvature`). ``name`` identifies the
+    regularizer in results and tables.
     """
 
     name = "abstract"
@@ -73,7 +68,13 @@ class Regularizer:
 
     def d2psi(self, t):
         """``psi''(t)`` (used by second-order methods)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"regularizer {self.name!r} does not implement psi''")
+
+    @property
+    def has_curvature(self) -> bool:
+        """Whether ``psi''`` is available: Newton, the Hessian and the divided differences need
+        it; L-BFGS and the normalizing shift (bisection without it) do not."""
+        return type(self).d2psi is not Regularizer.d2psi
 
     # -- derived ------------------------------------------------------------------------
     def divided_differences(self, t):
@@ -99,7 +100,8 @@ class Regularizer:
         Generic version: bracket, then Newton steps safeguarded by bisection, on the host
         (``O(D)`` per step). Returns a Python float.
         """
-        th = np.asarray(t.get() if hasattr(t, "get") else t, dtype=np.float64)
+        th = np.asarray(to_host(t), dtype=np.float64)
+        curved = self.has_curvature
 
         def g(u):
             return float(np.sum(self.dpsi(th + u))) - total
@@ -126,7 +128,7 @@ class Regularizer:
                 hi = u
             else:
                 lo = u
-            deriv = float(np.sum(self.d2psi(th + u)))
+            deriv = float(np.sum(self.d2psi(th + u))) if curved else 0.0
             u_new = u - val / deriv if deriv > 0 else 0.5 * (lo + hi)
             if not lo < u_new < hi:
                 u_new = 0.5 * (lo + hi)
@@ -251,8 +253,10 @@ class Custom(Regularizer):
         ``phi(x)``, ``psi(t) = phi*(t)``, ``psi'(t)``, each taking and returning arrays
         (use ``numpy``-compatible operations; they receive CuPy arrays on a GPU).
     d2psi_fn : callable, optional
-        ``psi''(t)``; needed only by second-order methods and the Newton normalizing shift (a
-        bisection is used when it is missing).
+        ``psi''(t)``; needed only by second-order methods. Without it :attr:`has_curvature` is
+        False: :class:`~cvxqreg.DualSolver` uses L-BFGS instead of Newton, the normalizing shift
+        is found by bisection, and asking for ``psi''`` (:meth:`d2psi`, the divided differences,
+        a Hessian) raises :class:`~cvxqreg.errors.InvalidInputError`.
     label : str
         The name shown in results.
     """
@@ -281,9 +285,17 @@ class Custom(Regularizer):
     def dpsi(self, t):
         return self.dpsi_fn(t)
 
+    @property
+    def has_curvature(self) -> bool:
+        return self.d2psi_fn is not None
+
     def d2psi(self, t):
         if self.d2psi_fn is None:
-            return _xp(t).zeros_like(t)  # Newton falls back to bisection
+            raise InvalidInputError(
+                f"the Custom regularizer {self.label!r} has no psi'' (d2psi_fn), which "
+                "second-order methods (Newton, Hessians) need: pass d2psi_fn, or solve with "
+                "optimizer='lbfgs'"
+            )
         return self.d2psi_fn(t)
 
 

@@ -87,7 +87,8 @@ class RegularizedResult:
     grad_norm : float
         ``||grad D_eps(alpha)||_2 = ||q - A(X)||_2``, the primal residual of ``X``.
     certified_bound : float
-        A rigorous bound on the exact (``eps = 0``) optimum from ``alpha`` (MATH.md section 6):
+        A rigorous bound on the exact (``eps = 0``) optimum from ``alpha`` (docs/theory.md,
+        'Weak-duality lower bound'):
         a lower bound for a minimization, an upper bound for a maximization; the sharper of the
         ``lambda_max`` shift bound and the left end of the regularization bracket. ``nan`` if the
         constraints do not fix the trace.

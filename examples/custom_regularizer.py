@@ -31,22 +31,15 @@ Run ``python examples/custom_regularizer.py`` or ``--small`` (two eps values).
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 
 import cvxqreg
 from cvxqreg import problems
+from cvxqreg.backend import array_module as _xp  # NumPy, or CuPy on a GPU backend
 from cvxqreg.regularizers import Custom
 
 EPS = (1.0, 1e-1, 1e-2, 1e-3)
-
-
-def _xp(a):
-    """The array module of ``a``: CuPy on a GPU backend, NumPy otherwise."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        return sys.modules["cupy"]
-    return np
 
 
 def fd_phi(x):

@@ -135,7 +135,8 @@ def test_certified_bound_below_exact_value(rng):
 
 
 def test_von_neumann_bracket_closes(rng):
-    """F_eps <= F_0 <= F_eps + eps log D on unit-trace states (MATH.md section 6)."""
+    """F_eps <= F_0 <= F_eps + eps log D on unit-trace states (docs/theory.md, 'Regularization
+    brackets')."""
     from cvxqreg import solve_exact
 
     P, _, _ = qot_problem(rng, n=2)

@@ -488,13 +488,23 @@ def test_invalid_data():
 
 
 def test_cvxpy_version_check(monkeypatch):
-    assert SUPPORTED_CVXPY == (">=1.4", "<1.10")
+    assert SUPPORTED_CVXPY == (">=1.6", "<1.10")
     check_cvxpy_version()  # the installed version is supported
     X, ok = _ok_parts()
-    for version in ("1.3.4", "1.10.0", "2.0.0"):
+    for version in ("1.5.4", "1.10.0", "2.0.0"):
         monkeypatch.setattr(cp, "__version__", version)
         with pytest.raises(UnsupportedModelError, match=version):
             lower(cp.Problem(cp.Minimize(0), ok))
+
+
+def test_cvxpy_range_is_stated_once():
+    """pyproject.toml's requirement (what pip enforces) equals SUPPORTED_CVXPY (what the lowering
+    checks)."""
+    import pathlib
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    found = re.findall(r'^\s*"cvxpy([^"]*)",?\s*$', text, flags=re.M)
+    assert found == [",".join(SUPPORTED_CVXPY)]
 
 
 # ------------------------------------------------------------------------------- duals

@@ -153,3 +153,15 @@ def test_backend_outer(rng, shape, real):
     X = be.outer(V)
     np.testing.assert_allclose(X, V @ V.conj().T, atol=1e-13)
     assert np.array_equal(X, X.conj().T)
+
+
+def test_bit_parity_matches_counting_and_the_problem_library():
+    from cvxqreg.operators.pauli import bit_parity
+    from cvxqreg.problems.pauli import _parity
+
+    rng = np.random.default_rng(5)
+    a = np.concatenate([np.arange(1 << 12), rng.integers(0, 2**62, size=2000), [2**63 - 1]])
+    want = np.array([bin(int(v)).count("1") % 2 for v in a])
+    assert np.array_equal(bit_parity(a), want)
+    assert np.array_equal(_parity(a.astype(np.int64)), want)  # the library's independent copy
+    assert int(bit_parity(6)) == 0 and int(bit_parity(7)) == 1

@@ -105,3 +105,53 @@ def test_divided_differences():
     G = reg.divided_differences(t)
     assert abs(G[0, 1] - reg.d2psi(t[:1])[0]) < 1e-9
     assert abs(G[2, 3] - (reg.dpsi(t[2:3]) - reg.dpsi(t[3:4]))[0] / (1.0 - 3.0)) < 1e-14
+
+
+def test_custom_without_second_derivative_has_an_explicit_contract():
+    """No psi'': has_curvature is False, asking for psi'' or a Hessian raises, the normalizing
+    shift (bisection) and first-order evaluation still work."""
+    from cvxqreg.solvers.dual import DualOracle
+
+    from .conftest import qot_problem
+
+    vn_clone = Custom(
+        phi_fn=VonNeumann().phi,
+        psi_fn=lambda t: np.exp(t - 1.0),
+        dpsi_fn=lambda t: np.exp(t - 1.0),
+        label="vn_without_d2",
+    )
+    assert not vn_clone.has_curvature
+    assert all(reg.has_curvature for reg in REGS)
+    assert Custom(vn_clone.phi_fn, vn_clone.psi_fn, vn_clone.dpsi_fn, np.exp).has_curvature
+
+    class NoSecondDerivative(Regularizer):
+        def dpsi(self, t):
+            return np.exp(t - 1.0)
+
+    assert not NoSecondDerivative().has_curvature
+
+    t = np.linspace(-8.0, 0.0, 7)
+    with pytest.raises(InvalidInputError, match="d2psi_fn"):
+        vn_clone.d2psi(t)
+    with pytest.raises(InvalidInputError, match="d2psi_fn"):
+        vn_clone.divided_differences(t)
+    shift = vn_clone.normalizing_shift(t, 2.0)  # bisection, no psi''
+    assert abs(shift - VonNeumann().normalizing_shift(t, 2.0)) < 1e-12
+
+    P, _, _ = qot_problem(np.random.default_rng(3), n=2)
+    oracle = DualOracle(P, 0.1, vn_clone, "numpy")
+    ev = oracle.evaluate(np.zeros(P.n_rows))
+    reference = DualOracle(P, 0.1, VonNeumann(), "numpy").evaluate(np.zeros(P.n_rows))
+    assert abs(ev.value - reference.value) < 1e-12
+    with pytest.raises(InvalidInputError, match="d2psi_fn"):
+        oracle.hessian_operator(ev)
+    with pytest.raises(InvalidInputError, match="d2psi_fn"):
+        oracle.hessian_matrix(ev)
+
+
+def test_array_module_and_to_host_on_the_host():
+    from cvxqreg.backend import array_module, to_host
+
+    a = np.arange(3.0)
+    assert array_module(a) is np and array_module(1.5) is np
+    assert to_host(a) is a and isinstance(to_host([1.0, 2.0]), np.ndarray)

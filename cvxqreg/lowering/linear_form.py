@@ -16,7 +16,6 @@ evaluating the expression at a random point (:func:`validate_forms`).
 
 from __future__ import annotations
 
-import cvxpy.atoms.affine.trace as _trace_mod
 import numpy as np
 import scipy.sparse as sp
 from cvxpy.atoms.affine.add_expr import AddExpression
@@ -30,11 +29,9 @@ from cvxpy.atoms.affine.sum import Sum
 from cvxpy.atoms.affine.transpose import transpose
 from cvxpy.atoms.affine.unary_operators import NegExpression
 
-__all__ = ["form_rows", "scalar_form", "validate_forms"]
+from .compat import TRACE_ATOM as _TRACE
 
-_TRACE = (
-    _trace_mod.Trace if isinstance(getattr(_trace_mod, "Trace", None), type) else _trace_mod.trace
-)
+__all__ = ["form_rows", "scalar_form", "validate_forms"]
 
 
 def scalar_form(expr, X):

@@ -19,7 +19,6 @@ parameters are evaluated) are folded, so the rewritten tree has the same value f
 from __future__ import annotations
 
 import cvxpy as cp
-import cvxpy.atoms.affine.trace as _trace_mod
 import numpy as np
 import scipy.sparse as sp
 from cvxpy.atoms.affine.add_expr import AddExpression
@@ -31,12 +30,9 @@ from cvxpy.atoms.affine.sum import Sum
 from cvxpy.atoms.affine.transpose import transpose
 from cvxpy.expressions.constants import Constant
 
-__all__ = ["rewrite_expression"]
+from .compat import TRACE_ATOM as _TRACE
 
-#: CVXPY's trace atom class (``Trace`` since 1.8, ``trace`` before)
-_TRACE = (
-    _trace_mod.Trace if isinstance(getattr(_trace_mod, "Trace", None), type) else _trace_mod.trace
-)
+__all__ = ["rewrite_expression"]
 
 #: fold a group when nnz(K) stays below this multiple of the size of the sandwiched expression
 _NNZ_BUDGET = 4

@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..operators import Dense, PartialTrace, Pauli, Selected, Stacked
+from ..operators.pauli import bit_parity
 
 __all__ = [
     "Structured",
@@ -126,10 +127,7 @@ def match_pauli(row: sp.csr_matrix, D: int):
         return None
     coef = coef.real
     cols = np.arange(D) ^ x
-    parity = np.zeros(D, dtype=np.int64)
-    for bit in range(n_q):
-        parity ^= ((z & cols) >> bit) & 1
-    expected = coef * (1j**ny) * (1 - 2 * parity)
+    expected = coef * (1j**ny) * (1 - 2 * bit_parity(z & cols))
     if np.abs(v - expected).max() > MATCH_RTOL * scale:
         return None
     return x, z, coef

@@ -63,7 +63,10 @@ def _masks(label: str) -> tuple[int, int, int]:
 
 
 def _parity(a: np.ndarray) -> np.ndarray:
-    """Parity of the number of set bits of non-negative int64 entries."""
+    """Parity of the number of set bits of non-negative int64 entries.
+
+    The same as :func:`cvxqreg.operators.pauli.bit_parity`, kept here on purpose: the problem
+    library imports nothing of the solver it serves as a reference for (a test enforces it)."""
     a = a.copy()
     for s in (32, 16, 8, 4, 2, 1):
         a ^= a >> s

@@ -5,11 +5,13 @@ For ``eps > 0`` and ``W(alpha) = A*(alpha) - H = U diag(lam) U^*``,
     D_eps(alpha)      = <alpha, q> - eps sum_j psi(lam_j / eps),
     grad D_eps(alpha) = q - A(X(alpha)),   X(alpha) = U diag(psi'(lam / eps)) U^*,
 
-(MATH.md sections 1-3): one Hermitian eigendecomposition per evaluation, then O(D^2) work with the
+(docs/theory.md, 'The problems' and 'Computing D_eps and its gradient'): one Hermitian
+eigendecomposition per evaluation, then O(D^2) work with the
 structured operators plus one rank-k product to form ``X`` (k = number of eigenvalues with
 non-negligible weight; small at small eps).
 
-Normalization elimination (section 4). When ``A*(c) = I`` for some ``c`` the constraints fix
+Normalization elimination (docs/theory.md, 'Eliminating the normalization multiplier'). When
+``A*(c) = I`` for some ``c`` the constraints fix
 ``Tr X = tau = <c, q>`` and ``D_eps(alpha + s c)`` is maximized over ``s`` in closed form
 (von Neumann: ``tau softmax``) or by a scalar monotone solve. The oracle then returns the
 *eliminated* dual
@@ -205,8 +207,8 @@ class DualOracle:
     def hessian_operator(self, ev: Evaluation):
         """``v -> -Hess D(alpha) v`` (positive semidefinite) at an evaluation, on the host.
 
-        Daleckii-Krein (MATH.md section 5): with ``t = lam / eps`` and the divided differences
-        ``G`` of ``psi'``,
+        Daleckii-Krein (docs/theory.md, 'Daleckii-Krein Hessian'): with ``t = lam / eps`` and the
+        divided differences ``G`` of ``psi'``,
 
             Hess D_eps(alpha) v = -(1/eps) A( U (G o (U^* A*(v) U)) U^* ),
 
@@ -332,8 +334,8 @@ class DualOracle:
 
         ``alpha - s c`` satisfies ``A*(alpha - s c) <= H``, so by weak duality this is a lower
         bound on the exact value ``F_0`` (minimization form, offset excluded) for *any* alpha
-        (MATH.md section 6). The margin ``8 D u ||W||`` (u = unit roundoff) covers the error of
-        the computed eigenvalues. ``nan`` when the trace is not fixed.
+        (docs/theory.md, 'Weak-duality lower bound'). The margin ``8 D u ||W||`` (u = unit
+        roundoff) covers the error of the computed eigenvalues. ``nan`` when the trace is not fixed.
         """
         c = self.problem.trace_direction
         if c is None:

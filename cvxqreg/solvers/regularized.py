@@ -1,7 +1,7 @@
 """The regularized solver: Newton-CG or L-BFGS on the (normalization-eliminated) dual.
 
     F_eps = min { Tr[H X] + eps Tr[phi(X)] : X >= 0, A(X) = q }
-          = max_alpha D_eps(alpha)                      (strong duality, MATH.md section 1)
+          = max_alpha D_eps(alpha)            (strong duality; docs/theory.md, 'The problems')
 
 A :class:`DualSolver` is configured once (regularizer, backend, tolerances) and called on problems.
 """
@@ -18,7 +18,7 @@ from ..backend import Backend, get_backend
 from ..bounds import regularization_bracket
 from ..errors import InvalidInputError
 from ..problem import LoweredProblem
-from ..regularizers import Custom, Regularizer, get_regularizer
+from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
 from .dual import DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
@@ -64,7 +64,8 @@ class DualSolver:
         to Newton was measured too, and was slower on every instance tried.
     continuation : bool
         Solve down the eps ladder of :meth:`ladder`, each stage warm-started from the previous
-        one and solved to ``stage_tol``, before the target eps (eps-scaling, MATH.md section 5).
+        one and solved to ``stage_tol``, before the target eps (eps-scaling; docs/theory.md,
+        'Continuation (eps-scaling)').
     stage_tol : float
         Gradient tolerance of the intermediate stages.
     hessian : {"auto", "dense", "cg"}
@@ -144,9 +145,9 @@ class DualSolver:
 
     @property
     def _has_curvature(self) -> bool:
-        """Newton needs ``psi''``; a Custom regularizer without it is solved by L-BFGS."""
-        reg = self.regularizer
-        return not (isinstance(reg, Custom) and reg.d2psi_fn is None)
+        """Newton needs ``psi''``; a regularizer without it (a Custom without ``d2psi_fn``) is
+        solved by L-BFGS."""
+        return self.regularizer.has_curvature
 
     def __call__(
         self,
