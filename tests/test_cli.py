@@ -226,7 +226,30 @@ def test_solve_exact(model, capsys, solver):
     assert main(["solve", str(model), "--exact", "--solver", solver, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"exact SDP ({solver.upper()}): status=optimal" in out and "F_0 =" in out
-    assert "D=4" in out
+    assert "D=4" in out and "accepted at <= 1e-06: yes" in out
+
+
+@needs_lowering
+def test_solve_exact_judged_by_measured_accuracy(model, monkeypatch, capsys):
+    """Exit 0 for an 'optimal_inaccurate' status with tiny residuals and gap, exit 1 for an
+    'optimal' status whose measured accuracy is poor: the measurement decides, not the string."""
+    import dataclasses
+
+    from cvxqreg.solvers import exact
+
+    real = exact.solve_exact
+
+    def relabel(status, accuracy):
+        def fake(*args, **kwargs):
+            return dataclasses.replace(real(*args, **kwargs), status=status, accuracy=accuracy)
+
+        return fake
+
+    monkeypatch.setattr(exact, "solve_exact", relabel("optimal_inaccurate", 1e-10))
+    assert main(["solve", str(model), "--exact", "--quiet"]) == 0
+    monkeypatch.setattr(exact, "solve_exact", relabel("optimal", 1e-3))
+    assert main(["solve", str(model), "--exact", "--quiet"]) == 1
+    assert "measured accuracy 1.0e-03" in capsys.readouterr().err
 
 
 @needs_lowering

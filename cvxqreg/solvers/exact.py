@@ -119,20 +119,30 @@ def solve_exact(
     W = (W.real if lp.real else W) - lp.H
     lam_max = float(np.linalg.eigvalsh(0.5 * (W + W.conj().T)).max())
     internal = float(prob.value)
+    lam_min = float(np.linalg.eigvalsh(Xv).min())
+    primal_residual = float(np.linalg.norm(lp.residual(Xv)))
+    dual_internal = float(alpha @ lp.q)
+    accuracy = max(
+        primal_residual / (1.0 + float(np.linalg.norm(lp.q))),
+        max(0.0, lam_max) / (1.0 + float(np.abs(np.linalg.eigvalsh(lp.H)).max())),
+        abs(internal - dual_internal) / (1.0 + abs(internal) + abs(dual_internal)),
+        max(0.0, -lam_min) / (1.0 + abs(float(np.trace(Xv).real))),
+    )
     res = ExactResult(
         status=status,
         value=lp.user_value(internal),
         X=Xv,
         alpha=alpha,
-        primal_residual=float(np.linalg.norm(lp.residual(Xv))),
+        primal_residual=primal_residual,
         dual_residual=max(0.0, lam_max),
-        min_eigenvalue=float(np.linalg.eigvalsh(Xv).min()),
+        min_eigenvalue=lam_min,
         iterations=None if iters is None else int(iters),
         time=elapsed,
         solver=name,
         settings=settings,
-        dual_value=lp.user_value(float(alpha @ lp.q)),
+        dual_value=lp.user_value(dual_internal),
         sense=lp.sense,
+        accuracy=accuracy,
     )
     if source is not None and lp.recovery is not None:
         lp.recovery.unpack(Xv, alpha, res.value, status)
