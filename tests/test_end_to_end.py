@@ -63,16 +63,20 @@ def test_dependent_trace_constraint(rng):
     assert cvxqreg.solve_exact(prob).status == "optimal"
     bad, _ = qot_model(rng, extra=2.0)
     with pytest.raises(InfeasibleDataError):
-        cvxqreg.solve_exact(bad)
-    with pytest.raises(InfeasibleDataError):
-        cvxqreg.solve(bad, eps=0.1)
+        cvxqreg.lower(bad)  # the lowering has no status to report
+    # every solve entry point reports the status instead (and writes it into the problem)
+    assert cvxqreg.solve_exact(bad).status == "infeasible" and bad.status == "infeasible"
+    r = cvxqreg.solve(bad, eps=0.1)
+    assert r.status == "infeasible" and "trace" in r.message and bad.status == "infeasible"
+    assert bad.solve(method="cvxqreg", eps=0.1) == np.inf and bad.status == "infeasible"
 
 
 def test_cvxpy_solve_method(rng):
     prob, X = qot_model(rng, n=2)
-    res = prob.solve(method="cvxqreg", eps=0.05, regularizer="quadratic", tol=1e-8)
+    value = prob.solve(method="cvxqreg", eps=0.05, regularizer="quadratic", tol=1e-8)
+    res = prob.cvxqreg_result
     assert isinstance(res, cvxqreg.RegularizedResult) and res.converged
-    assert prob.cvxqreg_result is res
+    assert value == prob.value  # CVXPY's convention: solve() returns the optimal value
     np.testing.assert_allclose(X.value, res.X, atol=1e-12)
     assert abs(prob.value - res.energy) < 1e-12  # the model's objective at X_eps
     assert abs(prob.objective.value - res.energy) < 1e-9
@@ -129,10 +133,12 @@ def test_cvxpy_method_status_mapping():
     prob = cp.Problem(
         cp.Minimize(0 * cp.real(cp.trace(X))), cons + [cp.real(cp.trace(Zp @ X)) == 0.8]
     )
-    res = prob.solve(method="cvxqreg", eps=0.1)
+    prob.solve(method="cvxqreg", eps=0.1)
+    res = prob.cvxqreg_result
     assert res.status == "infeasible" and prob.status == "infeasible" and X.value is None
     ok = cp.Problem(cp.Minimize(cp.real(cp.trace(Zp @ X))), cons)
-    res = ok.solve(method="cvxqreg", eps=1e-3, max_iter=2)
+    ok.solve(method="cvxqreg", eps=1e-3, max_iter=2)
+    res = ok.cvxqreg_result
     assert res.status == "max_iter" and ok.status == "user_limit" and X.value is not None
 
 

@@ -146,7 +146,7 @@ def test_ising_marginals(capsys):
         rows = r["sweep"].rows
         assert {row.status for row in rows} == {"converged"}
         for row in rows:
-            assert row.lower_bound <= r["F_0"] + 1e-6  # certified lower bound on F_0
+            assert row.certified_bound <= r["F_0"] + 1e-6  # certified lower bound on F_0
         vn = r["sweep"].for_regularizer("von_neumann")
         assert vn[-1].value_error <= vn[-1].eps * math.log(4) + 1e-6
         assert vn[-1].value_error < vn[0].value_error
