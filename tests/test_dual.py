@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvxqreg import DualSolver, InfeasibleDataError, InvalidInputError, solve
+from cvxqreg import DualSolver, InvalidInputError, solve
 from cvxqreg.operators import Dense, Pauli
 from cvxqreg.problem import LoweredProblem
 from cvxqreg.regularizers import Quadratic, Tsallis, VonNeumann
