@@ -253,6 +253,20 @@ def test_solve_exact_judged_by_measured_accuracy(model, monkeypatch, capsys):
 
 
 @needs_lowering
+def test_exact_solve_says_what_it_is_doing(model, capsys):
+    """Without a terminal (no progress bar) the exact solve still announces itself on stderr, and
+    --verbose forwards the conic solver's log; --quiet silences the note."""
+    assert main(["solve", str(model), "--exact"]) == 0
+    err = capsys.readouterr().err
+    assert "solving the exact SDP (D=4, m=7 rows) with SCS" in err and "--verbose" in err
+    assert main(["solve", str(model), "--exact", "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert "cvxqreg: exact SDP, D=4" in captured.out and "measured accuracy" in captured.out
+    assert main(["solve", str(model), "--exact", "--quiet"]) == 0
+    assert "solving the exact SDP" not in capsys.readouterr().err
+
+
+@needs_lowering
 def test_solve_regularized_and_save_state(model, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "_progress_enabled", lambda args: True)  # exercise the callback
     state = tmp_path / "X.npy"
@@ -353,6 +367,7 @@ def test_demo_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "closed-form optimum: F_0 = 1.0000000000" in out
     assert "Reference F_0" in out and "von_neumann" in out
+    assert "by regularized Newton with eps-continuation on the dual" in out  # the default
     assert csv_path.is_file()
     if _has_matplotlib():
         assert out_png.is_file() and out_png.stat().st_size > 1000
