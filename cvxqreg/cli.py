@@ -27,6 +27,7 @@ from .errors import (
     InvalidInputError,
     UnsupportedModelError,
 )
+from .results import EXACT_ACCURACY
 from .sweep import DEFAULT_EPS as _DEFAULT_EPS
 from .sweep import DEFAULT_REGULARIZERS as _DEFAULT_REGS
 
@@ -341,7 +342,7 @@ def _cmd_solve(args) -> int:
     if not ok:
         msg = getattr(res, "message", "") or ""
         if args.exact:
-            msg = f"measured accuracy {res.accuracy:.1e}, accepted at <= 1e-6"
+            msg = f"measured accuracy {res.accuracy:.1e}, accepted at <= {EXACT_ACCURACY:g}"
         _err(f"the solve did not converge (status: {res.status}){': ' + msg if msg else ''}")
         return EXIT_FAILED
     return EXIT_OK

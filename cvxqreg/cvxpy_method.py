@@ -82,8 +82,9 @@ def write_back(problem, recovery, result) -> None:
         recovery.unpack(result.X, result.alpha, value, status)
     elif status in s.INF_OR_UNB:
         recovery.unpack(None, None, None, status)
-    else:
-        recovery.unpack(None, None, None, status if status in s.ERROR else s.SOLVER_ERROR)
+    else:  # no solution: a CVXPY status is recorded as it is, anything else as solver_error
+        known = status in s.ERROR or status in s.SOLUTION_PRESENT
+        recovery.unpack(None, None, None, status if known else s.SOLVER_ERROR)
     problem._solver_stats = _solver_stats(result, recovery)
     problem.cvxqreg_result = result
 
