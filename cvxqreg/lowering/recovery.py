@@ -30,7 +30,6 @@ import dataclasses
 import functools
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -164,15 +163,17 @@ class Recovery:
             lam[self.row_map] = alpha
             return lam
         dependent, WT, factor = spread
-        mu = sla.cho_solve(factor, alpha, check_finite=False)
+        mu = factor.solve(alpha)
         lam[self.row_map] = mu
         lam[dependent] = WT.T @ mu
         return lam
 
     @functools.cached_property
     def _spread(self):
-        """``(dependent rows, W^T, Cholesky of I + W^T W)`` with ``R_D = W R_K`` (dropped rows as
-        combinations of the kept ones), or ``None`` when no nonzero row was dropped.
+        """``(dependent rows, W^T, LU of I + W^T W)`` with ``R_D = W R_K`` (dropped rows as
+        combinations of the kept ones), or ``None`` when no nonzero row was dropped. All sparse:
+        a dropped row depends on few kept ones (a repeated entry of a Hermitian equality, the
+        shared trace), so ``W`` is sparse.
 
         The ``lambda`` with ``R^T lambda = R_K^T alpha`` are those with
         ``lambda_K + W^T lambda_D = alpha``; the least-norm one is ``lambda_K = mu``,
@@ -183,11 +184,16 @@ class Recovery:
         if dependent.size == 0:
             return None
         RK, RD = self._rows[self.row_map], self._rows[dependent]
-        G = (RK @ RK.T).tocsc()
-        WT = np.asarray(spla.splu(G).solve(np.asarray((RK @ RD.T).todense())))
-        WT = WT.reshape(self.row_map.size, dependent.size)
-        M = np.eye(self.row_map.size) + WT @ WT.T
-        return dependent, WT, sla.cho_factor(M, check_finite=False)
+        G = spla.splu((RK @ RK.T).tocsc())
+        B = (RK @ RD.T).tocsc()
+        blocks = []
+        for lo in range(0, B.shape[1], 256):  # dense in column blocks: bounded memory
+            block = G.solve(B[:, lo : lo + 256].toarray())
+            block[np.abs(block) <= 1e-13 * max(1.0, float(np.abs(block).max(initial=0.0)))] = 0
+            blocks.append(sp.csc_matrix(block))
+        WT = sp.hstack(blocks, format="csr")
+        M = (sp.identity(self.row_map.size, format="csc") + WT @ WT.T).tocsc()
+        return dependent, WT, spla.splu(M)
 
     def dual_values(self, alpha) -> dict:
         """CVXPY dual values ``{constraint.id: value}`` of the equality constraints."""
