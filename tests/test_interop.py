@@ -30,6 +30,9 @@ def _model(kind: str, sense: str, seed: int = 7):
     X = cp.Variable((D, D), hermitian=True)
     if kind == "partial_trace":
         cons = [X >> 0, cp.partial_trace(X, [n, n], 1) == rand_state(rng, n)]
+    elif kind == "real_partial_trace":
+        X = cp.Variable((D, D), symmetric=True)
+        cons = [X >> 0, cp.partial_trace(X, [n, n], 1) == rand_state(rng, n, real=True)]
     elif kind == "qot":  # both marginals fix Tr X: the trace gauge
         cons = [
             X >> 0,
@@ -47,7 +50,10 @@ def _model(kind: str, sense: str, seed: int = 7):
         cons = [X >> 0, X[0:2, 0:2] == X0[0:2, 0:2], cp.trace(X) == 1]
     else:  # pragma: no cover
         raise ValueError(kind)
-    f = cp.real(cp.trace(rand_herm(rng, D) @ X))
+    if kind.startswith("real"):
+        f = cp.trace(rand_herm(rng, D, real=True) @ X)
+    else:
+        f = cp.real(cp.trace(rand_herm(rng, D) @ X))
     objective = cp.Minimize(f) if sense == "min" else cp.Maximize(f)
     return cp.Problem(objective, cons), X, kind == "qot"
 
@@ -58,7 +64,7 @@ def _duals(problem):
 
 # ------------------------------------------------------------------------- defect 1: duals
 @pytest.mark.parametrize("sense", ["min", "max"])
-@pytest.mark.parametrize("kind", ["partial_trace", "pauli", "dense", "qot"])
+@pytest.mark.parametrize("kind", ["partial_trace", "real_partial_trace", "pauli", "dense", "qot"])
 def test_equality_duals_are_what_cvxpy_scs_returns(kind, sense):
     """Exact solve through cvxqreg vs plain CVXPY + SCS on the same model: every equality dual
     (matrix or scalar) equals SCS's, up to the documented trace gauge where constraints share
@@ -69,8 +75,8 @@ def test_equality_duals_are_what_cvxpy_scs_returns(kind, sense):
     cvxqreg.solve_exact(problem)
     ours = _duals(problem)
     for c, y in zip(problem.constraints[1:], ours, strict=True):
-        if y.ndim == 2 and np.iscomplexobj(y):
-            assert np.allclose(y, y.conj().T, atol=1e-12), str(c)  # Hermitian
+        if y.ndim == 2:
+            assert np.allclose(y, y.conj().T, atol=1e-12), str(c)  # Hermitian / symmetric
     if gauge:  # Y_1 - R_1 = t I, Y_2 - R_2 = -t I for one t
         (y1, y2), (r1, r2) = ours, ref
         t = np.trace(y1 - r1).real / y1.shape[0]
