@@ -22,6 +22,7 @@ an infeasibility certificate, or data no state satisfies (inconsistent right-han
 Keywords: ``eps`` (required), every option of :class:`~cvxqreg.DualSolver` (``regularizer``,
 ``tol``, ``max_iter``, ``verbose``, ...), ``warm_start=True`` (start from the dual vector of this
 problem's last cvxqreg solve, ``problem.cvxqreg_result.alpha``, when its size still fits) and
+``alpha0``/``eps0`` (an explicit warm start, as in :func:`cvxqreg.solve`) and
 ``solver=`` (only ``"cvxqreg"``: the conic solvers are reached by ``problem.solve(solver=...)``
 or :func:`cvxqreg.solve_exact`). Any other keyword raises ``InvalidInputError("unknown option
 'x'; valid options: ...")``.
@@ -47,7 +48,7 @@ CVXPY_STATUS = {
 }
 
 #: keywords of the method itself (beside the DualSolver options)
-METHOD_KEYWORDS = ("eps", "warm_start", "solver")
+METHOD_KEYWORDS = ("eps", "warm_start", "alpha0", "eps0", "solver")
 
 
 def cvxpy_status(result) -> str:
@@ -138,13 +139,22 @@ def _solver_stats(result, recovery):
     )
 
 
-def solve_method(problem, eps: float | None = None, *, warm_start: bool = False, **options):
+def solve_method(
+    problem,
+    eps: float | None = None,
+    *,
+    warm_start: bool = False,
+    alpha0=None,
+    eps0: float | None = None,
+    **options,
+):
     """The function CVXPY calls for ``problem.solve(method="cvxqreg", ...)``; returns
     ``problem.value``.
 
     ``eps`` is required; ``eps=0`` is rejected with a pointer to :func:`cvxqreg.solve_exact`.
-    The other keywords are those of :class:`~cvxqreg.DualSolver`, plus ``warm_start`` and
-    ``solver`` (see the module docstring).
+    The other keywords are those of :class:`~cvxqreg.DualSolver`, plus ``warm_start``,
+    ``solver`` (see the module docstring) and an explicit warm start ``alpha0`` (computed at
+    ``eps0``), as in :func:`cvxqreg.solve`.
     """
     from .errors import InvalidInputError
     from .solvers.regularized import DualSolver, solve_with
@@ -173,7 +183,7 @@ def solve_method(problem, eps: float | None = None, *, warm_start: bool = False,
     last = getattr(problem, "cvxqreg_result", None)
     warm = last if warm_start and isinstance(last, RegularizedResult) else None
     dual = DualSolver.from_options(options, where="problem.solve(method='cvxqreg')")
-    solve_with(dual, problem, eps, warm_from=warm)
+    solve_with(dual, problem, eps, alpha0=alpha0, eps0=eps0, warm_from=warm)
     return problem.value
 
 

@@ -135,6 +135,8 @@ def test_warm_start_reuses_the_last_dual_point():
     warm = problem.cvxqreg_result
     assert warm.converged and warm.iterations <= 1 < cold.iterations
     assert np.allclose(warm.alpha, cold.alpha, atol=1e-7)
+    problem.solve(method="cvxqreg", eps=1e-4, tol=1e-8, alpha0=cold.alpha)  # explicit, as solve()
+    assert problem.cvxqreg_result.iterations <= 1
 
 
 def test_solver_keyword_and_unknown_options():
