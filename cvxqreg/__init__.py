@@ -1,15 +1,18 @@
 """cvxqreg: exact and entropy-regularized SDPs over density matrices, from CVXPY models.
 
     F_0   = min { Tr[H X] : X >= 0, Tr[Q_i X] = q_i }                     (exact, SCS)
-    F_eps = min { Tr[H X] + eps Tr[phi(X)] : X >= 0, Tr[Q_i X] = q_i }   (regularized, L-BFGS)
+    F_eps = min { Tr[H X] + eps Tr[phi(X)] : X >= 0, Tr[Q_i X] = q_i }   (regularized, dual)
 
 Typical use::
 
     import cvxpy as cp, cvxqreg
     lowered = cvxqreg.lower(problem)           # operator form (H, A, q), structure kept
     exact = cvxqreg.solve_exact(problem)        # SCS reference
-    reg = cvxqreg.solve(problem, eps=1e-3)      # L-BFGS on the dual, NumPy or CuPy
-    problem.solve(method="cvxqreg", eps=1e-3)   # the same through CVXPY
+    reg = cvxqreg.solve(problem, eps=1e-3)      # Newton (or L-BFGS) on the dual, NumPy or CuPy
+    value = problem.solve(method="cvxqreg", eps=1e-3)  # the same through CVXPY
+
+The regularized problem is solved through its dual by regularized Newton with eps-continuation
+(``optimizer="newton"``, the default) or L-BFGS (``optimizer="lbfgs"``, the paper's method).
 """
 
 from . import operators, plotting, problems, regularizers

@@ -27,13 +27,14 @@ from .errors import (
     InvalidInputError,
     UnsupportedModelError,
 )
+from .results import EXACT_ACCURACY
+from .sweep import DEFAULT_EPS as _DEFAULT_EPS
+from .sweep import DEFAULT_REGULARIZERS as _DEFAULT_REGS
 
 __all__ = ["build_parser", "load_model", "main"]
 
 PROG = "cvxqreg"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_DEFAULT_EPS = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
-_DEFAULT_REGS = ("von_neumann", "quadratic")
 
 
 class CLIError(Exception):
@@ -309,10 +310,9 @@ def _cmd_solve(args) -> int:
     if args.exact:
         from .solvers.exact import solve_exact
 
-        if _progress_enabled(args):
-            _note(f"solving the exact SDP with {args.solver.upper()} ...")
-        res = solve_exact(lp, args.solver)
-        ok = res.optimal
+        _say_exact(args, lp, args.solver)
+        res = solve_exact(lp, args.solver, verbose=args.verbose)
+        ok = res.converged
     else:
         from .solvers.regularized import DualSolver
 
@@ -323,13 +323,9 @@ def _cmd_solve(args) -> int:
             if k % 10 == 0:
                 bar.set_postfix_str(f"D={value:.8g} |grad|={gnorm:.1e}", refresh=False)
 
-        solver = DualSolver(
-            args.regularizer,
-            backend=args.backend,
-            tol=args.tol,
-            max_iter=args.max_iter,
-            time_limit=args.time_limit,
-            progress=progress,
+        solver = DualSolver.from_options(
+            {**_solver_options(args), "regularizer": args.regularizer, "progress": progress},
+            where="cvxqreg solve",
         )
         try:
             res = solver(lp, args.eps)
@@ -345,6 +341,8 @@ def _cmd_solve(args) -> int:
             print(f"state written to {args.save_state}")
     if not ok:
         msg = getattr(res, "message", "") or ""
+        if args.exact:
+            msg = f"measured accuracy {res.accuracy:.1e}, accepted at <= {EXACT_ACCURACY:g}"
         _err(f"the solve did not converge (status: {res.status}){': ' + msg if msg else ''}")
         return EXIT_FAILED
     return EXIT_OK
@@ -358,14 +356,13 @@ def _run_sweep(lp, args, label: str | None = None):
     if args.reference != "none":
         from .solvers.exact import solve_exact
 
-        if _progress_enabled(args):
-            _note(f"solving the exact SDP with {args.reference.upper()} ...")
-        ref = solve_exact(lp, args.reference)
+        _say_exact(args, lp, args.reference)
+        ref = solve_exact(lp, args.reference, verbose=args.verbose)
     bar = _bar(
         args, total=len(set(args.eps)) * len(args.regularizers), desc=label or "sweep", unit="solve"
     )
 
-    def progress(name, eps, res):
+    def on_solve(name, eps, res):
         bar.update(1)
         bar.set_postfix_str(f"last: {name} eps={eps:.0e} {res.status}")
 
@@ -375,16 +372,24 @@ def _run_sweep(lp, args, label: str | None = None):
             eps=args.eps,
             regularizers=args.regularizers,
             reference=ref,
-            backend=args.backend,
-            tol=args.tol,
-            max_iter=args.max_iter,
-            time_limit=args.time_limit,
             warm_start=not args.no_warm_start,
-            progress=progress,
+            on_solve=on_solve,
+            **_solver_options(args),
         )
     finally:
         bar.close()
     return out
+
+
+def _say_exact(args, lp, solver: str) -> None:
+    """Say on stderr what the (possibly long, otherwise silent) exact solve is doing."""
+    if args.quiet:
+        return
+    hint = "" if args.verbose else "; --verbose shows the solver's log"
+    _note(
+        f"solving the exact SDP (D={lp.dim}, m={lp.n_rows} rows) with {solver.upper()} to "
+        f"tight tolerances: this can take minutes for D in the hundreds{hint}"
+    )
 
 
 def _report_sweep(result, args) -> int:
@@ -401,8 +406,8 @@ def _report_sweep(result, args) -> int:
             _plot(result, path, kind, required=args.command != "demo")
     failed = []
     ref = result.reference
-    if ref is not None and not ref.optimal:
-        failed.append(f"reference {ref.solver}: {ref.status}")
+    if ref is not None and not ref.converged:
+        failed.append(f"reference {ref.solver}: {ref.status}, accuracy {ref.accuracy:.1e}")
     failed += [
         f"{r.regularizer} eps={r.eps:.0e}: {r.status}"
         for r in result.rows
@@ -539,8 +544,9 @@ def _cmd_demo(args) -> int:
     print(f"cvxqreg demo: {text}")
     print(f"  lowered: {lp.describe()}")
     print(
-        f"  exact SDP with {args.reference.upper()}, then min Tr[HX] + eps Tr[phi(X)] by L-BFGS on "
-        f"the dual for {', '.join(args.regularizers)} at eps = "
+        f"  exact SDP with {args.reference.upper()}, then min Tr[HX] + eps Tr[phi(X)] by "
+        f"{_OPTIMIZER_TEXT[args.optimizer]} on the dual for {', '.join(args.regularizers)} "
+        "at eps = "
         f"{', '.join(f'{e:g}' for e in sorted(set(args.eps), reverse=True))}"
     )
     if closed_form is not None:
@@ -577,33 +583,89 @@ Progress bars (tqdm) appear when stderr is a terminal; --quiet turns them off.
 """
 
 
-def _add_solver_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--backend",
-        default="auto",
+def _eliminate(text: str):
+    v = text.strip().lower()
+    table = {"auto": "auto", "yes": True, "true": True, "no": False, "false": False}
+    if v not in table:
+        raise argparse.ArgumentTypeError(f"must be auto, yes or no, got {text!r}")
+    return table[v]
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return v
+
+
+#: optimizer name -> how the CLI and the demo describe it
+_OPTIMIZER_TEXT = {
+    "newton": "regularized Newton with eps-continuation",
+    "lbfgs": "L-BFGS with eps-continuation",
+    "scipy": "SciPy's L-BFGS-B with eps-continuation",
+}
+
+#: command-line flag of each DualSolver option (the defaults come from DualSolver itself);
+#: ``regularizer`` (--regularizer / --regularizers) and ``progress`` (the progress bar) are
+#: handled by the sub-commands.
+_SOLVER_FLAGS = {
+    "backend": dict(
         type=str.lower,
         choices=("auto", "numpy", "cupy"),
-        help="array backend of the regularized solver (default: auto = CuPy with a GPU)",
-    )
-    p.add_argument(
-        "--tol",
-        type=_positive_float,
-        default=1e-6,
-        help="stop when ||grad D_eps||_2 < TOL (default: 1e-6)",
-    )
-    p.add_argument(
-        "--max-iter",
-        type=_positive_int,
-        default=10000,
-        help="L-BFGS iteration cap per solve (default: 10000)",
-    )
-    p.add_argument(
-        "--time-limit",
-        type=_positive_float,
-        default=None,
-        metavar="SECONDS",
-        help="wall-time limit per regularized solve",
-    )
+        help="array backend of the regularized solver (auto = CuPy with a GPU)",
+    ),
+    "tol": dict(type=_positive_float, help="stop when ||grad D_eps||_2 < TOL"),
+    "max_iter": dict(type=_positive_int, help="iteration cap per solve (all eps stages)"),
+    "time_limit": dict(
+        type=_positive_float, metavar="SECONDS", help="wall-time limit per regularized solve"
+    ),
+    "optimizer": dict(
+        type=str.lower,
+        choices=tuple(_OPTIMIZER_TEXT),
+        help="newton: regularized Newton; lbfgs: L-BFGS (the paper's method); scipy: L-BFGS-B",
+    ),
+    "hessian": dict(
+        type=str.lower, choices=("auto", "dense", "cg"), help="how Newton solves for its step"
+    ),
+    "regularization": dict(
+        type=_nonnegative_float, help="Newton's Levenberg-Marquardt constant kappa (0: plain)"
+    ),
+    "memory": dict(type=_positive_int, help="L-BFGS memory (correction pairs)"),
+    "eliminate": dict(
+        type=_eliminate, help="eliminate the trace row from the dual: auto, yes or no"
+    ),
+    "continuation": dict(flag="--no-continuation", help="solve the target eps directly"),
+    "stage_tol": dict(type=_positive_float, help="gradient tolerance of intermediate eps stages"),
+    "ladder_ratio": dict(type=_positive_float, help="ratio between successive eps stages"),
+    "predictor": dict(flag="--no-predictor", help="no secant warm start between eps stages"),
+    "verbose": dict(flag="--verbose", help="print a solve log (stages, iterations, times)"),
+}
+_CLI_HANDLED = ("regularizer", "progress")
+
+
+def _add_solver_options(p: argparse.ArgumentParser) -> None:
+    from .solvers.regularized import DualSolver
+
+    defaults = DualSolver.defaults()
+    for name, spec in _SOLVER_FLAGS.items():
+        spec = dict(spec)
+        default = defaults[name]
+        flag = spec.pop("flag", "--" + name.replace("_", "-"))
+        if isinstance(default, bool):
+            action = "store_false" if default else "store_true"
+            p.add_argument(flag, dest=name, action=action, default=default, **spec)
+            continue
+        shown = "none" if default is None else default
+        spec["help"] = f"{spec['help']} (default: {shown})"
+        p.add_argument(flag, dest=name, default=default, **spec)
+
+
+def _solver_options(args) -> dict:
+    """The DualSolver options given on the command line (all of them, defaults included)."""
+    return {name: getattr(args, name) for name in _SOLVER_FLAGS}
 
 
 def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> None:
@@ -670,7 +732,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Solve SDPs over density matrices written in CVXPY: exactly (SCS/Clarabel) and "
-            "entropy-regularized (L-BFGS on the dual), and compare the two as eps -> 0."
+            "entropy-regularized (regularized Newton with eps-continuation on the dual by "
+            "default, or L-BFGS), and compare the two as eps -> 0."
         ),
         epilog=_MAIN_EPILOG,
         formatter_class=fmt,
@@ -728,7 +791,9 @@ examples:
   cvxqreg solve model.py --exact --solver clarabel
   cvxqreg solve model.py --eps 1e-3 --regularizer quadratic --save-state X.npy
 
-exit code 1 when the solver does not report "optimal" (exact) or "converged" (regularized).
+exit code 1 when the exact solution's measured accuracy (the largest relative primal residual,
+dual infeasibility, duality gap or PSD violation) exceeds 1e-6, whatever status string the
+conic solver reports, or when a regularized solve is not "converged" (||grad||_2 >= TOL).
 """,
     )
     solve.add_argument("model", metavar="MODEL.py", help="the model file")

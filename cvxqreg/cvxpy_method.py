@@ -1,21 +1,38 @@
-"""``problem.solve(method="cvxqreg", eps=...)``: the regularized solver as a CVXPY solve method.
+"""``problem.solve(method="cvxqreg", eps=...)``, and writing results back into CVXPY problems.
 
-Registered with :meth:`cvxpy.Problem.register_solve` when :mod:`cvxqreg` is imported. After the
-solve, the variable's ``.value``, ``problem.value`` and the constraints' ``dual_value`` are set as
-after any CVXPY solve. ``problem.value`` is the model's own objective at the regularized state,
-``Tr[H X_eps]`` (so ``problem.value == problem.objective.value`` as CVXPY users expect); the
-regularized optimum ``F_eps``, the dual value, the certified bound and the status are in the full
-:class:`~cvxqreg.results.RegularizedResult`, which is returned and stored as
-``problem.cvxqreg_result``. CVXPY's status follows :data:`CVXPY_STATUS`: a solve stopped by
-``max_iter`` or a time limit is ``"user_limit"``, one that stalled in float64 near the tolerance
-(``||grad|| <= max(1e3 tol, sqrt(tol))``) or stopped at the float64 floor ``"optimal_inaccurate"``
-and farther away
-``"solver_error"`` (no values written); an infeasibility certificate gives ``"infeasible"``.
+Registered with :meth:`cvxpy.Problem.register_solve` when :mod:`cvxqreg` is imported. As after any
+CVXPY solve, ``problem.solve(method="cvxqreg", eps=1e-3)`` returns ``problem.value`` and sets the
+variable's ``.value``, ``problem.status``, ``problem.value``, the constraints' ``dual_value`` and
+``problem.solver_stats``; the full :class:`~cvxqreg.results.RegularizedResult` (regularized optimum
+``F_eps``, dual value, certified bound, status, history) is ``problem.cvxqreg_result``.
+
+This module is the edge between cvxqreg's results and CVXPY's objects: :func:`write_back` is the
+one function that writes into a ``cvxpy.Problem``, used by this method, by
+:func:`cvxqreg.solve` and by :func:`cvxqreg.solve_exact` when they are given a ``cvxpy.Problem``
+(given a :class:`~cvxqreg.problem.LoweredProblem`, nothing is written).
+
+``problem.value`` is the model's own objective at the returned state, ``Tr[H X_eps]`` (so
+``problem.value == problem.objective.value`` as CVXPY users expect). CVXPY's status follows
+:data:`CVXPY_STATUS`: a solve stopped by ``max_iter`` or a time limit is ``"user_limit"``, one that
+stalled in float64 near the tolerance (``||grad|| <= max(1e3 tol, sqrt(tol))``) or stopped at the
+float64 floor ``"optimal_inaccurate"`` and farther away ``"solver_error"`` (no values written);
+an infeasibility certificate, or data no state satisfies (inconsistent right-hand sides), gives
+``"infeasible"`` with ``problem.value = +inf`` (``-inf`` for a ``Maximize``), as CVXPY reports.
+
+Keywords: ``eps`` (required), every option of :class:`~cvxqreg.DualSolver` (``regularizer``,
+``tol``, ``max_iter``, ``verbose``, ...), ``warm_start=True`` (start from the dual vector of this
+problem's last cvxqreg solve, ``problem.cvxqreg_result.alpha``, when its size still fits) and
+``alpha0``/``eps0`` (an explicit warm start, as in :func:`cvxqreg.solve`) and
+``solver=`` (only ``"cvxqreg"``: the conic solvers are reached by ``problem.solve(solver=...)``
+or :func:`cvxqreg.solve_exact`). Any other keyword raises ``InvalidInputError("unknown option
+'x'; valid options: ...")``.
 """
 
 from __future__ import annotations
 
-__all__ = ["register", "solve_method"]
+import math
+
+__all__ = ["CVXPY_STATUS", "cvxpy_status", "register", "solve_method", "write_back"]
 
 METHOD_NAME = "cvxqreg"
 
@@ -30,52 +47,144 @@ CVXPY_STATUS = {
     "failed": "solver_error",
 }
 
+#: keywords of the method itself (beside the DualSolver options)
+METHOD_KEYWORDS = ("eps", "warm_start", "alpha0", "eps0", "solver")
+
+
+def cvxpy_status(result) -> str:
+    """CVXPY's status string for a :class:`~cvxqreg.results.RegularizedResult` or
+    :class:`~cvxqreg.results.ExactResult` (the latter keeps the conic solver's own status)."""
+    from .results import ExactResult
+
+    if isinstance(result, ExactResult):
+        return str(result.status)
+    status = CVXPY_STATUS[result.status]
+    tol = result.tol
+    if status == "optimal_inaccurate" and not result.grad_norm <= max(1e3 * tol, tol**0.5):
+        status = "solver_error"  # stalled far from feasibility: no solution to report
+    return status
+
+
+def write_back(problem, recovery, result) -> None:
+    """Set ``problem``'s state from ``result`` as a CVXPY solve would.
+
+    Sets the variable's value, ``problem.status``/``value``, the equality and PSD constraints'
+    ``dual_value`` (:class:`~cvxqreg.lowering.Recovery`), ``problem.solver_stats`` and
+    ``problem.cvxqreg_result``. ``recovery=None`` (the data could not be lowered because no state
+    satisfies them) records status ``"infeasible"`` with no values.
+    """
+    import cvxpy.settings as s
+
+    status = cvxpy_status(result)
+    if recovery is None:
+        _record_without_recovery(problem, status, result.sense)
+    elif status in s.SOLUTION_PRESENT and result.X is not None:
+        value = result.energy if hasattr(result, "energy") else result.value
+        recovery.unpack(result.X, result.alpha, value, status)
+    elif status in s.INF_OR_UNB:
+        recovery.unpack(None, None, None, status)
+    else:  # no solution: a CVXPY status is recorded as it is, anything else as solver_error
+        known = status in s.ERROR or status in s.SOLUTION_PRESENT
+        recovery.unpack(None, None, None, status if known else s.SOLVER_ERROR)
+    problem._solver_stats = _solver_stats(result, recovery)
+    problem.cvxqreg_result = result
+
+
+def _record_without_recovery(problem, status, sense) -> None:
+    import cvxpy.settings as s
+
+    problem._clear_solution()
+    problem._status = status
+    if status in (s.INFEASIBLE, s.INFEASIBLE_INACCURATE):
+        problem._value = -math.inf if sense == -1 else math.inf
+
+
+def _solver_stats(result, recovery):
+    """CVXPY's ``SolverStats`` for a cvxqreg result."""
+    from cvxpy.problems.problem import SolverStats
+
+    from .results import ExactResult
+
+    setup = None if recovery is None else recovery.timings.get("total")
+    if isinstance(result, ExactResult):
+        name = f"cvxqreg.solve_exact ({result.solver})"
+        extra = {
+            "status": result.status,
+            "accuracy": result.accuracy,
+            "primal_residual": result.primal_residual,
+            "dual_residual": result.dual_residual,
+            "gap": result.gap,
+        }
+    else:
+        name = METHOD_NAME
+        extra = {
+            "status": result.status,
+            "message": result.message,
+            "eps": result.eps,
+            "regularizer": result.regularizer,
+            "value": result.value,
+            "dual_value": result.dual_value,
+            "grad_norm": result.grad_norm,
+            "certified_bound": result.certified_bound,
+            "n_evals": result.n_evals,
+            "backend": result.backend,
+            **result.extras,
+        }
+    return SolverStats(
+        solver_name=name,
+        solve_time=float(result.time),
+        setup_time=None if setup is None else float(setup),
+        num_iters=None if result.iterations is None else int(result.iterations),
+        extra_stats=extra,
+    )
+
 
 def solve_method(
     problem,
     eps: float | None = None,
-    regularizer="von_neumann",
-    backend="auto",
-    tol: float = 1e-6,
-    max_iter: int = 10000,
+    *,
+    warm_start: bool = False,
     alpha0=None,
-    **kwargs,
+    eps0: float | None = None,
+    **options,
 ):
-    """The function CVXPY calls for ``problem.solve(method="cvxqreg", ...)``.
+    """The function CVXPY calls for ``problem.solve(method="cvxqreg", ...)``; returns
+    ``problem.value``.
 
     ``eps`` is required; ``eps=0`` is rejected with a pointer to :func:`cvxqreg.solve_exact`.
-    Other keyword arguments go to :func:`cvxqreg.solve`.
+    The other keywords are those of :class:`~cvxqreg.DualSolver`, plus ``warm_start``,
+    ``solver`` (see the module docstring) and an explicit warm start ``alpha0`` (computed at
+    ``eps0``), as in :func:`cvxqreg.solve`.
     """
     from .errors import InvalidInputError
-    from .lowering import lower
-    from .solvers.regularized import solve
+    from .solvers.regularized import DualSolver, solve_with
 
+    solver = options.pop("solver", None)
+    if solver is not None and str(solver).lower() != METHOD_NAME:
+        raise InvalidInputError(
+            f"method='cvxqreg' solves the entropy-regularized problem with its own dual solver; "
+            f"solver={solver!r} is not used by it. For the exact SDP use "
+            f"problem.solve(solver={solver!r}) or cvxqreg.solve_exact(problem, {solver!r})"
+        )
+    valid = DualSolver.option_names() + METHOD_KEYWORDS
+    for key in options:
+        if key not in valid:  # the message lists the method's own keywords too
+            raise InvalidInputError(
+                f"unknown option {key!r} of problem.solve(method='cvxqreg'); valid options: "
+                f"{', '.join(valid)}"
+            )
     if eps is None:
         raise InvalidInputError(
             "problem.solve(method='cvxqreg') needs eps=..., e.g. eps=1e-3; for the exact SDP "
             "use problem.solve(solver='SCS') or cvxqreg.solve_exact(problem)"
         )
-    lowered = lower(problem)
-    result = solve(
-        lowered,
-        eps,
-        regularizer=regularizer,
-        backend=backend,
-        tol=tol,
-        max_iter=max_iter,
-        alpha0=alpha0,
-        **kwargs,
-    )
-    if lowered.recovery is not None:
-        status = CVXPY_STATUS[result.status]
-        if status == "optimal_inaccurate" and not result.grad_norm <= max(1e3 * tol, tol**0.5):
-            status = "solver_error"  # stalled far from feasibility: no solution to report
-        if status in ("infeasible", "solver_error"):
-            lowered.recovery.unpack(None, None, None, status)
-        else:
-            lowered.recovery.unpack(result.X, result.alpha, result.energy, status)
-    problem.cvxqreg_result = result
-    return result
+    from .results import RegularizedResult
+
+    last = getattr(problem, "cvxqreg_result", None)
+    warm = last if warm_start and isinstance(last, RegularizedResult) else None
+    dual = DualSolver.from_options(options, where="problem.solve(method='cvxqreg')")
+    solve_with(dual, problem, eps, alpha0=alpha0, eps0=eps0, warm_from=warm)
+    return problem.value
 
 
 def register() -> None:

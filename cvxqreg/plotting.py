@@ -92,13 +92,13 @@ def _row_quantity(row, key: str, F0: float) -> float:
     if key == "energy_error":
         return row.energy_error
     if key == "certified_gap":
-        return abs(F0 - row.lower_bound) if math.isfinite(F0) else math.nan
+        return abs(F0 - row.certified_bound) if math.isfinite(F0) else math.nan
     if key == "bracket_width":
         # the upper end is reported for converged solves only; otherwise the distance from the
         # certified bound to the energy of the last iterate (drawn hollow)
         if math.isfinite(row.bracket_high):
             return row.bracket_high - row.bracket_low
-        return abs(row.energy - row.lower_bound)
+        return abs(row.energy - row.certified_bound)
     raise ValueError(f"unknown quantity {key!r}")
 
 
@@ -443,6 +443,19 @@ def plot_convergence(
         frameon=False,
     )
     what = "gradient norm" if quantity == "grad_norm" else "dual gap"
-    fig.suptitle(f"Dual L-BFGS convergence: {what} per iteration", fontsize=11)
+    fig.suptitle(f"Dual {_optimizer_name(groups)} convergence: {what} per iteration", fontsize=11)
     _save(fig, path)
     return fig
+
+
+def _optimizer_name(groups) -> str:
+    """The optimizer(s) that produced the plotted results, as named in their ``extras``."""
+    names = {
+        str(r.extras.get("optimizer", "")).split(" ")[0]
+        for rs in groups.values()
+        for r in rs
+        if getattr(r, "extras", None)
+    }
+    nice = {"newton": "Newton", "lbfgs": "L-BFGS", "scipy": "SciPy L-BFGS-B"}
+    found = [nice.get(n, n) for n in sorted(names) if n]
+    return " / ".join(found) if found else "solver"

@@ -11,7 +11,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ExactResult", "History", "RegularizedResult", "Status"]
+__all__ = ["EXACT_ACCURACY", "ExactResult", "History", "RegularizedResult", "Status"]
+
+#: An exact solve is accepted (:attr:`ExactResult.converged`) when its measured
+#: :attr:`ExactResult.accuracy` is at most this, whatever status string the conic solver reports.
+EXACT_ACCURACY = 1e-6
 
 
 class Status:
@@ -202,6 +206,13 @@ class ExactResult:
     solver : str
     settings : dict
         Solver options used (tolerances).
+    accuracy : float
+        The measured accuracy of the returned pair, the largest of the relative primal residual
+        ``||A(X) - q|| / (1 + ||q||)``, dual infeasibility ``max(0, lambda_max(A*(alpha) - H)) /
+        (1 + ||H||_2)``, duality gap ``|value - dual_value| / (1 + |value| + |dual_value|)`` and
+        PSD violation ``max(0, -lambda_min(X)) / (1 + Tr X)``; ``nan`` without a solution.
+        :attr:`converged` compares it with :data:`EXACT_ACCURACY`: a solver's status string
+        (``"optimal_inaccurate"`` at tolerances it cannot certify) is reported, not judged.
     """
 
     status: str
@@ -217,16 +228,18 @@ class ExactResult:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     dual_value: float = float("nan")
     sense: int = 1
+    accuracy: float = float("nan")
 
     @property
     def optimal(self) -> bool:
-        """``True`` for status ``"optimal"``."""
+        """``True`` for status ``"optimal"`` (the solver's own verdict at its tolerances)."""
         return self.status == "optimal"
 
     @property
     def converged(self) -> bool:
-        """Alias of :attr:`optimal`, for symmetry with :class:`RegularizedResult`."""
-        return self.optimal
+        """``True`` when a solution is present and its measured :attr:`accuracy` is at most
+        :data:`EXACT_ACCURACY` (the rule the command line and the tests use)."""
+        return self.X is not None and bool(self.accuracy <= EXACT_ACCURACY)
 
     @property
     def gap(self) -> float:
@@ -240,7 +253,9 @@ class ExactResult:
             f"  F_0 = {self.value:.12g}   dual = {self.dual_value:.12g}   gap = {self.gap:.3e}\n"
             f"  primal residual = {self.primal_residual:.3e}   dual infeasibility = "
             f"{self.dual_residual:.3e}   lambda_min(X) = {self.min_eigenvalue:.3e}\n"
-            f"  {self.iterations} iterations, {self.time:.3f} s"
+            f"  measured accuracy {self.accuracy:.1e} (accepted at <= {EXACT_ACCURACY:.0e}: "
+            f"{'yes' if self.converged else 'NO'});  {self.iterations} iterations, "
+            f"{self.time:.3f} s"
         )
 
     def __repr__(self) -> str:

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
-from .problem import LoweredProblem
 from .regularizers import get_regularizer
 from .results import ExactResult, RegularizedResult
 from .solvers.dual import _check_eps
@@ -29,15 +28,16 @@ from .solvers.regularized import DualSolver
 __all__ = ["SweepResult", "SweepRow", "sweep"]
 
 DEFAULT_EPS = (1.0, 1e-1, 1e-2, 1e-3, 1e-4)
+DEFAULT_REGULARIZERS = ("von_neumann", "quadratic")
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepRow:
     """One regularized solve of a sweep, compared with the reference (``nan`` without one).
 
-    ``lower_bound`` is the certified bound of the solve (a lower bound on the exact optimum for a
-    minimization, an upper bound for a maximization); ``bracket_low``/``bracket_high`` the
-    regularization bracket (:mod:`cvxqreg.bounds`).
+    ``certified_bound`` is the certified bound of the solve on the exact optimum: a lower bound
+    for a minimization (``sense == 1``), an upper bound for a maximization (``sense == -1``);
+    ``bracket_low``/``bracket_high`` the regularization bracket (:mod:`cvxqreg.bounds`).
     """
 
     regularizer: str
@@ -48,7 +48,8 @@ class SweepRow:
     dual_value: float
     gap: float
     grad_norm: float
-    lower_bound: float
+    certified_bound: float
+    sense: int
     bracket_low: float
     bracket_high: float
     iterations: int
@@ -70,7 +71,7 @@ _COLUMNS = [
     ("status", "status", "{}"),
     ("value", "F_eps", "{:.10f}"),
     ("energy", "Tr[HX]", "{:.10f}"),
-    ("lower_bound", "cert. bound", "{:.10f}"),
+    ("certified_bound", "cert. bound", "{:.10f}"),
     ("value_error", "|F_eps-F_0|", "{:.2e}"),
     ("energy_error", "|Tr[HX]-F_0|", "{:.2e}"),
     ("state_distance", "||X-X_0||_1", "{:.2e}"),
@@ -178,53 +179,60 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 def sweep(
     problem,
     eps: Sequence[float] = DEFAULT_EPS,
-    regularizers: Sequence[Any] = ("von_neumann", "quadratic"),
+    regularizers: Sequence[Any] | None = None,
     reference: str | ExactResult | None = "scs",
     *,
-    backend="auto",
-    tol: float = 1e-6,
-    max_iter: int = 10000,
-    time_limit: float | None = None,
     warm_start: bool = True,
-    progress: Callable[[str, float, RegularizedResult], None] | None = None,
+    on_solve: Callable[[str, float, RegularizedResult], None] | None = None,
+    **options,
 ) -> SweepResult:
     """Solve the regularized problem over an eps grid for several regularizers and compare.
 
     Parameters
     ----------
     problem : cvxpy.Problem or LoweredProblem
+        A ``cvxpy.Problem`` is lowered first; nothing is written back into it (a sweep has no
+        single solution).
     eps : sequence of float
         The grid (any order; solved from the largest down, warm-started).
-    regularizers : sequence of str or Regularizer
+    regularizers : sequence of str or Regularizer, optional
+        Default ``("von_neumann", "quadratic")``; ``regularizer=...`` (one) is accepted too.
     reference : {"scs", "clarabel"}, ExactResult or None
         How to get ``F_0``: solve with that conic solver, reuse a result, or skip.
-    backend, tol, max_iter, time_limit
-        Passed to :class:`~cvxqreg.DualSolver` for every solve.
     warm_start : bool
         Start each solve from the previous eps's dual vector.
-    progress : callable, optional
-        ``progress(regularizer_name, eps, result)`` after each solve.
+    on_solve : callable, optional
+        ``on_solve(regularizer_name, eps, result)`` after each solve.
+    **options
+        Any option of :class:`~cvxqreg.DualSolver` (``tol``, ``max_iter``, ``optimizer``,
+        ``hessian``, ``progress``, ``verbose``, ...), used for every solve.
 
     Returns
     -------
     SweepResult
+        Data no state satisfies raise :class:`~cvxqreg.errors.InfeasibleDataError` (the
+        sweep's one exception: it has no single status to report).
     """
-    if isinstance(problem, LoweredProblem):
-        lp = problem
-    else:
-        from .lowering import lower
+    from .lowering import lower_for_solve
 
-        lp = lower(problem)
+    lp, _ = lower_for_solve(problem)
     grid = sorted({_check_eps(e) for e in eps}, reverse=True)
     if not grid:
         raise InvalidInputError("eps must list at least one value > 0")
-    regs = [get_regularizer(r) for r in regularizers]
+    if "regularizer" in options:
+        if regularizers is not None:
+            raise InvalidInputError("give regularizers=[...] or regularizer=..., not both")
+        regularizers = (options.pop("regularizer"),)
+    regs = [
+        get_regularizer(r) for r in (DEFAULT_REGULARIZERS if regularizers is None else regularizers)
+    ]
     if not regs:
         raise InvalidInputError("regularizers must list at least one regularizer")
+    DualSolver.from_options(options, where="cvxqreg.sweep")  # check the options before solving
     if reference is None or isinstance(reference, ExactResult):
         ref = reference
     elif isinstance(reference, str):
-        ref = solve_exact(lp, reference)
+        ref = solve_exact(lp, reference, verbose=bool(options.get("verbose", False)))
     else:
         raise InvalidInputError(
             f"reference must be 'scs', 'clarabel', an ExactResult or None, got {reference!r}"
@@ -234,7 +242,7 @@ def sweep(
 
     rows, results = [], []
     for reg in regs:
-        solver = DualSolver(reg, backend=backend, tol=tol, max_iter=max_iter, time_limit=time_limit)
+        solver = DualSolver.from_options({**options, "regularizer": reg}, where="cvxqreg.sweep")
         alpha = eps_prev = None
         for e in grid:
             if warm_start:
@@ -245,8 +253,8 @@ def sweep(
                 alpha, eps_prev = res.alpha, e
             results.append(res)
             rows.append(_row(res, ref if have_ref else None, F0))
-            if progress is not None:
-                progress(reg.name, e, res)
+            if on_solve is not None:
+                on_solve(reg.name, e, res)
     return SweepResult(rows=tuple(rows), reference=ref, results=tuple(results))
 
 
@@ -267,7 +275,8 @@ def _row(res: RegularizedResult, ref: ExactResult | None, F0: float) -> SweepRow
         dual_value=res.dual_value,
         gap=res.gap,
         grad_norm=res.grad_norm,
-        lower_bound=res.certified_bound,
+        certified_bound=res.certified_bound,
+        sense=res.sense,
         bracket_low=res.bracket[0],
         bracket_high=res.bracket[1],
         iterations=res.iterations,

@@ -24,7 +24,9 @@ What it prints:
 3. the line ``F_0 - eps log 4 <= F_eps <= F_0 ...`` with the bracket width ``eps log 4`` for each
    eps;
 4. where the plot went: cost against ``eta`` and against ``hbar`` (PNG, written when matplotlib is
-   installed; ``--no-plot`` skips it).
+   installed, to ``--out PATH`` or by default ``qot_is_cheaper.png`` in a ``cvxqreg-examples``
+   folder of the system's temporary directory, never into the current directory unasked;
+   ``--no-plot`` skips it).
 
 ``main`` returns ``{"equal_mass": {...}, "rows": [...], "plot": path or None}``, one row (a dict)
 per ``(hbar, eta)`` point.
@@ -36,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 
 import cvxqreg
 from cvxqreg import problems
@@ -136,7 +140,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--a", type=float, default=1.0, help="position of the points +-a = +-b")
     ap.add_argument("--eps", type=float, nargs="+", default=list(EPS))
     ap.add_argument("--small", action="store_true", help="three eta and two hbar values")
-    ap.add_argument("--plot", default="qot_is_cheaper.png", help="where to save the PNG")
+    ap.add_argument(
+        "--out",
+        "--plot",
+        dest="plot",
+        default=None,
+        help="where to save the PNG (default: <temp dir>/cvxqreg-examples/qot_is_cheaper.png)",
+    )
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
     a = args.a
@@ -162,7 +172,12 @@ def main(argv=None) -> dict:
 
     path = None
     if not args.no_plot:
-        path = plot(eta_rows, hbar_rows, args.plot, a)
+        target = args.plot
+        if target is None:
+            folder = os.path.join(tempfile.gettempdir(), "cvxqreg-examples")
+            os.makedirs(folder, exist_ok=True)
+            target = os.path.join(folder, "qot_is_cheaper.png")
+        path = plot(eta_rows, hbar_rows, target, a)
         print(f"plot: {path}" if path else "plot: skipped (matplotlib is not installed)")
     return {"equal_mass": eq, "rows": eta_rows + hbar_rows, "plot": path}
 

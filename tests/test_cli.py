@@ -226,7 +226,44 @@ def test_solve_exact(model, capsys, solver):
     assert main(["solve", str(model), "--exact", "--solver", solver, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert f"exact SDP ({solver.upper()}): status=optimal" in out and "F_0 =" in out
-    assert "D=4" in out
+    assert "D=4" in out and "accepted at <= 1e-06: yes" in out
+
+
+@needs_lowering
+def test_solve_exact_judged_by_measured_accuracy(model, monkeypatch, capsys):
+    """Exit 0 for an 'optimal_inaccurate' status with tiny residuals and gap, exit 1 for an
+    'optimal' status whose measured accuracy is poor: the measurement decides, not the string."""
+    import dataclasses
+
+    from cvxqreg.solvers import exact
+
+    real = exact.solve_exact
+
+    def relabel(status, accuracy):
+        def fake(*args, **kwargs):
+            return dataclasses.replace(real(*args, **kwargs), status=status, accuracy=accuracy)
+
+        return fake
+
+    monkeypatch.setattr(exact, "solve_exact", relabel("optimal_inaccurate", 1e-10))
+    assert main(["solve", str(model), "--exact", "--quiet"]) == 0
+    monkeypatch.setattr(exact, "solve_exact", relabel("optimal", 1e-3))
+    assert main(["solve", str(model), "--exact", "--quiet"]) == 1
+    assert "measured accuracy 1.0e-03" in capsys.readouterr().err
+
+
+@needs_lowering
+def test_exact_solve_says_what_it_is_doing(model, capsys):
+    """Without a terminal (no progress bar) the exact solve still announces itself on stderr, and
+    --verbose forwards the conic solver's log; --quiet silences the note."""
+    assert main(["solve", str(model), "--exact"]) == 0
+    err = capsys.readouterr().err
+    assert "solving the exact SDP (D=4, m=7 rows) with SCS" in err and "--verbose" in err
+    assert main(["solve", str(model), "--exact", "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert "cvxqreg: exact SDP, D=4" in captured.out and "measured accuracy" in captured.out
+    assert main(["solve", str(model), "--exact", "--quiet"]) == 0
+    assert "solving the exact SDP" not in capsys.readouterr().err
 
 
 @needs_lowering
@@ -330,6 +367,7 @@ def test_demo_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "closed-form optimum: F_0 = 1.0000000000" in out
     assert "Reference F_0" in out and "von_neumann" in out
+    assert "by regularized Newton with eps-continuation on the dual" in out  # the default
     assert csv_path.is_file()
     if _has_matplotlib():
         assert out_png.is_file() and out_png.stat().st_size > 1000

@@ -50,9 +50,16 @@ def test_example_is_a_documented_script(name):
     assert 'if __name__ == "__main__":\n    main()' in source
 
 
-def test_qot_is_cheaper(capsys, tmp_path):
-    out_png = tmp_path / "qot.png"
-    result = load("qot_is_cheaper").main(["--small", "--plot", str(out_png)])
+def test_qot_is_cheaper(capsys, tmp_path, monkeypatch):
+    import tempfile
+
+    cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir(), tmp.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    out_png = tmp / "cvxqreg-examples" / "qot_is_cheaper.png"
+    result = load("qot_is_cheaper").main(["--small"])
+    assert list(cwd.iterdir()) == []  # nothing written into the current directory
     out = capsys.readouterr().out
     assert "-> not cheaper" in out and "cost against eta" in out and "cost against hbar" in out
     # equal masses: the quantum cost is the classical (a - b)^2 = 1
@@ -146,7 +153,7 @@ def test_ising_marginals(capsys):
         rows = r["sweep"].rows
         assert {row.status for row in rows} == {"converged"}
         for row in rows:
-            assert row.lower_bound <= r["F_0"] + 1e-6  # certified lower bound on F_0
+            assert row.certified_bound <= r["F_0"] + 1e-6  # certified lower bound on F_0
         vn = r["sweep"].for_regularizer("von_neumann")
         assert vn[-1].value_error <= vn[-1].eps * math.log(4) + 1e-6
         assert vn[-1].value_error < vn[0].value_error

@@ -26,6 +26,7 @@ from cvxqreg.lowering import (
 )
 from cvxqreg.lowering.structure import partial_trace_rows
 from cvxqreg.operators import Dense, PartialTrace, Pauli, Selected, Stacked
+from cvxqreg.solvers.exact import solve_exact
 
 _P1 = {
     "I": np.eye(2),
@@ -358,6 +359,7 @@ def _qot(n, rng, extra=()):
     return X, cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), cons)
 
 
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
 def test_redundant_trace_is_dropped():
     rng = np.random.default_rng(12)
     n = 3
@@ -369,8 +371,14 @@ def test_redundant_trace_is_dropped():
     assert L.recovery.dropped["dependent"].size == 2 * (n * n - n) + 2
     assert L.recovery.constraints[2].structure == "dropped"
     assert L.recovery.dropped["zero"].size == 2 * n  # Im of the marginals' diagonals
+    # the lowered data (redundant rows dropped) and the source model (with them) give the same
+    # optimum; judged by measured residuals and gap, not by Clarabel's status string
+    exact = solve_exact(L, "CLARABEL")
+    assert exact.converged, exact.summary()
     problem.solve(solver=cp.CLARABEL)
-    assert problem.status == cp.OPTIMAL
+    assert problem.value == pytest.approx(exact.value, abs=1e-6)
+    assert max(np.abs(c.violation()).max() for c in problem.constraints[1:]) < 1e-7
+    assert np.linalg.eigvalsh(X.value).min() > -1e-7
 
 
 def test_inconsistent_trace_is_infeasible():
@@ -523,7 +531,10 @@ def _lowered_dual(L):
     S = matrix_var(D, L.real)
     prob = cp.Problem(cp.Maximize(a @ L.q), [S == H - sum(a[i] * Q[i] for i in range(m)), S >> 0])
     prob.solve(solver=cp.CLARABEL)
-    assert prob.status == cp.OPTIMAL
+    # judged by the returned point (Clarabel may say "optimal_inaccurate" at a 1e-10 gap)
+    assert prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), prob.status
+    assert np.linalg.eigvalsh(S.value).min() > -1e-7
+    assert prob.constraints[0].violation().max() < 1e-7
     return a.value, prob.value
 
 

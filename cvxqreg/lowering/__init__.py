@@ -14,7 +14,7 @@ CVXPY problem (variable value, status, objective value, dual values).
 
 from .compat import SUPPORTED_CVXPY, check_cvxpy_version
 from .recovery import ConstraintInfo, Recovery
-from .reduction import DUAL_KEY, PRIMAL_KEY, Lowering, lower
+from .reduction import DUAL_KEY, PRIMAL_KEY, Lowering, lower, lower_for_solve, sense_of
 
 __all__ = [
     "DUAL_KEY",
@@ -25,4 +25,6 @@ __all__ = [
     "Recovery",
     "check_cvxpy_version",
     "lower",
+    "lower_for_solve",
+    "sense_of",
 ]

@@ -2,11 +2,18 @@
 
 The lowered problem is ``min Tr[H X] + c`` s.t. ``X >= 0``, ``A(X) = q`` with dual
 ``max <alpha, q>`` s.t. ``A*(alpha) <= H``; its Lagrangian is
-``Tr[H X] - <alpha, A(X) - q> - Tr[Z X]`` with ``Z = H - A*(alpha)``. Every lowered row is an
-entry ``Re`` or ``Im`` of some constraint's ``expr - rhs`` (CVXPY's ``canonical form``), so the row
-multipliers ``lambda`` (``alpha`` on the kept rows, ``0`` on dropped dependent rows) give CVXPY's
-dual values directly. CVXPY's convention, checked against its solvers for ``Minimize`` and
-``Maximize``, real and complex constraints, is
+``Tr[H X] - <alpha, A(X) - q> - Tr[Z X]`` with ``Z = H - A*(alpha)``. Every extracted row is an
+entry ``Re`` or ``Im`` of some constraint's ``expr - rhs`` (CVXPY's ``canonical form``); the row
+multipliers ``lambda`` give CVXPY's dual values. The lowering drops dependent rows, so ``alpha``
+fixes only the functional ``sum_i lambda_i Q_i = A*(alpha)``; of all ``lambda`` with that sum,
+:meth:`Recovery.full_multipliers` returns the one of least norm (unique). Within a Hermitian matrix
+equality (``cp.partial_trace(X, ...) == rho``) the rows of ``(j, k)`` and ``(k, j)`` repeat each
+other, and the least-norm split makes the dual the Hermitian matrix that CVXPY's solvers return.
+Where different constraints fix the same direction (both marginals of a coupling and a trace
+constraint all fix ``Tr X``), the least-norm choice spreads that direction's multiplier over them;
+any solver may split it differently (``Y_1 + t I``, ``Y_2 - t I`` give the same Lagrangian): this
+*trace gauge* is the only freedom left. CVXPY's convention, checked against its solvers for
+``Minimize`` and ``Maximize``, real and complex constraints, is
 
     dual_value = -(lambda_Re + i lambda_Im)   (reshaped column-major to the constraint's shape),
     dual_value of ``s X >> 0`` = Z / s,
@@ -23,6 +30,8 @@ import dataclasses
 import functools
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from ..errors import InvalidInputError
 from .validate import constraint_label
@@ -117,6 +126,7 @@ class Recovery:
         dropped,
         timings,
         fast_path=(),
+        rows=None,
     ):
         self.problem = problem
         self.variable = variable
@@ -132,10 +142,13 @@ class Recovery:
         self.dropped = dropped
         self.timings = timings
         self.fast_path = tuple(fast_path)
+        self._rows = None if rows is None else sp.csr_matrix(rows)
 
     # ------------------------------------------------------------------ duals
     def full_multipliers(self, alpha) -> np.ndarray:
-        """``lambda``: ``alpha`` placed on the kept rows, zero on the dropped ones."""
+        """``lambda``, one multiplier per extracted row: the least-norm ``lambda`` with
+        ``sum_i lambda_i Q_i = A*(alpha)`` (zero on identically zero rows; see the module
+        docstring). Without the extracted rows (``rows=None``), ``alpha`` on the kept rows."""
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1)
         if alpha.shape != self.row_map.shape:
             raise InvalidInputError(
@@ -145,8 +158,42 @@ class Recovery:
         if not np.all(np.isfinite(alpha)):
             raise InvalidInputError("alpha contains NaN or inf")
         lam = np.zeros(self.n_extracted)
-        lam[self.row_map] = alpha
+        spread = self._spread
+        if spread is None:
+            lam[self.row_map] = alpha
+            return lam
+        dependent, WT, factor = spread
+        mu = factor.solve(alpha)
+        lam[self.row_map] = mu
+        lam[dependent] = WT.T @ mu
         return lam
+
+    @functools.cached_property
+    def _spread(self):
+        """``(dependent rows, W^T, LU of I + W^T W)`` with ``R_D = W R_K`` (dropped rows as
+        combinations of the kept ones), or ``None`` when no nonzero row was dropped. All sparse:
+        a dropped row depends on few kept ones (a repeated entry of a Hermitian equality, the
+        shared trace), so ``W`` is sparse.
+
+        The ``lambda`` with ``R^T lambda = R_K^T alpha`` are those with
+        ``lambda_K + W^T lambda_D = alpha``; the least-norm one is ``lambda_K = mu``,
+        ``lambda_D = W mu`` with ``(I + W^T W) mu = alpha``."""
+        if self._rows is None:
+            return None
+        dependent = np.asarray(self.dropped.get("dependent", ()), dtype=np.int64)
+        if dependent.size == 0:
+            return None
+        RK, RD = self._rows[self.row_map], self._rows[dependent]
+        G = spla.splu((RK @ RK.T).tocsc())
+        B = (RK @ RD.T).tocsc()
+        blocks = []
+        for lo in range(0, B.shape[1], 256):  # dense in column blocks: bounded memory
+            block = G.solve(B[:, lo : lo + 256].toarray())
+            block[np.abs(block) <= 1e-13 * max(1.0, float(np.abs(block).max(initial=0.0)))] = 0
+            blocks.append(sp.csc_matrix(block))
+        WT = sp.hstack(blocks, format="csr")
+        M = (sp.identity(self.row_map.size, format="csc") + WT @ WT.T).tocsc()
+        return dependent, WT, spla.splu(M)
 
     def dual_values(self, alpha) -> dict:
         """CVXPY dual values ``{constraint.id: value}`` of the equality constraints."""

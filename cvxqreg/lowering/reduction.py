@@ -24,7 +24,7 @@ from .recovery import ConstraintInfo, Recovery
 from .structure import build_operator
 from .validate import split_model
 
-__all__ = ["DUAL_KEY", "PRIMAL_KEY", "Lowering", "lower"]
+__all__ = ["DUAL_KEY", "PRIMAL_KEY", "Lowering", "lower", "lower_for_solve", "sense_of"]
 
 #: key of the matrix in ``Solution.primal_vars`` of a lowered solution (see :meth:`Lowering.invert`)
 PRIMAL_KEY = "X"
@@ -115,6 +115,7 @@ def lower(problem) -> LoweredProblem:
         dropped={"zero": dep.zero, "dependent": dep.dependent},
         timings={"extract": t1 - t0, "dependence": t2 - t1, "structure": t3 - t2},
         fast_path=ext.fast,
+        rows=ext.rows,
     )
     lowered = LoweredProblem(
         H=ext.H,
@@ -128,6 +129,26 @@ def lower(problem) -> LoweredProblem:
     )
     recovery.timings["total"] = time.perf_counter() - t0
     return lowered
+
+
+def lower_for_solve(problem) -> tuple[LoweredProblem, Recovery | None]:
+    """``(lowered, recovery)`` for a solve entry point: a ``cvxpy.Problem`` is lowered and its
+    :class:`~.recovery.Recovery` returned, so that the entry point writes the result back into
+    it; a :class:`~cvxqreg.problem.LoweredProblem` is used as it is, with ``recovery=None``
+    (nothing is written back, whatever ``lowered.recovery`` holds)."""
+    if isinstance(problem, LoweredProblem):
+        return problem, None
+    lowered = lower(problem)
+    return lowered, lowered.recovery
+
+
+def sense_of(problem) -> int:
+    """``-1`` for a CVXPY ``Maximize`` (or a lowered maximization), else ``1``."""
+    if isinstance(problem, LoweredProblem):
+        return problem.sense
+    from cvxpy.problems.objective import Maximize
+
+    return -1 if isinstance(getattr(problem, "objective", None), Maximize) else 1
 
 
 class Lowering(Reduction):

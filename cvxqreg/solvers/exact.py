@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InfeasibleDataError, InvalidInputError
 from ..problem import LoweredProblem
 from ..results import ExactResult
 
@@ -60,13 +60,15 @@ def solve_exact(
     Parameters
     ----------
     problem : cvxpy.Problem or LoweredProblem
-        A CVXPY problem is lowered first; its variable, value and constraint duals are then set
-        from the solution as after ``problem.solve()``.
+        A CVXPY problem is lowered first; its variable, value, status, constraint duals and
+        ``solver_stats`` are then set from the solution as after ``problem.solve()`` (as
+        :func:`cvxqreg.solve` does); a :class:`LoweredProblem` is left as it is.
     solver : {"SCS", "CLARABEL"}
         SCS (first-order, the reference named by the paper) or Clarabel (interior point,
         needs ``pip install clarabel``).
     verbose : bool
-        Print the solver's log.
+        Print what is solved (size, solver, tolerances), the conic solver's own log (its
+        iterations as they happen) and the measured accuracy.
     **solver_options
         Override :data:`DEFAULT_SETTINGS` (e.g. ``eps_abs=1e-6`` for SCS).
 
@@ -74,9 +76,16 @@ def solve_exact(
     -------
     ExactResult
         ``value`` in the user's sign convention with the offset; ``alpha`` the dual vector;
-        ``primal_residual = ||A(X) - q||``; ``dual_residual = max(0, lambda_max(A*(alpha) - H))``.
+        ``primal_residual = ||A(X) - q||``; ``dual_residual = max(0, lambda_max(A*(alpha) - H))``;
+        ``accuracy`` the largest relative measure, by which ``converged`` judges the solve
+        (the solver's status string is reported as it is). Data no state satisfies
+        (inconsistent right-hand sides) give status ``"infeasible"``, as a solver's
+        infeasibility certificate does.
     """
     import cvxpy as cp
+
+    from ..cvxpy_method import write_back
+    from ..lowering import lower_for_solve, sense_of
 
     name = str(solver).upper()
     if name not in DEFAULT_SETTINGS:
@@ -85,14 +94,29 @@ def solve_exact(
         raise InvalidInputError(
             f"{name} is not installed; pip install {name.lower()} (or use solver='SCS')"
         )
-    source = None if isinstance(problem, LoweredProblem) else problem
-    if source is None:
-        lp = problem
-    else:
-        from ..lowering import lower
+    try:
+        lp, recovery = lower_for_solve(problem)
+    except InfeasibleDataError as exc:  # cvxpy.Problem only
+        if verbose:
+            print(f"cvxqreg: infeasible data: {exc}")
+        res = _failed("infeasible", name, {}, 0.0, sense_of(problem))
+        write_back(problem, None, res)
+        return res
+    res = _solve_lowered(lp, name, verbose, solver_options)
+    if recovery is not None:
+        write_back(problem, recovery, res)
+    return res
 
-        lp = lower(problem)
+
+def _solve_lowered(lp: LoweredProblem, name: str, verbose: bool, solver_options) -> ExactResult:
+    import cvxpy as cp
+
     settings = {**DEFAULT_SETTINGS[name], **solver_options}
+    if verbose:
+        print(
+            f"cvxqreg: exact SDP, D={lp.dim} ({'real' if lp.real else 'Hermitian'}), "
+            f"m={lp.n_rows} rows, with {name} {settings}"
+        )
     prob, X, eq = _build(lp)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -107,10 +131,7 @@ def solve_exact(
     stats = prob.solver_stats
     iters = getattr(stats, "num_iters", None)
     if X.value is None or status not in ("optimal", "optimal_inaccurate"):
-        res = _failed(status, name, settings, elapsed, lp.sense, iters)
-        if source is not None:
-            lp.recovery.unpack(None, None, None, status) if lp.recovery is not None else None
-        return res
+        return _failed(status, name, settings, elapsed, lp.sense, iters)
     Xv = np.asarray(X.value)
     # CVXPY's equality dual y enters the Lagrangian as + y^T (A(X) - q) of a minimization, so the
     # multiplier of max <alpha, q> s.t. A*(alpha) <= H is alpha = -y.
@@ -119,23 +140,37 @@ def solve_exact(
     W = (W.real if lp.real else W) - lp.H
     lam_max = float(np.linalg.eigvalsh(0.5 * (W + W.conj().T)).max())
     internal = float(prob.value)
+    lam_min = float(np.linalg.eigvalsh(Xv).min())
+    primal_residual = float(np.linalg.norm(lp.residual(Xv)))
+    dual_internal = float(alpha @ lp.q)
+    accuracy = max(
+        primal_residual / (1.0 + float(np.linalg.norm(lp.q))),
+        max(0.0, lam_max) / (1.0 + float(np.abs(np.linalg.eigvalsh(lp.H)).max())),
+        abs(internal - dual_internal) / (1.0 + abs(internal) + abs(dual_internal)),
+        max(0.0, -lam_min) / (1.0 + abs(float(np.trace(Xv).real))),
+    )
     res = ExactResult(
         status=status,
         value=lp.user_value(internal),
         X=Xv,
         alpha=alpha,
-        primal_residual=float(np.linalg.norm(lp.residual(Xv))),
+        primal_residual=primal_residual,
         dual_residual=max(0.0, lam_max),
-        min_eigenvalue=float(np.linalg.eigvalsh(Xv).min()),
+        min_eigenvalue=lam_min,
         iterations=None if iters is None else int(iters),
         time=elapsed,
         solver=name,
         settings=settings,
-        dual_value=lp.user_value(float(alpha @ lp.q)),
+        dual_value=lp.user_value(dual_internal),
         sense=lp.sense,
+        accuracy=accuracy,
     )
-    if source is not None and lp.recovery is not None:
-        lp.recovery.unpack(Xv, alpha, res.value, status)
+    if verbose:
+        print(
+            f"cvxqreg: exact SDP {status}, measured accuracy {accuracy:.1e} "
+            f"(residual {primal_residual:.1e}, dual infeasibility {max(0.0, lam_max):.1e}), "
+            f"{elapsed:.2f} s"
+        )
     return res
 
 

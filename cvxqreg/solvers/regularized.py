@@ -16,7 +16,7 @@ import numpy as np
 
 from ..backend import Backend, get_backend
 from ..bounds import regularization_bracket
-from ..errors import InvalidInputError
+from ..errors import InfeasibleDataError, InvalidInputError
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
@@ -29,7 +29,7 @@ from .optimize import LbfgsOutcome, lbfgs_maximize
 OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize}
 OPTIMIZER_NAMES = ("newton", *OPTIMIZERS)
 
-__all__ = ["DualSolver", "solve"]
+__all__ = ["DualSolver", "infeasible_result", "print_progress", "solve", "solve_with"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +77,16 @@ class DualSolver:
     predictor : bool
         With continuation, warm-start each stage from the secant extrapolation of the last two
         stages' ``alpha`` when that has the larger dual value (:func:`_predict`).
-    progress : callable, optional
-        ``progress(k, D_k, ||grad_k||)`` after each iteration.
+    progress : callable or bool, optional
+        ``progress(k, D_k, ||grad_k||)`` after each iteration; ``True`` prints one line per
+        iteration (:func:`print_progress`).
+    verbose : bool
+        Print a solve log: the problem's size, then one line per eps stage (eps, iterations,
+        ``||grad||``, dual value, status, time) and the outcome.
+
+    Every entry point (:func:`solve`, :func:`cvxqreg.sweep`, the command line, and
+    ``problem.solve(method="cvxqreg")``) builds its solver with :meth:`from_options` from the same
+    keywords; the defaults above are the only ones.
     """
 
     regularizer: Any = "von_neumann"
@@ -96,10 +104,20 @@ class DualSolver:
     regularization: float = 1e-3
     predictor: bool = True
     progress: Any = None
+    verbose: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "regularizer", get_regularizer(self.regularizer))
         object.__setattr__(self, "backend", get_backend(self.backend))
+        if self.progress is True:
+            object.__setattr__(self, "progress", print_progress)
+        elif self.progress is False:
+            object.__setattr__(self, "progress", None)
+        elif self.progress is not None and not callable(self.progress):
+            raise InvalidInputError(
+                f"progress must be a callable progress(k, D_k, grad_norm), True or None, "
+                f"got {self.progress!r}"
+            )
         if not (np.isfinite(self.tol) and self.tol > 0):
             raise InvalidInputError(f"tol must be a positive number, got {self.tol!r}")
         if int(self.max_iter) < 1:
@@ -110,6 +128,28 @@ class DualSolver:
             )
         if self.time_limit is not None and not self.time_limit > 0:
             raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The names of the options, in order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """``{option: default}`` (the one place the defaults are written)."""
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], where: str = "cvxqreg.solve") -> DualSolver:
+        """A solver from keyword options; an unknown keyword raises
+        ``InvalidInputError("unknown option 'x' of <where>; valid options: ...")``."""
+        names = cls.option_names()
+        for key in options:
+            if key not in names:
+                raise InvalidInputError(
+                    f"unknown option {key!r} of {where}; valid options: {', '.join(names)}"
+                )
+        return cls(**options)
 
     def ladder(self, problem: LoweredProblem, eps: float, eps0: float | None = None) -> list[float]:
         """The eps values solved in turn: ``[eps]``, or with continuation the geometric ladder
@@ -162,7 +202,14 @@ class DualSolver:
         With continuation, ``eps0`` (the eps at which ``alpha0`` was computed) starts the ladder
         below ``eps0``; an ``alpha0`` without ``eps0`` is taken as close: no ladder."""
         with self.backend.threads_for(problem.dim):
-            return self._solve(problem, eps, alpha0, return_state, eps0)
+            try:
+                return self._solve(problem, eps, alpha0, return_state, eps0)
+            except InfeasibleDataError as exc:  # data no X can satisfy: an honest status
+                if self.verbose:
+                    print(f"cvxqreg: infeasible data: {exc}")
+                return infeasible_result(
+                    str(exc), eps, self.regularizer.name, self.tol, problem.sense, problem.n_rows
+                )
 
     def _solve(self, problem, eps, alpha0, return_state, eps0) -> RegularizedResult:
         eps = _check_eps(eps)
@@ -182,6 +229,13 @@ class DualSolver:
 
         # a warm start of unknown origin is taken as close to the answer: no ladder
         ladder = [eps] if alpha0 is not None and eps0 is None else self.ladder(problem, eps, eps0)
+        log = print if self.verbose else _silent
+        log(
+            f"cvxqreg: {reg.name} eps={eps:.3g}, D={problem.dim} "
+            f"({'real' if problem.real else 'Hermitian'}), m={m} rows, optimizer {self.optimizer}"
+            f", tol {self.tol:g}, {len(ladder)} eps stage{'s' if len(ladder) > 1 else ''}"
+            f"{', warm start' if alpha0 is not None else ''}, backend {be.name}"
+        )
         outs, extra_evals = [], 0
         x = x0
         solved: list[tuple[float, np.ndarray]] = []  # (eps, alpha) of the finished stages
@@ -201,6 +255,13 @@ class DualSolver:
             )
             outs.append(out)
             extra_evals += 0 if final else orc.n_evals
+            grad = float(out.history_grad[-1]) if len(out.history_grad) else float("nan")
+            value = float(out.history_value[-1]) if len(out.history_value) else float("nan")
+            log(
+                f"  stage {i + 1}/{len(ladder)}  eps={e:.2e}  {out.iterations:5d} it  "
+                f"||grad||={grad:.2e}  D={problem.user_value(value):.10g}  {out.status}  "
+                f"{time.perf_counter() - t0:.3f} s"
+            )
             x = out.x
             solved.append((e, x))
             if not final and out.status in (
@@ -236,6 +297,7 @@ class DualSolver:
             bracket = (float("nan"), float("nan"))
         be.synchronize()
         elapsed = time.perf_counter() - t0
+        log(f"cvxqreg: {status} after {out.iterations} iterations, {elapsed:.3f} s: {message}")
         sense, user = problem.sense, problem.user_value
         hist = History(
             iteration=out.history_iter,
@@ -281,21 +343,7 @@ class DualSolver:
 
 
 def solve(
-    problem,
-    eps: float,
-    regularizer="von_neumann",
-    backend="auto",
-    tol: float = 1e-6,
-    max_iter: int = 10000,
-    alpha0=None,
-    *,
-    time_limit: float | None = None,
-    memory: int = 10,
-    eliminate: bool | str = "auto",
-    optimizer: str = "newton",
-    continuation: bool = True,
-    progress=None,
-    **regularizer_options,
+    problem, eps: float, regularizer=None, *, alpha0=None, eps0: float | None = None, **options
 ) -> RegularizedResult:
     """Solve ``min Tr[H X] + eps Tr[phi(X)]`` s.t. ``X >= 0, A(X) = q`` through its dual.
 
@@ -306,40 +354,101 @@ def solve(
     Parameters
     ----------
     problem : cvxpy.Problem or LoweredProblem
-        A CVXPY problem is lowered first (:func:`cvxqreg.lower`).
+        A CVXPY problem is lowered first (:func:`cvxqreg.lower`) and, as after
+        ``problem.solve(method="cvxqreg")``, its variable, value, status, duals and
+        ``solver_stats`` are set from the result; a :class:`LoweredProblem` is left as it is.
     eps : float
         Regularization strength ``> 0``.
-    regularizer, backend, tol, max_iter, time_limit, memory, eliminate, optimizer, continuation,
-    progress
-        See :class:`DualSolver`.
+    regularizer : str or Regularizer, optional
+        ``"von_neumann"`` (the default), ``"quadratic"``, ``"tsallis:1.5"``, or a
+        :class:`~cvxqreg.regularizers.Regularizer` such as ``Tsallis(1.5)``.
     alpha0 : array_like, optional
         Warm start (e.g. the ``alpha`` of a solve at a larger ``eps``).
-    **regularizer_options
-        Passed to the regularizer's constructor (e.g. ``order=1.5`` for Tsallis).
+    eps0 : float, optional
+        The eps at which ``alpha0`` was computed: continuation then starts below it (see
+        :meth:`DualSolver.__call__`).
+    **options
+        Any option of :class:`DualSolver` (``tol``, ``max_iter``, ``time_limit``, ``optimizer``,
+        ``hessian``, ``progress``, ``verbose``, ...); an unknown keyword raises
+        :class:`~cvxqreg.errors.InvalidInputError` listing the valid ones.
 
     Returns
     -------
     RegularizedResult
+        Data no state satisfies (inconsistent right-hand sides, a trace that cannot be met) give
+        status ``"infeasible"`` with the reason in ``message``, as a dual that grows without
+        bound does.
     """
-    if isinstance(problem, LoweredProblem):
-        lowered = problem
-    else:
-        from ..lowering import lower
+    if regularizer is not None:
+        options["regularizer"] = regularizer
+    solver = DualSolver.from_options(options, where="cvxqreg.solve")
+    return solve_with(solver, problem, eps, alpha0=alpha0, eps0=eps0)
 
-        lowered = lower(problem)
-    solver = DualSolver(
-        regularizer=get_regularizer(regularizer, **regularizer_options),
-        backend=backend,
+
+def solve_with(
+    solver: DualSolver, problem, eps: float, alpha0=None, eps0=None, warm_from=None
+) -> RegularizedResult:
+    """``solver`` on ``problem`` (a ``cvxpy.Problem`` is lowered, and the result written back
+    into it); ``warm_from``, a previous :class:`RegularizedResult` of the same problem, supplies
+    ``alpha0``/``eps0`` when its dual vector still fits. The body of :func:`solve` and of
+    ``problem.solve(method="cvxqreg")``."""
+    from ..cvxpy_method import write_back
+    from ..lowering import lower_for_solve, sense_of
+
+    eps = _check_eps(eps)
+    try:
+        lowered, recovery = lower_for_solve(problem)
+    except InfeasibleDataError as exc:  # cvxpy.Problem only: lowered data cannot be inconsistent
+        result = infeasible_result(str(exc), eps, solver.regularizer.name, solver.tol,
+                                   sense_of(problem), 0)  # fmt: skip
+        write_back(problem, None, result)
+        return result
+    if alpha0 is None and warm_from is not None:
+        alpha = np.asarray(getattr(warm_from, "alpha", np.zeros(0)))
+        if alpha.shape == (lowered.n_rows,) and np.all(np.isfinite(alpha)):
+            alpha0, eps0 = alpha, getattr(warm_from, "eps", None)
+    result = solver(lowered, eps, alpha0=alpha0, eps0=eps0)
+    if recovery is not None:
+        write_back(problem, recovery, result)
+    return result
+
+
+def infeasible_result(message, eps, regularizer, tol, sense, m) -> RegularizedResult:
+    """The :class:`RegularizedResult` of data that no state satisfies (found before any
+    iteration): status ``"infeasible"``, no state, ``nan`` values."""
+    nan = float("nan")
+    empty = np.zeros(0)
+    return RegularizedResult(
+        status=Status.INFEASIBLE,
+        message=f"infeasible data: {message}",
+        eps=float(eps),
+        regularizer=regularizer,
         tol=tol,
-        max_iter=max_iter,
-        time_limit=time_limit,
-        memory=memory,
-        optimizer=optimizer,
-        continuation=continuation,
-        eliminate=eliminate,
-        progress=progress,
+        value=nan,
+        energy=nan,
+        dual_value=nan,
+        entropy=nan,
+        grad_norm=nan,
+        certified_bound=nan,
+        bracket=(nan, nan),
+        iterations=0,
+        n_evals=0,
+        time=0.0,
+        alpha=np.full(m, nan),
+        X=None,
+        history=History(empty, empty, empty, empty, empty),
+        backend="none",
+        sense=sense,
     )
-    return solver(lowered, eps, alpha0=alpha0)
+
+
+def print_progress(k: int, value: float, grad_norm: float) -> None:
+    """The default ``progress`` (``progress=True``): one line per iteration."""
+    print(f"    it {k:5d}  D = {value:.12g}  ||grad|| = {grad_norm:.3e}", flush=True)
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
 
 
 def fun_of(oracle: DualOracle):
