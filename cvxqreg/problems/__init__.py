@@ -20,6 +20,8 @@ generator            problem                                         ``reference
                      eigenvector, ``D = 4^N``
 :func:`two_point`    [CGP] two-point coherent-state transport,       ``(a - b)^2`` (equal masses)
                      ``D = 4``
+:func:`multi_marginal` ``N``-party transport, pairwise quadratic     ``0.0`` (equal diagonal
+                     cost, ``D = d^N``                                marginals), else ``None``
 ===================  ==============================================  ===========================
 
 References
@@ -34,6 +36,7 @@ This subpackage depends only on NumPy, SciPy and CVXPY (and :mod:`cvxqreg.errors
 
 from ._instance import Instance
 from .ising import ising, ising_hamiltonian
+from .multi_marginal import marginal_expression, multi_marginal, multi_marginal_cost
 from .pauli import (
     pauli_expectation,
     pauli_expectations,
@@ -52,6 +55,9 @@ __all__ = [
     "gaussian_state_fock",
     "ising",
     "ising_hamiltonian",
+    "marginal_expression",
+    "multi_marginal",
+    "multi_marginal_cost",
     "pauli_expectation",
     "pauli_expectations",
     "pauli_matrix",
