@@ -340,13 +340,14 @@ class DualOracle:
             return math.nan
         u = np.finfo(np.float64).eps
         D, tau = self.problem.dim, float(c @ self.q)
-        lam = self.be.eigvalsh(self.W(ev.alpha))  # recomputed at the reported alpha itself
+        alpha = self.problem.project_dual(ev.alpha)  # alpha_I <= 0: weak duality needs the sign
+        lam = self.be.eigvalsh(self.W(alpha))  # recomputed at the reported alpha itself
         s = float(self.be.xp.max(lam))
         # eigenvalue error of a backward-stable solver on the rounded W
         delta = 8.0 * D * u * (float(self.be.xp.max(self.be.xp.abs(lam))) + self.problem.cost_norm)
         t = s + delta
         t += abs(t) * 2.0 * self.problem.trace_residual  # A*(c) = I + E, ||E|| <= residual
-        aq = ev.alpha * self.q
+        aq = alpha * self.q
         rounding = 4.0 * u * (self.q.size * float(np.abs(aq).sum()) + abs(t * tau))
         return float(aq.sum()) - t * tau - rounding
 
