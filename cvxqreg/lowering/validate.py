@@ -7,8 +7,9 @@ The accepted form is
 
 with one Hermitian (or real symmetric) matrix variable ``X``, a real affine objective ``f``,
 affine equalities ``g_k`` of any shape, real or complex, and real affine inequalities ``h_l``
-(``<=`` or ``>=``, elementwise; CVXPY stores both as ``expr <= 0``). Everything else is rejected here, with an
-:class:`~cvxqreg.errors.UnsupportedModelError` naming the construct and what to write instead.
+(``<=`` or ``>=``, elementwise; CVXPY stores both as ``expr <= 0``). Everything else is rejected
+here, with an :class:`~cvxqreg.errors.UnsupportedModelError` naming the construct and what to
+write instead.
 Whether a PSD constraint really is ``X >> 0`` is decided later, by value
 (:func:`cvxqreg.lowering.extract.extract`).
 """
