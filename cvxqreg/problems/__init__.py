@@ -20,6 +20,9 @@ generator            problem                                         ``reference
                      eigenvector, ``D = 4^N``
 :func:`two_point`    [CGP] two-point coherent-state transport,       ``(a - b)^2`` (equal masses)
                      ``D = 4``
+:func:`tomography_intervals` Pauli expectations within Hoeffding   ``None``
+                     intervals (inequalities); worst-case fidelity
+                     or maximum entropy
 :func:`multi_marginal` ``N``-party transport, pairwise quadratic     ``0.0`` (equal diagonal
                      cost, ``D = d^N``                                marginals), else ``None``
 ===================  ==============================================  ===========================
@@ -45,6 +48,7 @@ from .pauli import (
     random_pauli_labels,
 )
 from .tomography import cat_state, tomography, tomography_state, zeta_state
+from .tomography_intervals import hoeffding_halfwidth, tomography_intervals
 from .two_point import coherent_pair_matrices, two_point, two_point_cost
 from .wasserstein import gaussian_state_fock, quadrature_matrices, wasserstein, wasserstein_cost
 
@@ -53,6 +57,7 @@ __all__ = [
     "cat_state",
     "coherent_pair_matrices",
     "gaussian_state_fock",
+    "hoeffding_halfwidth",
     "ising",
     "ising_hamiltonian",
     "marginal_expression",
@@ -65,6 +70,7 @@ __all__ = [
     "quadrature_matrices",
     "random_pauli_labels",
     "tomography",
+    "tomography_intervals",
     "tomography_state",
     "two_point",
     "two_point_cost",
