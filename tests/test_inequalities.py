@@ -10,6 +10,7 @@ import cvxqreg
 from cvxqreg import problems
 from cvxqreg.errors import InfeasibleDataError, InvalidInputError
 from cvxqreg.lowering import lower
+from cvxqreg.solvers.regularized import DualSolver
 
 from .conftest import rand_herm
 
@@ -132,6 +133,23 @@ def test_regularized_kkt_and_bounds(regularizer, seed):
     lo, hi = r.bracket
     assert lo <= ref + 1e-9 and ref <= hi + 1e-5
     assert abs(r.energy - ref) < 10 * eps
+
+
+@pytest.mark.parametrize("optimizer", ["newton", "scipy"])
+@pytest.mark.parametrize("hessian", ["dense", "cg"])
+def test_bounded_drivers_reach_tight_tolerance(optimizer, hessian):
+    """Projected Newton (dense or CG Hessian) and L-BFGS-B on the box: the KKT residual below
+    tol, dual feasible signs, and the energy within eps-scale of the exact value."""
+    prob, _ = random_model(7)
+    ref, _ = direct(prob)
+    L = lower(prob)
+    eps = 1e-4
+    r = DualSolver(optimizer=optimizer, hessian=hessian, tol=1e-7, backend="numpy")(L, eps)
+    assert r.status in ("converged", "precision_limit"), r.message
+    assert r.grad_norm < 1e-6 and np.all(r.alpha[L.inequality] <= 0)
+    assert r.certified_bound <= ref + 1e-9 and abs(r.energy - ref) < 20 * eps
+    name = "projected newton" if optimizer == "newton" else "scipy L-BFGS-B"
+    assert r.extras["optimizer"].startswith(name)
 
 
 def test_certified_bound_uses_sign_projection():

@@ -18,6 +18,7 @@ bound on ``F_eps`` (weak duality) and the certified bounds keep their meaning.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -29,7 +30,7 @@ from ..problem import LoweredProblem
 from ..results import Status
 from .optimize import LbfgsOutcome, RunRecord, stop_reason
 
-__all__ = ["bounded_lbfgs_maximize"]
+__all__ = ["bounded_lbfgs_maximize", "projected_newton_maximize"]
 
 
 def bounded_lbfgs_maximize(
@@ -110,3 +111,134 @@ def bounded_lbfgs_maximize(
             f">= tol = {tol:.1e}: no further progress in float64"
         )
     return history.outcome(state["x"], status, msg, state["k"])
+
+
+#: sufficient-increase constant of the projected search
+_SIGMA = 1e-4
+#: step halvings before the projected search gives up
+_MAX_HALVINGS = 50
+
+
+def projected_newton_maximize(
+    oracle,
+    x0: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    time_limit: float | None = None,
+    callback: Callable[[int, float, float], None] | None = None,
+    stop_above: float | None = None,
+    hessian: str = "auto",
+    regularization: float = 1e-3,
+    cg_max_iter: int = 250,
+) -> LbfgsOutcome:
+    """Projected Newton (Bertsekas, SIAM J. Control Optim. 20, 1982) on ``alpha_I <= 0``.
+
+    At each iterate the inequality rows near their bound whose gradient pushes against it
+    (``alpha_i >= -delta``, ``grad_i > 0``, ``delta = min(1e-3, ||alpha - P(alpha + grad)||)``)
+    are held at the bound; on the free rows the step solves the regularized Newton system of
+    :mod:`cvxqreg.solvers.newton`, ``(-Hess_FF + mu I) p_F = grad_F``, with the same
+    Levenberg-Marquardt shift. The step is searched along the projection arc
+    ``P(alpha + t p)``, halving ``t`` until ``D(alpha(t)) >= D(alpha) + sigma grad . (alpha(t) -
+    alpha)``, or (once dual values agree to rounding) until the projected gradient shrinks.
+    Stopping: the projected gradient's 2-norm below ``tol`` (same statuses as the other drivers).
+    """
+    from .newton import _cg, _dense_step
+    from .optimize import Stagnation, line_search_failed
+
+    t0 = time.perf_counter()
+    problem = oracle.problem
+    ineq = problem.inequality
+    cache: dict = {}
+
+    def evaluate(x):
+        if "x" in cache and np.array_equal(cache["x"], x):
+            return cache["ev"]
+        ev = oracle.evaluate(x, want_state=False)
+        cache["x"], cache["ev"] = x.copy(), ev
+        return ev
+
+    def neg_projected(x):  # for the float64-floor check: -value and -projected gradient
+        ev = evaluate(x)
+        return -ev.value, -problem.projected_gradient(x, ev.grad)
+
+    if hessian not in ("auto", "dense", "cg"):
+        raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
+    dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
+    energy_scale = max(oracle.eps, problem.cost_spread, np.finfo(float).tiny)
+    x = problem.project_dual(np.asarray(x0, dtype=np.float64)).copy()
+    ev = evaluate(x)
+    history = RunRecord(t0, callback)
+    stagnation = Stagnation(20)
+    k, n_solves = 0, 0
+    pg = problem.projected_gradient(x, ev.grad)
+    gn = history.record(0, ev.value, pg)
+    while True:
+        stop = stop_reason(
+            ev.value, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
+        )
+        if stop is None:
+            stop = stagnation.check(neg_projected, x, -pg, gn)
+        if stop is not None:
+            status, msg = stop
+            break
+        g = ev.grad
+        width = float(np.linalg.norm(x - problem.project_dual(x + g)))
+        delta = min(1e-3, width)
+        held = ineq & (x >= -delta) & (g > 0)
+        free = ~held
+        mu = regularization * gn / energy_scale
+        p = np.zeros_like(x)
+        p[held] = -x[held]  # onto the bound
+        if dense:
+            Hm = oracle.hessian_matrix(ev)
+            p[free] = _dense_step(Hm[np.ix_(free, free)], g[free], mu)
+        else:
+            M = oracle.hessian_operator(ev)
+            idx = np.flatnonzero(free)
+
+            def apply_ff(v, M=M, idx=idx, mu=mu, m=x.size):
+                full = np.zeros(m)
+                full[idx] = v
+                return M(full)[idx] + mu * v
+
+            rtol = min(0.5, np.sqrt(gn))
+            p[free], _ = _cg(apply_ff, g[free], rtol, min(cg_max_iter, 2 * idx.size + 10))
+        n_solves += 1
+        if not float(g[free] @ p[free]) > 0:  # not an ascent direction: projected gradient
+            p = g.copy()
+        step = _projected_search(evaluate, problem, x, ev, p, pg, gn)
+        if step is None and not np.array_equal(p, g):
+            step = _projected_search(evaluate, problem, x, ev, g.copy() / max(gn, 1.0), pg, gn)
+        if step is None:
+            status, msg = line_search_failed(neg_projected, x, -pg, gn, tol)
+            break
+        x, ev = step
+        pg = problem.projected_gradient(x, ev.grad)
+        k += 1
+        gn = history.record(k, ev.value, pg)
+    out = history.outcome(x, status, f"{msg} ({n_solves} projected Newton solves)", k)
+    return dataclasses.replace(out, evaluation=evaluate(x))
+
+
+def _projected_search(evaluate, problem, x, ev, p, pg, gn):
+    """Halve ``t`` along ``P(x + t p)`` until sufficient increase (or, within rounding of the
+    dual value, a smaller projected gradient); ``(x_new, ev_new)`` or ``None``."""
+    f0 = ev.value
+    eps_f = 64 * np.finfo(float).eps * (1.0 + abs(f0))
+    t = 1.0
+    for _ in range(_MAX_HALVINGS):
+        xt = problem.project_dual(x + t * p)
+        if np.array_equal(xt, x):
+            return None
+        evt = evaluate(xt)
+        if np.isfinite(evt.value):
+            gain = float(ev.grad @ (xt - x))
+            if evt.value >= f0 + _SIGMA * gain and gain > 0:
+                return xt, evt
+            if evt.value >= f0 - eps_f:
+                pgt = np.linalg.norm(problem.projected_gradient(xt, evt.grad))
+                if pgt < gn:
+                    return xt, evt
+        t *= 0.5
+    return None

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 from ..problem import LoweredProblem
 from ..regularizers import Custom, Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
-from .bounded import bounded_lbfgs_maximize
+from .bounded import bounded_lbfgs_maximize, projected_newton_maximize
 from .dual import DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
 from .newton import newton_cg_maximize
@@ -134,7 +134,11 @@ class DualSolver:
             callback=self.progress,
             stop_above=oracle.primal_upper_bound(),
         )
-        if oracle.problem.has_inequalities:  # sign-constrained multipliers: L-BFGS-B on the box
+        if oracle.problem.has_inequalities:  # sign-constrained multipliers: a box-constrained dual
+            if self.optimizer == "newton" and self._has_curvature:
+                return projected_newton_maximize(
+                    oracle, x0, hessian=self.hessian, regularization=self.regularization, **common
+                )
             return bounded_lbfgs_maximize(
                 fun_of(oracle), x0, oracle.problem, memory=self.memory, **common
             )
@@ -274,7 +278,12 @@ class DualSolver:
             extras={
                 "eliminated": oracle.c is not None,
                 "optimizer": (
-                    "scipy L-BFGS-B (inequality rows: bound-constrained dual)"
+                    (
+                        "projected newton"
+                        if self.optimizer == "newton" and self._has_curvature
+                        else "scipy L-BFGS-B"
+                    )
+                    + " (inequality rows: bound-constrained dual)"
                     if problem.has_inequalities
                     else self.optimizer
                     if self.optimizer != "newton" or self._has_curvature
