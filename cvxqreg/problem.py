@@ -51,6 +51,10 @@ class LoweredProblem:
         Rows that are inequalities ``A(X)_i <= q_i`` rather than equalities (``None``: none).
         Their multipliers are sign-constrained, ``alpha_i <= 0``: the dual
         ``max <alpha, q> s.t. A*(alpha) <= H, alpha_i <= 0 (i in I)`` is bound-constrained.
+    blocks : tuple of int, optional
+        Sizes of diagonal blocks when ``X = diag(X_1, ..., X_k)`` gathers several PSD variables:
+        ``H`` and every ``Q_i`` are then block diagonal, and so is ``A*(alpha) - H``, which the
+        dual oracle decomposes block by block. ``None``: one block.
     """
 
     H: np.ndarray
@@ -62,6 +66,7 @@ class LoweredProblem:
     row_labels: tuple[str, ...] | None = None
     recovery: Any = dataclasses.field(default=None, repr=False)
     inequality: Any = None
+    blocks: tuple | None = None
 
     def __post_init__(self):
         if not isinstance(self.A, ConstraintOperator):
@@ -107,6 +112,13 @@ class LoweredProblem:
             raise InvalidInputError(f"sense must be 1 or -1, got {self.sense!r}")
         if self.row_labels is not None and len(self.row_labels) != q.size:
             raise InvalidInputError("row_labels must name every row")
+        if self.blocks is not None:
+            sizes = tuple(int(b) for b in self.blocks)
+            if any(b < 1 for b in sizes) or sum(sizes) != self.A.dim:
+                raise InvalidInputError(
+                    f"blocks {sizes} must be positive sizes adding up to D = {self.A.dim}"
+                )
+            object.__setattr__(self, "blocks", sizes if len(sizes) > 1 else None)
         ineq = self.inequality
         if ineq is not None:
             ineq = np.asarray(ineq)

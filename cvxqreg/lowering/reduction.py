@@ -59,6 +59,10 @@ def lower(problem) -> LoweredProblem:
         Linearly dependent equalities with inconsistent right-hand sides.
     """
     check_cvxpy_version()
+    if _several_variables(problem):  # X_1, ..., X_k >> 0: one block-diagonal variable
+        from .blocks import lower_blocks
+
+        return lower_blocks(problem, lower)
     t0 = time.perf_counter()
     parts = split_model(problem)
     ext = extract(problem, parts)
@@ -133,6 +137,12 @@ def lower(problem) -> LoweredProblem:
     )
     recovery.timings["total"] = time.perf_counter() - t0
     return lowered
+
+
+def _several_variables(problem) -> bool:
+    import cvxpy as cp
+
+    return isinstance(problem, cp.Problem) and len(problem.variables()) > 1
 
 
 def _independent_rows(rows, q, ineq, describe):

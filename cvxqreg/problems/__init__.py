@@ -23,6 +23,8 @@ generator            problem                                         ``reference
 :func:`tomography_intervals` Pauli expectations within Hoeffding   ``None``
                      intervals (inequalities); worst-case fidelity
                      or maximum entropy
+:func:`state_discrimination` ``k`` states, POVM ``M_1..M_k >> 0``,     Helstrom (``k = 2``),
+                     ``sum M_j == I`` (several variables)           symmetric pure states
 :func:`multi_marginal` ``N``-party transport, pairwise quadratic     ``0.0`` (equal diagonal
                      cost, ``D = d^N``                                marginals), else ``None``
 ===================  ==============================================  ===========================
@@ -38,6 +40,7 @@ This subpackage depends only on NumPy, SciPy and CVXPY (and :mod:`cvxqreg.errors
 """
 
 from ._instance import Instance
+from .discrimination import helstrom_value, state_discrimination
 from .ising import ising, ising_hamiltonian
 from .multi_marginal import marginal_expression, multi_marginal, multi_marginal_cost
 from .pauli import (
@@ -57,6 +60,7 @@ __all__ = [
     "cat_state",
     "coherent_pair_matrices",
     "gaussian_state_fock",
+    "helstrom_value",
     "hoeffding_halfwidth",
     "ising",
     "ising_hamiltonian",
@@ -69,6 +73,7 @@ __all__ = [
     "pauli_sparse",
     "quadrature_matrices",
     "random_pauli_labels",
+    "state_discrimination",
     "tomography",
     "tomography_intervals",
     "tomography_state",

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..backend import Backend, get_backend
 from ..errors import InfeasibleDataError, InvalidInputError
+from ..operators.blocks import block_eigh
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer
 
@@ -157,7 +158,8 @@ class DualOracle:
         with ``spectral_native`` then compute ``A(X)`` without forming it)."""
         xp, eps, reg = self.be.xp, self.eps, self.reg
         alpha = np.asarray(alpha, dtype=np.float64)
-        lam, U = self.be.eigh(self.W(alpha))
+        # several PSD variables: W is block diagonal, one eigh per block
+        lam, U = block_eigh(self.be, self.W(alpha), self.problem.blocks)
         self.n_evals += 1
         if self.c is not None:
             # centre first: t = (lam - lam_max)/eps <= 0 keeps t + u accurate at tiny eps
