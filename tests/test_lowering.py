@@ -433,7 +433,7 @@ def _bad_models():
     Rn = cp.Variable((3, 3), nonneg=True)
     zero = cp.Minimize(0)
     return {
-        "two variables": cp.Problem(zero, ok + [Y >> 0, cp.trace(Y) == 1]),
+        "two variables": cp.Problem(zero, ok + [cp.trace(Y) == 1]),
         "non-Hermitian complex": cp.Problem(zero, [cp.trace(Z) == 1]),
         "real non-symmetric": cp.Problem(zero, [cp.trace(R) == 1]),
         "integer": cp.Problem(zero, [Ri >> 0, cp.trace(Ri) == 1]),
@@ -462,7 +462,7 @@ def test_unsupported_models(name):
 def test_unsupported_messages_say_what_to_write():
     models = _bad_models()
     for name, hint in [
-        ("two variables", "exactly one matrix variable"),
+        ("two variables", "no PSD constraint"),
         ("non-Hermitian complex", "hermitian=True"),
         ("real non-symmetric", "symmetric=True"),
         ("shifted PSD", "X = Y + c"),
