@@ -173,3 +173,28 @@ def test_discrimination_arguments():
         problems.state_discrimination(3, 4, kind="symmetric")
     with pytest.raises(InvalidInputError):
         problems.state_discrimination(2, 2, priors=[0.6, 0.6])
+
+
+def test_blocks_with_inequalities():
+    """Several variables and inequalities together: values and the inequality duals (>= 0)."""
+    X = cp.Variable((2, 2), hermitian=True)
+    Y = cp.Variable((2, 2), hermitian=True)
+    rho = np.array([[0.6, 0.1j], [-0.1j, 0.4]])
+    cons = [
+        X >> 0,
+        Y >> 0,
+        X + Y == np.eye(2),
+        cp.real(X[0, 0]) <= 0.3,
+        cp.real(cp.trace(X)) >= 0.5,
+    ]
+    prob = cp.Problem(cp.Maximize(cp.real(cp.trace(rho @ X))), cons)
+    ref = scs(prob)
+    duals = [float(np.real(c.dual_value)) for c in cons[3:]]
+    res = cvxqreg.solve_exact(prob, eps_abs=1e-10, eps_rel=1e-10)
+    assert abs(res.value - ref) < 1e-9
+    for c, d in zip(cons[3:], duals, strict=True):
+        assert float(np.real(c.dual_value)) == pytest.approx(d, abs=1e-6)
+        assert float(np.real(c.dual_value)) >= -1e-12
+    r = cvxqreg.solve(prob, eps=1e-5)
+    assert r.status == "converged"
+    assert r.certified_bound >= ref - 1e-9 and abs(r.energy - ref) < 1e-4

@@ -36,7 +36,7 @@ def block_eigh(backend, W, sizes: Sequence[int] | None):
         lams.append(lam)
         Us.append(U)
     lam = xp.concatenate(lams)
-    order = xp.argsort(lam, kind="stable")
+    order = xp.argsort(lam)
     U = xp.zeros(W.shape, dtype=Us[0].dtype)
     for sl, Ub in zip(block_slices(sizes), Us, strict=True):
         U[sl, sl] = Ub
