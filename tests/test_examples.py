@@ -24,6 +24,7 @@ NAMES = [
     "custom_regularizer",
     "tomography_error_bars",
     "multi_marginal_transport",
+    "state_discrimination",
 ]
 
 
@@ -207,3 +208,16 @@ def test_multi_marginal_transport(capsys):
         assert r["status"] == "converged"
         assert r["bound"] <= r["exact"] + 1e-7
         assert r["exact"] <= r["product"] + 1e-7
+
+
+def test_state_discrimination(capsys):
+    result = load("state_discrimination").main(["--small"])
+    out = capsys.readouterr().out
+    assert "closed form" in out and "(3, 3, 3)" in out
+    for r in result["rows"]:
+        assert r["status"] == "converged"
+        assert r["povm_error"] < 1e-7
+        assert r["bound"] >= r["exact"] - 1e-7  # a maximization: the bound is an upper bound
+        assert abs(r["reg"] - r["exact"]) < 1e-4
+        if r["reference"] is not None:
+            assert abs(r["exact"] - r["reference"]) < 1e-7
