@@ -133,7 +133,7 @@ def test_near_miss_stays_dense():
     assert not any(isinstance(o, PartialTrace) for o in leaves(L.A)), L.describe()
 
 
-@pytest.mark.parametrize("n_parties,d", [(3, 2), (3, 3)])
+@pytest.mark.parametrize("n_parties,d", [(3, 2), pytest.param(3, 3, marks=pytest.mark.slow)])
 def test_multi_marginal_exact_matches_direct_solver(n_parties, d):
     inst = problems.multi_marginal(d, n_parties, seed=4)
     direct = inst.problem.solve(solver=cp.SCS, eps_abs=1e-9, eps_rel=1e-9, max_iters=200_000)
