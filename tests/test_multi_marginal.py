@@ -169,3 +169,32 @@ def test_multi_marginal_arguments_checked():
         problems.multi_marginal(3, 3, marginals="pure")
     with pytest.raises(InvalidInputError, match="exceeds"):
         problems.multi_marginal(5, 6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_factor_subsets_detected(seed):
+    """Random factor sizes (2-4 factors) and a random nonempty proper subset traced out, traced in
+    a random order: always one PartialTrace whose rows equal the extracted ones."""
+    rng = np.random.default_rng(100 + seed)
+    k = int(rng.integers(2, 5))
+    dims = tuple(int(d) for d in rng.integers(2, 4, size=k))
+    while int(np.prod(dims)) > 48:
+        dims = dims[:-1]
+        k -= 1
+    traced = sorted(rng.choice(k, size=int(rng.integers(1, k)), replace=False).tolist())
+    D = int(np.prod(dims))
+    X = cp.Variable((D, D), hermitian=True)
+    expr, cur = X, list(range(k))
+    for j in rng.permutation(traced):
+        pos = cur.index(int(j))
+        expr = cp.partial_trace(expr, [dims[a] for a in cur], axis=pos)
+        cur.pop(pos)
+    n = int(np.prod([dims[a] for a in cur]))
+    cons = [X >> 0, expr == rand_state(rng, n)]
+    L = check_round_trip(cp.Problem(cp.Minimize(0), cons), X, rand_herm(rng, D))
+    (op,) = leaves(L.A)
+    assert isinstance(op, PartialTrace), (dims, traced, L.describe())
+    # the same map as the partial trace over the chosen factors (merged groups are equivalent)
+    Y = rand_herm(rng, D)
+    ref = einsum_partial_trace(Y, dims, traced)
+    np.testing.assert_allclose(op.marginal(Y), ref, atol=1e-12)
