@@ -158,9 +158,19 @@ def projected_newton_maximize(
         cache["x"], cache["ev"] = x.copy(), ev
         return ev
 
-    def neg_projected(x):  # for the float64-floor check: -value and -projected gradient
-        ev = evaluate(x)
-        return -ev.value, -problem.projected_gradient(x, ev.grad)
+    def floor_check_fun(x_base):
+        """``-value`` and ``-projected gradient`` with the bound set of ``x_base`` held fixed, for
+        the float64-floor check: perturbing a multiplier at its bound by a rounding-level amount
+        must not switch its gradient entry on or off."""
+        at_bound = problem.inequality & (x_base >= 0.0)
+
+        def fun(xs):
+            e = oracle.evaluate(xs, want_state=False)
+            g = e.grad.copy()
+            g[at_bound] = np.minimum(g[at_bound], 0.0)
+            return -e.value, -g
+
+        return fun
 
     if hessian not in ("auto", "dense", "cg"):
         raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
@@ -170,7 +180,7 @@ def projected_newton_maximize(
     ev = evaluate(x)
     history = RunRecord(t0, callback)
     stagnation = Stagnation(20)
-    k, n_solves = 0, 0
+    k, n_solves, t_first = 0, 0, 1.0
     pg = problem.projected_gradient(x, ev.grad)
     gn = history.record(0, ev.value, pg)
     while True:
@@ -178,7 +188,7 @@ def projected_newton_maximize(
             ev.value, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
         )
         if stop is None:
-            stop = stagnation.check(neg_projected, x, -pg, gn)
+            stop = stagnation.check(floor_check_fun(x), x, -pg, gn)
         if stop is not None:
             status, msg = stop
             break
@@ -207,13 +217,14 @@ def projected_newton_maximize(
         n_solves += 1
         if not float(g[free] @ p[free]) > 0:  # not an ascent direction: projected gradient
             p = g.copy()
-        step = _projected_search(evaluate, problem, x, ev, p, pg, gn)
+        step = _projected_search(evaluate, problem, x, ev, p, pg, gn, t_first)
         if step is None and not np.array_equal(p, g):
-            step = _projected_search(evaluate, problem, x, ev, g.copy() / max(gn, 1.0), pg, gn)
+            step = _projected_search(evaluate, problem, x, ev, g.copy() / max(gn, 1.0), pg, gn, 1.0)
         if step is None:
-            status, msg = line_search_failed(neg_projected, x, -pg, gn, tol)
+            status, msg = line_search_failed(floor_check_fun(x), x, -pg, gn, tol)
             break
-        x, ev = step
+        x, ev, t_used = step
+        t_first = min(1.0, 4.0 * t_used)  # far from the optimum Newton steps are cut back
         pg = problem.projected_gradient(x, ev.grad)
         k += 1
         gn = history.record(k, ev.value, pg)
@@ -221,12 +232,12 @@ def projected_newton_maximize(
     return dataclasses.replace(out, evaluation=evaluate(x))
 
 
-def _projected_search(evaluate, problem, x, ev, p, pg, gn):
+def _projected_search(evaluate, problem, x, ev, p, pg, gn, t=1.0):
     """Halve ``t`` along ``P(x + t p)`` until sufficient increase (or, within rounding of the
-    dual value, a smaller projected gradient); ``(x_new, ev_new)`` or ``None``."""
+    dual value, a smaller projected gradient), starting from ``t``; ``(x_new, ev_new, t)`` or
+    ``None``."""
     f0 = ev.value
     eps_f = 64 * np.finfo(float).eps * (1.0 + abs(f0))
-    t = 1.0
     for _ in range(_MAX_HALVINGS):
         xt = problem.project_dual(x + t * p)
         if np.array_equal(xt, x):
@@ -235,10 +246,10 @@ def _projected_search(evaluate, problem, x, ev, p, pg, gn):
         if np.isfinite(evt.value):
             gain = float(ev.grad @ (xt - x))
             if evt.value >= f0 + _SIGMA * gain and gain > 0:
-                return xt, evt
+                return xt, evt, t
             if evt.value >= f0 - eps_f:
                 pgt = np.linalg.norm(problem.projected_gradient(xt, evt.grad))
                 if pgt < gn:
-                    return xt, evt
+                    return xt, evt, t
         t *= 0.5
     return None
