@@ -198,3 +198,21 @@ def test_random_factor_subsets_detected(seed):
     Y = rand_herm(rng, D)
     ref = einsum_partial_trace(Y, dims, traced)
     np.testing.assert_allclose(op.marginal(Y), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("regularizer", ["von_neumann", "quadratic", "tsallis"])
+def test_multi_marginal_regularizers(regularizer):
+    inst = problems.multi_marginal(2, 3, seed=6)
+    exact = cvxqreg.solve_exact(inst.problem)
+    r = cvxqreg.solve(inst.problem, eps=1e-4, regularizer=regularizer)
+    assert r.status == "converged", r.message
+    assert r.certified_bound <= exact.value + 1e-7
+    lo, hi = r.bracket
+    assert lo <= exact.value + 1e-7 and exact.value <= hi + 1e-6
+    assert abs(r.energy - exact.value) < 1e-3
+    # the state's marginals are the prescribed ones
+    for j, rho in enumerate(inst.metadata["marginals"]):
+        inst.X.value = r.X
+        np.testing.assert_allclose(
+            problems.marginal_expression(inst.X, 2, 3, j).value, rho, atol=1e-5
+        )
