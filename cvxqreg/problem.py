@@ -1,6 +1,6 @@
 """The lowered (operator-form) problem.
 
-    minimize  Tr[H X] + c      subject to  X >= 0,  A(X) = q,
+    minimize  Tr[H X] + c      subject to  X >= 0,  A(X) = q   (A(X)_i <= q_i on inequality rows),
 
 with ``H`` Hermitian (``D x D``), ``A(X) = (Re Tr[Q_i X])_i`` a :class:`ConstraintOperator` with
 ``m`` rows, and ``q`` in ``R^m``. The user's objective is ``sense * (Tr[H X] + c)``: ``sense = -1``
@@ -47,6 +47,14 @@ class LoweredProblem:
     recovery : object, optional
         What the lowering needs to map results back to the source model (see
         :mod:`cvxqreg.lowering`); ``None`` for problems built by hand.
+    inequality : array_like of bool, shape (m,), optional
+        Rows that are inequalities ``A(X)_i <= q_i`` rather than equalities (``None``: none).
+        Their multipliers are sign-constrained, ``alpha_i <= 0``: the dual
+        ``max <alpha, q> s.t. A*(alpha) <= H, alpha_i <= 0 (i in I)`` is bound-constrained.
+    blocks : tuple of int, optional
+        Sizes of diagonal blocks when ``X = diag(X_1, ..., X_k)`` gathers several PSD variables:
+        ``H`` and every ``Q_i`` are then block diagonal, and so is ``A*(alpha) - H``, which the
+        dual oracle decomposes block by block. ``None``: one block.
     """
 
     H: np.ndarray
@@ -57,6 +65,8 @@ class LoweredProblem:
     real: bool = False
     row_labels: tuple[str, ...] | None = None
     recovery: Any = dataclasses.field(default=None, repr=False)
+    inequality: Any = None
+    blocks: tuple | None = None
 
     def __post_init__(self):
         if not isinstance(self.A, ConstraintOperator):
@@ -102,6 +112,20 @@ class LoweredProblem:
             raise InvalidInputError(f"sense must be 1 or -1, got {self.sense!r}")
         if self.row_labels is not None and len(self.row_labels) != q.size:
             raise InvalidInputError("row_labels must name every row")
+        if self.blocks is not None:
+            sizes = tuple(int(b) for b in self.blocks)
+            if any(b < 1 for b in sizes) or sum(sizes) != self.A.dim:
+                raise InvalidInputError(
+                    f"blocks {sizes} must be positive sizes adding up to D = {self.A.dim}"
+                )
+            object.__setattr__(self, "blocks", sizes if len(sizes) > 1 else None)
+        ineq = self.inequality
+        if ineq is not None:
+            ineq = np.asarray(ineq)
+            if ineq.dtype != bool or ineq.shape != q.shape:
+                raise InvalidInputError("inequality must be a boolean mask with one entry per row")
+            ineq = ineq if ineq.any() else None
+        object.__setattr__(self, "inequality", ineq)
         object.__setattr__(self, "H", H)
         object.__setattr__(self, "q", q)
         object.__setattr__(self, "offset", float(self.offset))
@@ -117,6 +141,41 @@ class LoweredProblem:
         """``m``, the number of real constraint rows."""
         return self.A.n_rows
 
+    @property
+    def has_inequalities(self) -> bool:
+        """Some rows are inequalities (their multipliers are sign-constrained)."""
+        return self.inequality is not None
+
+    def dual_upper_bounds(self) -> np.ndarray:
+        """Upper bounds on ``alpha``: ``0`` on inequality rows, ``+inf`` on equality rows."""
+        ub = np.full(self.n_rows, np.inf)
+        if self.inequality is not None:
+            ub[self.inequality] = 0.0
+        return ub
+
+    def project_dual(self, alpha) -> np.ndarray:
+        """``alpha`` with its inequality entries clipped to ``<= 0`` (a dual-feasible sign)."""
+        alpha = np.asarray(alpha, dtype=np.float64)
+        if self.inequality is None:
+            return alpha
+        out = alpha.copy()
+        out[self.inequality] = np.minimum(out[self.inequality], 0.0)
+        return out
+
+    def projected_gradient(self, alpha, grad) -> np.ndarray:
+        """The projected gradient of the dual (maximization) at ``alpha``: ``grad`` on equality
+        rows and on inequality rows with ``alpha_i < 0``; ``min(grad_i, 0)`` on inequality rows at
+        the bound ``alpha_i = 0``. Its norm is the KKT residual: primal infeasibility plus the
+        complementarity violation of the state, zero exactly at an optimum."""
+        grad = np.asarray(grad, dtype=np.float64)
+        if self.inequality is None:
+            return grad
+        alpha = np.asarray(alpha, dtype=np.float64)
+        at_bound = self.inequality & (alpha >= 0.0)
+        out = grad.copy()
+        out[at_bound] = np.minimum(grad[at_bound], 0.0)
+        return out
+
     def user_value(self, internal: float) -> float:
         """Map ``Tr[H X] + c`` (minimization form) to the user's objective value."""
         return self.sense * (internal + self.offset)
@@ -125,7 +184,8 @@ class LoweredProblem:
     def trace_direction(self) -> np.ndarray | None:
         """A vector ``c`` with ``A*(c) = I``, or ``None`` when the identity is not in the span.
 
-        When it exists the constraints fix the trace, ``Tr X = <c, q>``, and the dual can be
+        Only equality rows enter ``c`` (an inequality does not fix anything). When it exists the
+        constraints fix the trace, ``Tr X = <c, q>``, and the dual can be
         maximized along ``c`` in closed form (docs/theory.md,
         'Eliminating the normalization multiplier').
         Found by LSQR on ``min ||A*(c) - I||_F`` using only ``apply``/``adjoint``.
@@ -144,10 +204,14 @@ class LoweredProblem:
         if m == 0:
             return None, math.inf
 
+        eq = None if self.inequality is None else ~self.inequality
+
         def rmatvec(v):
-            return op.apply(np.ascontiguousarray(v).view(np.complex128).reshape(D, D))
+            out = op.apply(np.ascontiguousarray(v).view(np.complex128).reshape(D, D))
+            return out if eq is None else out * eq
 
         def matvec(a):
+            a = a if eq is None else a * eq
             return (
                 np.ascontiguousarray(op.adjoint(a), dtype=np.complex128)
                 .reshape(-1)
@@ -157,6 +221,8 @@ class LoweredProblem:
         L = spla.LinearOperator((2 * D * D, m), matvec=matvec, rmatvec=rmatvec, dtype=np.float64)
         eye = np.eye(D, dtype=np.complex128).reshape(-1).view(np.float64)
         c = spla.lsqr(L, eye, atol=1e-14, btol=1e-14, iter_lim=max(100, 20 * m))[0]
+        if eq is not None:
+            c = c * eq
         resid = float(np.linalg.norm(matvec(c) - eye))
         if not resid <= 1e-8 * np.sqrt(D):  # also rejects NaN
             return None, resid
@@ -201,9 +267,13 @@ class LoweredProblem:
         return None if c is None else float(c @ self.q)
 
     def residual(self, X: np.ndarray) -> np.ndarray:
-        """``A(X) - q`` on the host."""
+        """``A(X) - q`` on the host; on inequality rows only the violation ``max(A(X)_i - q_i,
+        0)``."""
         op = self.A.to_backend("numpy")
-        return np.asarray(op.apply(np.asarray(X, dtype=np.complex128))) - self.q
+        r = np.asarray(op.apply(np.asarray(X, dtype=np.complex128))) - self.q
+        if self.inequality is not None:
+            r[self.inequality] = np.maximum(r[self.inequality], 0.0)
+        return r
 
     def objective(self, X: np.ndarray) -> float:
         """The user's objective ``sense * (Tr[H X] + c)`` at ``X``."""
@@ -212,4 +282,5 @@ class LoweredProblem:
     def describe(self) -> str:
         """One line: dimension, rows and the operator structure."""
         kind = "real symmetric" if self.real else "Hermitian"
-        return f"D={self.dim} ({kind}), m={self.n_rows} rows, A = {self.A.describe()}"
+        ineq = "" if self.inequality is None else f" ({int(self.inequality.sum())} inequalities)"
+        return f"D={self.dim} ({kind}), m={self.n_rows} rows{ineq}, A = {self.A.describe()}"

@@ -69,3 +69,17 @@ def test_optimizers_benchmark_small(tmp_path):
     )
     row = [ln for ln in out.read_text().splitlines() if ln.startswith("| IM |")]
     assert len(row) == 1 and row[0].count("converged") == 3  # all three configurations
+
+
+def test_bounded_dual_small(tmp_path):
+    out = tmp_path / "bounded.md"
+    rows = load("bounded_dual").main(["--qubits", "2", "--eps", "1e-3", "--out", str(out)])
+    assert out.read_text().count("| QTI n=2 |") == 2
+    assert all(r["status"] == "converged" and abs(r["err"]) < 1e-5 for r in rows)
+
+
+def test_block_eigh_small(tmp_path):
+    out = tmp_path / "blocks.md"
+    rows = load("block_eigh").main(["--cases", "3x8", "--repeats", "1", "--out", str(out)])
+    assert "| 3 | 8 | 24 |" in out.read_text()
+    assert rows[0]["blocks"] > 0 and rows[0]["full"] > 0

@@ -22,6 +22,9 @@ NAMES = [
     "noisy_tomography",
     "ising_marginals",
     "custom_regularizer",
+    "tomography_error_bars",
+    "multi_marginal_transport",
+    "state_discrimination",
 ]
 
 
@@ -182,3 +185,46 @@ def test_custom_regularizer(capsys):
     assert fd[-1].value_error < fd[0].value_error
     assert "fermi_dirac eps=0.01: status=converged" in out
     assert "Fenchel-Young" in out and "Sweep:" in out
+
+
+def test_tomography_error_bars(capsys):
+    result = load("tomography_error_bars").main(["--small"])
+    out = capsys.readouterr().out
+    assert "Worst-case fidelity" in out and "maximum-entropy state" in out
+    rows = result["rows"]
+    for r in rows:
+        assert r["status"] == "converged"
+        # certified bound <= exact worst case <= the true state's fidelity (truth inside)
+        assert r["bound"] <= r["exact"] + 1e-7
+        if r["inside"]:
+            assert r["exact"] <= r["true"] + 1e-7
+        assert abs(r["reg"] - r["exact"]) < 1e-3
+    # more shots: narrower intervals, a larger certified fidelity
+    assert rows[-1]["delta"] < rows[0]["delta"] and rows[-1]["exact"] > rows[0]["exact"]
+    assert result["maxent_status"] == "converged"
+    assert 0 < result["maxent_entropy"] < math.log(result["dim"])
+
+
+def test_multi_marginal_transport(capsys):
+    result = load("multi_marginal_transport").main(["--small"])
+    out = capsys.readouterr().out
+    assert "PartialTrace(dims=(2, 2, 2), axis=(0, 2))" in out
+    assert "Dense" not in result["structure"]
+    assert abs(result["diagonal_exact"]) < 1e-6  # equal diagonal marginals: value 0
+    for r in result["rows"]:
+        assert r["status"] == "converged"
+        assert r["bound"] <= r["exact"] + 1e-7
+        assert r["exact"] <= r["product"] + 1e-7
+
+
+def test_state_discrimination(capsys):
+    result = load("state_discrimination").main(["--small"])
+    out = capsys.readouterr().out
+    assert "closed form" in out and "(3, 3, 3)" in out
+    for r in result["rows"]:
+        assert r["status"] == "converged"
+        assert r["povm_error"] < 1e-7
+        assert r["bound"] >= r["exact"] - 1e-7  # a maximization: the bound is an upper bound
+        assert abs(r["reg"] - r["exact"]) < 1e-4
+        if r["reference"] is not None:
+            assert abs(r["exact"] - r["reference"]) < 1e-7

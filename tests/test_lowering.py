@@ -441,7 +441,7 @@ def _bad_models():
     Rn = cp.Variable((3, 3), nonneg=True)
     zero = cp.Minimize(0)
     return {
-        "two variables": cp.Problem(zero, ok + [Y >> 0, cp.trace(Y) == 1]),
+        "two variables": cp.Problem(zero, ok + [cp.trace(Y) == 1]),
         "non-Hermitian complex": cp.Problem(zero, [cp.trace(Z) == 1]),
         "real non-symmetric": cp.Problem(zero, [cp.trace(R) == 1]),
         "integer": cp.Problem(zero, [Ri >> 0, cp.trace(Ri) == 1]),
@@ -451,7 +451,9 @@ def _bad_models():
         "NSD": cp.Problem(zero, [X << 0, cp.trace(X) == 1]),
         "PSD of a block": cp.Problem(zero, ok + [X[0:2, 0:2] >> 0]),
         "PSD of another map": cp.Problem(zero, ok + [X.T >> 0]),
-        "inequality": cp.Problem(zero, ok + [cp.real(X[0, 0]) <= 0.5]),
+        "NonNeg": cp.Problem(zero, ok + [cp.constraints.NonNeg(cp.real(X[0, 0]) - 0.5)]),
+        "only inequalities": cp.Problem(zero, [X >> 0, cp.real(cp.trace(X)) <= 1]),
+        "second-order cone": cp.Problem(zero, ok + [cp.SOC(cp.real(X[0, 0]), cp.real(X[1]))]),
         "non-affine constraint": cp.Problem(zero, ok + [cp.square(cp.real(X[0, 0])) == 0.25]),
         "non-affine objective": cp.Problem(cp.Minimize(cp.norm(X, "fro")), ok),
         "no equality": cp.Problem(zero, [X >> 0]),
@@ -468,11 +470,13 @@ def test_unsupported_models(name):
 def test_unsupported_messages_say_what_to_write():
     models = _bad_models()
     for name, hint in [
-        ("two variables", "exactly one matrix variable"),
+        ("two variables", "no PSD constraint"),
         ("non-Hermitian complex", "hermitian=True"),
         ("real non-symmetric", "symmetric=True"),
         ("shifted PSD", "X = Y + c"),
-        ("inequality", "inequality"),
+        ("NonNeg", "`expr >= 0`"),
+        ("only inequalities", "cp.trace(X) == 1"),
+        ("second-order cone", "affine inequalities (<=, >=)"),
         ("no PSD", "X >> 0"),
         ("no equality", "cp.trace(X) == 1"),
     ]:

@@ -15,10 +15,10 @@ import time
 import numpy as np
 from cvxpy.reductions.reduction import Reduction
 
-from ..errors import CvxqregError, UnsupportedModelError
+from ..errors import CvxqregError, InfeasibleDataError, UnsupportedModelError
 from ..problem import LoweredProblem
 from .compat import check_cvxpy_version
-from .dependence import independent_rows
+from .dependence import RHS_RTOL, ZERO_RTOL, Dependence, independent_rows
 from .extract import extract
 from .recovery import ConstraintInfo, Recovery
 from .structure import build_operator
@@ -59,6 +59,10 @@ def lower(problem) -> LoweredProblem:
         Linearly dependent equalities with inconsistent right-hand sides.
     """
     check_cvxpy_version()
+    if _several_variables(problem):  # X_1, ..., X_k >> 0: one block-diagonal variable
+        from .blocks import lower_blocks
+
+        return lower_blocks(problem, lower)
     t0 = time.perf_counter()
     parts = split_model(problem)
     ext = extract(problem, parts)
@@ -69,8 +73,12 @@ def lower(problem) -> LoweredProblem:
         blk = ext.blocks[int(np.searchsorted(starts, row, side="right")) - 1]
         return blk.index, blk.label, blk.row_name(row)
 
-    dep = independent_rows(ext.rows, ext.q, describe)
-    if not dep.keep.any():
+    ineq_full = np.zeros(ext.rows.shape[0], dtype=bool)
+    for blk in ext.blocks:
+        if blk.index in parts.inequalities:
+            ineq_full[blk.start : blk.stop] = True
+    dep = _independent_rows(ext.rows, ext.q, ineq_full, describe)
+    if not dep.keep[~ineq_full].any():
         raise UnsupportedModelError(
             "every equality row is identically zero on Hermitian X; add at least a "
             "normalization such as `cp.trace(X) == 1`"
@@ -126,6 +134,7 @@ def lower(problem) -> LoweredProblem:
         real=ext.real,
         row_labels=labels,
         recovery=recovery,
+        inequality=ineq_full[row_map],
     )
     recovery.timings["total"] = time.perf_counter() - t0
     return lowered
@@ -149,6 +158,42 @@ def sense_of(problem) -> int:
     from cvxpy.problems.objective import Maximize
 
     return -1 if isinstance(getattr(problem, "objective", None), Maximize) else 1
+
+
+def _several_variables(problem) -> bool:
+    import cvxpy as cp
+
+    return isinstance(problem, cp.Problem) and len(problem.variables()) > 1
+
+
+def _independent_rows(rows, q, ineq, describe):
+    """:func:`.dependence.independent_rows` on the equality rows; inequality rows are all kept
+    (two inequalities on the same functional, ``l <= f(X) <= u``, are both needed) except the
+    identically zero ones, which are dropped when ``0 <= q_i`` holds and are infeasible data
+    otherwise."""
+    if not ineq.any():
+        return independent_rows(rows, q, describe)
+    eq_idx, in_idx = np.flatnonzero(~ineq), np.flatnonzero(ineq)
+    sub = independent_rows(rows[eq_idx], q[eq_idx], lambda i: describe(int(eq_idx[i])))
+    keep = np.zeros(rows.shape[0], dtype=bool)
+    keep[eq_idx[sub.keep]] = True
+    sq = rows[in_idx].multiply(rows[in_idx]).sum(axis=1)
+    norms = np.sqrt(np.asarray(sq).ravel())
+    big = max(norms.max(), np.sqrt(rows.multiply(rows).sum(axis=1).max()))
+    zero_in = norms <= ZERO_RTOL * big
+    for i in in_idx[zero_in]:
+        if q[i] < -RHS_RTOL * (1.0 + abs(q[i])):
+            _, label, part = describe(int(i))
+            raise InfeasibleDataError(
+                f"inequality {label} ({part}) reads 0 <= {q[i]:.6g} for every X: the data are "
+                "infeasible"
+            )
+    keep[in_idx[~zero_in]] = True
+    return Dependence(
+        keep=keep,
+        zero=np.sort(np.concatenate([eq_idx[sub.zero], in_idx[zero_in]])),
+        dependent=eq_idx[sub.dependent],
+    )
 
 
 class Lowering(Reduction):

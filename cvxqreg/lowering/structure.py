@@ -5,9 +5,10 @@ compared with the rows of the structured operators, never with the CVXPY express
 them, so any way of writing a partial trace or a Pauli expectation is recognised and a near miss
 is not:
 
-(a) a constraint of shape ``(n, n)`` with ``D = n d`` whose rows equal ``s`` times the rows of
-    ``Tr_d`` on ``C^a (x) C^d (x) C^b`` (``a b = n``; every divisor ``a`` of ``n`` is tried, which
-    puts the traced factor first, last or in the middle) within ``1e-12`` relative becomes a
+(a) a constraint of shape ``(n, n)`` with ``D = n t`` whose rows equal ``s`` times the rows of
+    a partial trace over any set of tensor factors (the factor sizes and which ones are traced are
+    read off the diagonal rows, so ``Tr_2`` of a two-party state and the middle marginal
+    ``Tr_{1,3}`` of a three-party one are both found) within ``1e-12`` relative becomes a
     :class:`~cvxqreg.operators.PartialTrace`;
 (b) a row whose ``Q`` is ``c P`` for a Pauli string ``P = i^{|x&z|} X^x Z^z`` (one nonzero per row
     of ``Q``, at ``(r, r ^ x)``, with value ``c i^{|x&z|} (-1)^{|z & (r^x)|}``, ``c`` real) joins a
@@ -66,7 +67,16 @@ def partial_trace_rows(dims, axis: int, *, real: bool) -> sp.csr_matrix:
 
 
 def match_partial_trace(M: sp.csr_matrix, shape, n_re: int, n_im: int, D: int):
-    """A :class:`PartialTrace` whose rows equal ``M`` (one constraint's rows), or ``None``."""
+    """A :class:`PartialTrace` whose rows equal ``M`` (one constraint's rows), or ``None``.
+
+    The tensor structure is read off the diagonal rows: row ``Re Y_ii`` of ``s Tr_T(X)`` touches
+    the diagonal entries ``X_rr`` at the ``t = D / n`` full indices ``r = base(i) + off(k)``, where
+    ``base`` runs over the kept factors and ``off`` over the traced ones. Walking the strides up
+    from 1, each run ``s, 2s, ..., (g-1)s`` found in ``off`` (or in ``base``) is one traced (kept)
+    group of ``g`` adjacent factors, which gives ``dims`` and the traced ``axis`` for any number of
+    parties and any subset of traced factors. The candidate is then compared with ``M`` entry by
+    entry (``1e-12`` relative), so a near miss stays dense.
+    """
     if len(shape) != 2 or shape[0] != shape[1]:
         return None
     n = int(shape[0])
@@ -75,22 +85,57 @@ def match_partial_trace(M: sp.csr_matrix, shape, n_re: int, n_im: int, D: int):
     if n_re != n * n or n_im not in (0, n * n):
         return None
     real = n_im == 0
-    d = D // n
+    t = D // n
     scale_ref = abs(M).max() if M.nnz else 0.0
     if scale_ref == 0.0:
         return None
-    for a in _divisors(n):
-        b = n // a
-        dims, axis = _canonical_dims(a, d, b)
-        C = partial_trace_rows(dims, axis, real=real)
-        if C.nnz != M.nnz:
-            continue
-        s = float(M.multiply(C).sum() / C.multiply(C).sum())
-        if s == 0.0:
-            continue
-        if abs(M - s * C).max() <= MATCH_RTOL * scale_ref:
-            return PartialTrace(dims, axis, s, real=real)
-    return None
+    found = _tensor_split(M, n, t, D)
+    if found is None:
+        return None
+    dims, axis = found
+    C = PartialTrace(dims, axis, real=real).matrix()
+    if C.nnz != M.nnz:
+        return None
+    s = float(M.multiply(C).sum() / C.multiply(C).sum())
+    if s == 0.0 or abs(M - s * C).max() > MATCH_RTOL * scale_ref:
+        return None
+    return PartialTrace(dims, axis, s, real=real)
+
+
+def _tensor_split(M: sp.csr_matrix, n: int, t: int, D: int):
+    """``(dims, axis)`` suggested by the diagonal rows of ``M`` (see :func:`match_partial_trace`),
+    with adjacent kept (traced) factors merged, or ``None``."""
+    diag_rows = np.arange(n) * (n + 1)  # F-order position of (i, i)
+    sub = M[diag_rows].tocoo()
+    col = sub.col.astype(np.int64)
+    on_diag = (col % 2 == 0) & ((col // 2) // D == (col // 2) % D)
+    if not np.all(np.bincount(sub.row[on_diag], minlength=n) == t):
+        return None
+    F = np.empty((n, t), dtype=np.int64)
+    order = np.lexsort(((col // 2)[on_diag] // D, sub.row[on_diag]))
+    F[:] = ((col // 2)[on_diag] // D)[order].reshape(n, t)
+    base, off = F[:, 0] - F[0, 0], F[0] - F[0, 0]
+    if F[0, 0] != 0 or not np.array_equal(F, base[:, None] + off[None, :]):
+        return None
+    sets = {"kept": set(base.tolist()), "traced": set(off.tolist())}
+    groups, stride = [], 1
+    while stride < D:
+        kind = "traced" if stride in sets["traced"] else "kept" if stride in sets["kept"] else None
+        if kind is None:
+            return None
+        g = 1
+        while g * stride in sets[kind]:
+            g += 1
+        if D % (g * stride):
+            return None
+        groups.append((g, kind))
+        stride *= g
+    groups.reverse()  # largest stride first: the first tensor factor
+    dims = tuple(g for g, _ in groups)
+    axis = tuple(j for j, (_, kind) in enumerate(groups) if kind == "traced")
+    if len(dims) < 2 or not axis or len(axis) == len(dims):
+        return None
+    return dims, axis[0] if len(axis) == 1 else axis
 
 
 def match_pauli(row: sp.csr_matrix, D: int):
@@ -182,16 +227,3 @@ def build_operator(rows: sp.csr_matrix, blocks, keep: np.ndarray, D: int) -> Str
     if selected.size != order.size:
         op = Selected(op, selected)
     return Structured(op, order[selected], tuple(structure))
-
-
-def _divisors(n: int) -> list[int]:
-    return [a for a in range(1, n + 1) if n % a == 0]
-
-
-def _canonical_dims(a: int, d: int, b: int):
-    """``(dims, axis)`` for ``C^a (x) C^d (x) C^b`` with trivial factors dropped."""
-    if a == 1:
-        return (d, b), 0
-    if b == 1:
-        return (a, d), 1
-    return (a, d, b), 1

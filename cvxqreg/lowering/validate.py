@@ -3,10 +3,13 @@
 The accepted form is
 
     minimize / maximize  f(X)   subject to  X >> 0,  g_k(X) == B_k  (k = 1..K),
+                                            h_l(X) <= C_l  (l = 1..L, optional),
 
-with one Hermitian (or real symmetric) matrix variable ``X``, a real affine objective ``f`` and
-affine equalities ``g_k`` of any shape, real or complex. Everything else is rejected here, with an
-:class:`~cvxqreg.errors.UnsupportedModelError` naming the construct and what to write instead.
+with one Hermitian (or real symmetric) matrix variable ``X``, a real affine objective ``f``,
+affine equalities ``g_k`` of any shape, real or complex, and real affine inequalities ``h_l``
+(``<=`` or ``>=``, elementwise; CVXPY stores both as ``expr <= 0``). Everything else is rejected
+here, with an :class:`~cvxqreg.errors.UnsupportedModelError` naming the construct and what to
+write instead.
 Whether a PSD constraint really is ``X >> 0`` is decided later, by value
 (:func:`cvxqreg.lowering.extract.extract`).
 """
@@ -36,7 +39,10 @@ class ModelParts:
     real : bool
         ``X`` is real symmetric (``False``: complex Hermitian).
     equalities : tuple of (int, Constraint)
-        The equality constraints with their index in ``problem.constraints``.
+        The equality and inequality constraints (the ones that become rows) with their index in
+        ``problem.constraints``, in model order.
+    inequalities : frozenset of int
+        Positions (in ``problem.constraints``) of the inequalities among them.
     psd : tuple of (int, Constraint)
         The PSD constraints (each must turn out to be ``X >> 0``).
     psd_attribute : bool
@@ -48,6 +54,7 @@ class ModelParts:
     equalities: tuple
     psd: tuple
     psd_attribute: bool
+    inequalities: frozenset = frozenset()
 
 
 def constraint_label(index: int, constraint, width: int = 60) -> str:
@@ -72,7 +79,7 @@ def split_model(problem) -> ModelParts:
         For a parameter without a value or with NaN/inf entries.
     """
     import cvxpy as cp
-    from cvxpy.constraints import PSD, Equality, Zero
+    from cvxpy.constraints import PSD, Equality, Inequality, Zero
 
     if not isinstance(problem, cp.Problem):
         raise InvalidInputError(f"expected a cvxpy.Problem, got {type(problem).__name__}")
@@ -92,9 +99,17 @@ def split_model(problem) -> ModelParts:
             "the objective is complex; wrap it as cp.real(cp.trace(H @ X)) with a Hermitian H"
         )
 
-    equalities, psd = [], []
+    equalities, psd, inequalities = [], [], set()
     for i, c in enumerate(problem.constraints):
-        if isinstance(c, (Equality, Zero)):
+        if isinstance(c, Inequality):
+            if not c.expr.is_affine():
+                raise UnsupportedModelError(
+                    f"constraint {constraint_label(i, c)} is not affine in X; only affine "
+                    "inequalities such as cp.real(cp.trace(P @ X)) <= v are supported"
+                )
+            equalities.append((i, c))
+            inequalities.add(i)
+        elif isinstance(c, (Equality, Zero)):
             if not c.expr.is_affine():
                 raise UnsupportedModelError(
                     f"constraint {constraint_label(i, c)} is not affine in X; only affine "
@@ -112,12 +127,14 @@ def split_model(problem) -> ModelParts:
             "the model has no PSD constraint on X; add `X >> 0` (or declare the variable with "
             "PSD=True) — cvxqreg solves SDPs over positive semidefinite X"
         )
-    if not equalities:
+    if len(equalities) == len(inequalities):
         raise UnsupportedModelError(
             "the model has no equality constraints; add at least a normalization such as "
             "`cp.trace(X) == 1` (without one the SDP is unbounded or trivial)"
         )
-    return ModelParts(X, not X.is_complex(), tuple(equalities), tuple(psd), psd_attr)
+    return ModelParts(
+        X, not X.is_complex(), tuple(equalities), tuple(psd), psd_attr, frozenset(inequalities)
+    )
 
 
 def _the_variable(problem):
@@ -172,13 +189,18 @@ def _check_parameters(problem) -> None:
 def _unsupported_constraint_message(i: int, c) -> str:
     kind = type(c).__name__
     label = constraint_label(i, c)
-    if kind in {"Inequality", "NonNeg", "NonPos"}:
+    if kind in {"NonNeg", "NonPos"}:
         return (
-            f"constraint {label} is an inequality ({kind}); cvxqreg supports only X >> 0 and "
-            "affine equalities. Write it as an equality, or move the inequality into a larger "
-            "block variable whose diagonal block holds the slack"
+            f"constraint {label} ({kind}) is not supported; write it with an operator instead, "
+            "`expr >= 0` or `expr <= 0` (affine inequalities are supported in that form)"
+        )
+    if kind in {"SOC", "ExpCone", "PowCone3D", "PowConeND", "RelEntrConeQuad", "OpRelEntrConeQuad"}:
+        return (
+            f"constraint {label} is a {kind} cone constraint; cvxqreg supports X >> 0, affine "
+            "equalities and affine inequalities (<=, >=) on real expressions such as "
+            "cp.real(cp.trace(P @ X)); a nonlinear function of X has no place in the linear SDP"
         )
     return (
-        f"constraint {label} ({kind}) is not supported; cvxqreg supports only X >> 0 and affine "
-        "equality constraints"
+        f"constraint {label} ({kind}) is not supported; cvxqreg supports X >> 0, affine "
+        "equalities and affine inequalities (<=, >=)"
     )

@@ -1,16 +1,19 @@
 """Marginal (partial-trace) constraints.
 
-For ``X`` on ``C^{d_1} (x) ... (x) C^{d_k}`` and a traced-out subsystem ``j``,
+For ``X`` on ``C^{d_1} (x) ... (x) C^{d_k}`` and a set ``T`` of traced-out subsystems (one or
+several, anywhere in the product),
 
-    Y = s Tr_j(X)   (a matrix on the remaining factors, size n = D / d_j),
+    Y = s Tr_T(X)   (a matrix on the kept factors in their order, size n = D / prod_{j in T} d_j),
 
 and the constraint rows are the real and imaginary parts of the entries of ``Y`` in column-major
 (Fortran) order, ``[Re vec(Y), Im vec(Y)]`` (only ``Re vec(Y)`` when ``real=True``). With
 ``Z = R + i I`` built from the multipliers of those rows, ``<a, A(X)> = Re Tr[Z^H Y]``, hence
 
-    A*(a) = s * Herm(Z) (x)_j I_{d_j},   Herm(Z) = (Z + Z^H) / 2,
+    A*(a) = s * Herm(Z) (x)_T I_T,   Herm(Z) = (Z + Z^H) / 2,
 
-a Kronecker product placed at position ``j``. Both directions cost O(D^2) with reshapes.
+the identity on the traced factors placed at their positions. Both directions are reshapes and
+one axis permutation, O(D^2). The middle marginal of a three-party state,
+``Tr_{1,3}(X)`` on ``C^d (x) C^d (x) C^d``, is ``PartialTrace((d, d, d), axis=(0, 2))``.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ class PartialTrace(ConstraintOperator):
     ----------
     dims : sequence of int
         Sizes of the tensor factors, ``prod(dims) = D``.
-    axis : int
-        Index of the subsystem that is traced out.
+    axis : int or sequence of int
+        Index (or indices) of the subsystem(s) traced out; at least one factor must be kept.
     scale : float
         Real factor ``s`` multiplying the partial trace.
     real : bool
@@ -47,7 +50,7 @@ class PartialTrace(ConstraintOperator):
     def __init__(
         self,
         dims: Sequence[int],
-        axis: int,
+        axis: int | Sequence[int],
         scale: float = 1.0,
         *,
         real: bool = False,
@@ -56,23 +59,54 @@ class PartialTrace(ConstraintOperator):
         dims = tuple(int(d) for d in dims)
         if len(dims) < 2 or any(d < 1 for d in dims):
             raise InvalidInputError(f"dims must list at least two positive sizes, got {dims}")
-        if not -len(dims) <= axis < len(dims):
-            raise InvalidInputError(f"axis={axis} is out of range for dims={dims}")
-        axis = axis % len(dims)
+        axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+        for ax in axes:
+            if isinstance(ax, bool) or not isinstance(ax, (int, np.integer)):
+                raise InvalidInputError(f"axis must be an int or a sequence of ints, got {axis!r}")
+            if not -len(dims) <= ax < len(dims):
+                raise InvalidInputError(f"axis={axis} is out of range for dims={dims}")
+        axes = tuple(sorted({int(ax) % len(dims) for ax in axes}))
+        if not axes or len(axes) != len((axis,) if np.ndim(axis) == 0 else tuple(axis)):
+            raise InvalidInputError(f"axis={axis} must name distinct subsystems")
+        if len(axes) == len(dims):
+            raise InvalidInputError(
+                f"axis={axis} traces out every factor of dims={dims}; use cp.trace for the "
+                "full trace"
+            )
         if not (np.isfinite(scale) and scale != 0):
             raise InvalidInputError(f"scale must be a finite nonzero number, got {scale!r}")
-        self.dims, self.axis, self.scale, self.real = dims, axis, float(scale), bool(real)
-        self._a = math.prod(dims[:axis])
-        self._d = dims[axis]
-        self._b = math.prod(dims[axis + 1 :])
-        self.dim = self._a * self._d * self._b
-        self.n_out = self._a * self._b
+        self.dims, self.scale, self.real = dims, float(scale), bool(real)
+        self.axes = axes
+        self.axis = axes[0] if len(axes) == 1 else axes
+        self._kept = tuple(j for j in range(len(dims)) if j not in axes)
+        self._t = math.prod(dims[j] for j in axes)
+        self.dim = math.prod(dims)
+        self.n_out = self.dim // self._t
+        # single traced factor: X is (a, d, b, a, d, b) without any permutation
+        self._single = len(axes) == 1
+        ax0 = axes[0]
+        self._a = math.prod(dims[:ax0])
+        self._d = dims[ax0]
+        self._b = math.prod(dims[ax0 + 1 :])
         nn = self.n_out * self.n_out
         self.n_rows = nn if self.real else 2 * nn
         self.backend = _resolve(backend)
 
+    def _perm(self):
+        """Axis order ``(kept, traced)`` of ``X.reshape(dims)`` (one side of ``X``)."""
+        return self._kept + self.axes
+
+    def _split(self, X):
+        """``X`` as ``(n, t, n, t)``: kept and traced indices of rows and columns."""
+        k = len(self.dims)
+        p = self._perm()
+        Xt = X.reshape(self.dims + self.dims).transpose(p + tuple(k + j for j in p))
+        return Xt.reshape(self.n_out, self._t, self.n_out, self._t)
+
     def marginal(self, X):
         """``s Tr_axis(X)`` as an ``n x n`` matrix (O(D^2))."""
+        if not self._single:
+            return self.scale * self._split(X).diagonal(axis1=1, axis2=3).sum(axis=-1)
         a, d, b = self._a, self._d, self._b
         Y = X.reshape(a, d, b, a, d, b).diagonal(axis1=1, axis2=4).sum(axis=-1)
         return self.scale * Y.reshape(a * b, a * b)
@@ -87,7 +121,11 @@ class PartialTrace(ConstraintOperator):
         xp = self.backend.xp
         a, d, b = self._a, self._d, self._b
         r = V.shape[1]
-        C = xp.ascontiguousarray(V.reshape(a, d, b, r).transpose(0, 2, 1, 3)).reshape(a * b, d * r)
+        if self._single:
+            Vt = V.reshape(a, d, b, r).transpose(0, 2, 1, 3)
+        else:  # kept factors first, then traced ones, then the columns of V
+            Vt = V.reshape(self.dims + (r,)).transpose(self._perm() + (len(self.dims),))
+        C = xp.ascontiguousarray(Vt).reshape(self.n_out, self._t * r)
         y = (self.scale * (C @ C.conj().T)).reshape(-1, order="F")
         if self.real:
             return xp.ascontiguousarray(y.real, dtype=xp.float64)
@@ -105,6 +143,14 @@ class PartialTrace(ConstraintOperator):
         xp = self.backend.xp
         a, d, b = self._a, self._d, self._b
         Zh = (Z + Z.conj().T) * (0.5 * self.scale)
+        if not self._single:
+            n, t, k = self.n_out, self._t, len(self.dims)
+            eye = xp.eye(t, dtype=xp.float64)[None, :, None, :]
+            out = Zh.reshape(n, 1, n, 1) * eye  # (kept, traced, kept', traced')
+            sizes = tuple(self.dims[j] for j in self._perm())
+            inv = tuple(int(i) for i in np.argsort(self._perm()))
+            out = out.reshape(sizes + sizes).transpose(inv + tuple(k + i for i in inv))
+            return xp.ascontiguousarray(out).reshape(self.dim, self.dim)
         eye = xp.eye(d, dtype=xp.float64)[None, :, None, None, :, None]
         out = Zh.reshape(a, 1, b, a, 1, b) * eye
         return out.reshape(self.dim, self.dim)
@@ -128,12 +174,10 @@ class PartialTrace(ConstraintOperator):
         import numpy as np
         import scipy.sparse as sp
 
-        d, b = self._d, self._b
-        n, D = self.n_out, self.dim
+        n, D, d = self.n_out, self.dim, self._t
         i = np.arange(n)
-        k = np.arange(d)
-        # full index of (i, k): i = (i1, i2) with i1 < a, i2 < b  ->  i1*d*b + k*b + i2
-        full = (i[:, None] // b) * (d * b) + k[None, :] * b + (i[:, None] % b)  # (n, d)
+        # full index of (i, k): i runs over the kept factors, k over the traced ones
+        full = np.arange(D).reshape(self.dims).transpose(self._perm()).reshape(n, d)
         r = np.broadcast_to(full[:, None, :], (n, n, d))  # indexed [i, j, k]
         c = np.broadcast_to(full[None, :, :], (n, n, d))
         row = np.broadcast_to((i[:, None] + n * i[None, :])[:, :, None], (n, n, d))  # F-order
@@ -157,7 +201,7 @@ class PartialTrace(ConstraintOperator):
         be = _resolve(backend)
         if be == self.backend:
             return self
-        return PartialTrace(self.dims, self.axis, self.scale, real=self.real, backend=be)
+        return PartialTrace(self.dims, self.axes, self.scale, real=self.real, backend=be)
 
     def describe(self) -> str:
         s = "" if self.scale == 1.0 else f", scale={self.scale:g}"

@@ -20,6 +20,13 @@ generator            problem                                         ``reference
                      eigenvector, ``D = 4^N``
 :func:`two_point`    [CGP] two-point coherent-state transport,       ``(a - b)^2`` (equal masses)
                      ``D = 4``
+:func:`tomography_intervals` Pauli expectations within Hoeffding   ``None``
+                     intervals (inequalities); worst-case fidelity
+                     or maximum entropy
+:func:`state_discrimination` ``k`` states, POVM ``M_1..M_k >> 0``,     Helstrom (``k = 2``),
+                     ``sum M_j == I`` (several variables)           symmetric pure states
+:func:`multi_marginal` ``N``-party transport, pairwise quadratic     ``0.0`` (equal diagonal
+                     cost, ``D = d^N``                                marginals), else ``None``
 ===================  ==============================================  ===========================
 
 References
@@ -33,7 +40,9 @@ This subpackage depends only on NumPy, SciPy and CVXPY (and :mod:`cvxqreg.errors
 """
 
 from ._instance import Instance
+from .discrimination import helstrom_value, state_discrimination
 from .ising import ising, ising_hamiltonian
+from .multi_marginal import marginal_expression, multi_marginal, multi_marginal_cost
 from .pauli import (
     pauli_expectation,
     pauli_expectations,
@@ -42,6 +51,7 @@ from .pauli import (
     random_pauli_labels,
 )
 from .tomography import cat_state, tomography, tomography_state, zeta_state
+from .tomography_intervals import hoeffding_halfwidth, tomography_intervals
 from .two_point import coherent_pair_matrices, two_point, two_point_cost
 from .wasserstein import gaussian_state_fock, quadrature_matrices, wasserstein, wasserstein_cost
 
@@ -50,15 +60,22 @@ __all__ = [
     "cat_state",
     "coherent_pair_matrices",
     "gaussian_state_fock",
+    "helstrom_value",
+    "hoeffding_halfwidth",
     "ising",
     "ising_hamiltonian",
+    "marginal_expression",
+    "multi_marginal",
+    "multi_marginal_cost",
     "pauli_expectation",
     "pauli_expectations",
     "pauli_matrix",
     "pauli_sparse",
     "quadrature_matrices",
     "random_pauli_labels",
+    "state_discrimination",
     "tomography",
+    "tomography_intervals",
     "tomography_state",
     "two_point",
     "two_point_cost",

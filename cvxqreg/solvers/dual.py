@@ -34,6 +34,7 @@ import numpy as np
 
 from ..backend import Backend, get_backend
 from ..errors import InfeasibleDataError, InvalidInputError
+from ..operators.blocks import block_eigh
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer
 
@@ -159,7 +160,8 @@ class DualOracle:
         with ``spectral_native`` then compute ``A(X)`` without forming it)."""
         xp, eps, reg = self.be.xp, self.eps, self.reg
         alpha = np.asarray(alpha, dtype=np.float64)
-        lam, U = self.be.eigh(self.W(alpha))
+        # several PSD variables: W is block diagonal, one eigh per block
+        lam, U = block_eigh(self.be, self.W(alpha), self.problem.blocks)
         self.n_evals += 1
         if self.c is not None:
             # centre first: t = (lam - lam_max)/eps <= 0 keeps t + u accurate at tiny eps
@@ -342,13 +344,14 @@ class DualOracle:
             return math.nan
         u = np.finfo(np.float64).eps
         D, tau = self.problem.dim, float(c @ self.q)
-        lam = self.be.eigvalsh(self.W(ev.alpha))  # recomputed at the reported alpha itself
+        alpha = self.problem.project_dual(ev.alpha)  # alpha_I <= 0: weak duality needs the sign
+        lam = self.be.eigvalsh(self.W(alpha))  # recomputed at the reported alpha itself
         s = float(self.be.xp.max(lam))
         # eigenvalue error of a backward-stable solver on the rounded W
         delta = 8.0 * D * u * (float(self.be.xp.max(self.be.xp.abs(lam))) + self.problem.cost_norm)
         t = s + delta
         t += abs(t) * 2.0 * self.problem.trace_residual  # A*(c) = I + E, ||E|| <= residual
-        aq = ev.alpha * self.q
+        aq = alpha * self.q
         rounding = 4.0 * u * (self.q.size * float(np.abs(aq).sum()) + abs(t * tau))
         return float(aq.sum()) - t * tau - rounding
 

@@ -4,7 +4,8 @@
 
 The lowered problem is rebuilt as a small CVXPY model with one vectorized equality
 ``M [Re X; Im X] = q`` (``M`` = the operator's row matrix), so the dual vector of that constraint is
-``alpha`` in the lowered row convention and ``A*(alpha) <= H`` can be checked directly.
+``alpha`` in the lowered row convention and ``A*(alpha) <= H`` can be checked directly. Inequality
+rows become one vectorized ``M_I [Re X; Im X] <= q_I`` (multipliers ``alpha_I <= 0``).
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ def _build(lp: LoweredProblem):
         obj = cp.sum(cp.multiply(lp.H.real, cp.real(X))) + cp.sum(
             cp.multiply(lp.H.imag, cp.imag(X))
         )
-    eq = Ax == lp.q
-    prob = cp.Problem(cp.Minimize(obj), [X >> 0, eq])
-    return prob, X, eq
+    if lp.inequality is None:
+        eq = Ax == lp.q
+        return cp.Problem(cp.Minimize(obj), [X >> 0, eq]), X, [eq]
+    # inequality rows: A(X)_I <= q_I, with CVXPY's dual >= 0 (alpha_I = -dual <= 0)
+    E, I = np.flatnonzero(~lp.inequality), np.flatnonzero(lp.inequality)
+    cons = [Ax[E] == lp.q[E], Ax[I] <= lp.q[I]]
+    return cp.Problem(cp.Minimize(obj), [X >> 0, *cons]), X, [(E, cons[0]), (I, cons[1])]
 
 
 def solve_exact(
@@ -135,7 +140,12 @@ def _solve_lowered(lp: LoweredProblem, name: str, verbose: bool, solver_options)
     Xv = np.asarray(X.value)
     # CVXPY's equality dual y enters the Lagrangian as + y^T (A(X) - q) of a minimization, so the
     # multiplier of max <alpha, q> s.t. A*(alpha) <= H is alpha = -y.
-    alpha = -np.asarray(eq.dual_value, dtype=np.float64).reshape(-1)
+    if len(eq) == 1:
+        alpha = -np.asarray(eq[0].dual_value, dtype=np.float64).reshape(-1)
+    else:
+        alpha = np.zeros(lp.n_rows)
+        for rows, con in eq:
+            alpha[rows] = -np.asarray(con.dual_value, dtype=np.float64).reshape(-1)
     W = lp.A.to_backend("numpy").adjoint(alpha)
     W = (W.real if lp.real else W) - lp.H
     lam_max = float(np.linalg.eigvalsh(0.5 * (W + W.conj().T)).max())

@@ -20,6 +20,7 @@ from ..errors import InfeasibleDataError, InvalidInputError
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
+from .bounded import bounded_lbfgs_maximize, projected_newton_maximize
 from .dual import DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
 from .newton import newton_cg_maximize
@@ -174,6 +175,14 @@ class DualSolver:
             callback=self.progress,
             stop_above=oracle.primal_upper_bound(),
         )
+        if oracle.problem.has_inequalities:  # sign-constrained multipliers: a box-constrained dual
+            if self.optimizer == "newton" and self._has_curvature:
+                return projected_newton_maximize(
+                    oracle, x0, hessian=self.hessian, regularization=self.regularization, **common
+                )
+            return bounded_lbfgs_maximize(
+                fun_of(oracle), x0, oracle.problem, memory=self.memory, **common
+            )
         if self.optimizer == "newton" and not self._has_curvature:
             return lbfgs_maximize_hz(fun_of(oracle), x0, memory=self.memory, **common)
         if self.optimizer == "newton":
@@ -318,7 +327,7 @@ class DualSolver:
             energy=user(energy),
             dual_value=user(ev.value),
             entropy=entropy,
-            grad_norm=ev.grad_norm,
+            grad_norm=float(np.linalg.norm(problem.projected_gradient(ev.alpha, ev.grad))),
             certified_bound=user(lb),
             bracket=bracket,
             iterations=out.iterations,
@@ -332,7 +341,14 @@ class DualSolver:
             extras={
                 "eliminated": oracle.c is not None,
                 "optimizer": (
-                    self.optimizer
+                    (
+                        "projected newton"
+                        if self.optimizer == "newton" and self._has_curvature
+                        else "scipy L-BFGS-B"
+                    )
+                    + " (inequality rows: bound-constrained dual)"
+                    if problem.has_inequalities
+                    else self.optimizer
                     if self.optimizer != "newton" or self._has_curvature
                     else "lbfgs (the regularizer has no psi'')"
                 ),
