@@ -14,6 +14,7 @@ Typical use::
 
 from . import operators, plotting, problems, regularizers
 from .backend import Backend, available_backends, get_backend
+from .batch import BatchResult, scan, solve_many
 from .cvxpy_method import register as _register
 from .errors import (
     BackendUnavailableError,
@@ -37,6 +38,7 @@ _register()
 __all__ = [
     "Backend",
     "BackendUnavailableError",
+    "BatchResult",
     "Custom",
     "CvxqregError",
     "DualSolver",
@@ -62,7 +64,9 @@ __all__ = [
     "plotting",
     "problems",
     "regularizers",
+    "scan",
     "solve",
     "solve_exact",
+    "solve_many",
     "sweep",
 ]
