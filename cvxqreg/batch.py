@@ -709,3 +709,55 @@ def scan(
         for p, v in zip(params, saved, strict=True):
             p.value = v
     return _assemble(done, meta, names, scheduler, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers of the ``cvxqreg batch`` command
+
+
+def parse_param(text: str) -> tuple[str, list[float]]:
+    """``"NAME=V1,V2,..."`` (or ``"NAME=START:STOP:NUM"``, NumPy's ``linspace``) -> name, values."""
+    name, sep, rest = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not rest.strip():
+        raise InvalidInputError(f"expected NAME=V1,V2,... or NAME=START:STOP:NUM, got {text!r}")
+    try:
+        if ":" in rest:
+            start, stop, num = rest.split(":")
+            values = [float(v) for v in np.linspace(float(start), float(stop), int(num))]
+        else:
+            values = [float(v) for v in rest.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInputError(f"cannot read the values of {text!r} as numbers") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise InvalidInputError(f"{text!r} needs at least one finite value")
+    return name, values
+
+
+def model_files(paths: Sequence[str]) -> list[str]:
+    """Model files from files and folders (a folder contributes its ``*.py`` files, sorted)."""
+    from pathlib import Path
+
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.glob("*.py") if f.is_file())
+            if not found:
+                raise InvalidInputError(f"no *.py model files in {p}")
+            out += [str(f) for f in found]
+        else:
+            out.append(str(p))
+    return out
+
+
+def cli_client(scheduler: str):
+    """``--scheduler``: ``serial``, ``local`` or a Dask scheduler address (``tcp://host:8786``)."""
+    if scheduler in ("serial", "local"):
+        return scheduler
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError(
+            f"--scheduler {scheduler} needs Dask: pip install 'cvxqreg[distributed]'"
+        ) from exc
+    return Client(scheduler)
