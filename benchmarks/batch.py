@@ -1,0 +1,128 @@
+"""Serial loop against a Dask LocalCluster on one batch of small transport problems, in one run.
+
+``N`` quantum transport problems between random states on ``C^d`` (``D = d^2``, cost of
+examples/qwd_matrix.py) are lowered once, then solved by :func:`cvxqreg.solve_many` twice with the
+same lowered data: in the serial loop and on a ``LocalCluster`` of ``k`` single-threaded worker
+processes (started and warmed up before the clock starts; its start-up time is reported apart).
+Reported: wall times, speed-up ``T_serial / T_dask``, the summed solve time of the tasks, and the
+overhead per task, ``(T_serial - sum t_i) / N`` for the loop and ``(k T_dask - sum t_i) / N``
+(worker-seconds per task not spent solving: scheduling, transfers, idle workers at the end) for
+Dask; and whether both runs gave the same numbers bit for bit.
+
+Usage:  OPENBLAS_NUM_THREADS=1 python benchmarks/batch.py [--tasks 64] [--dim 3] [--eps 1e-3]
+            [--workers 2] [--in-process] [--out benchmarks/results/batch.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import cvxqreg
+
+
+def transport_problems(n: int, d: int, seed: int = 0):
+    """``n`` transport problems between random states on ``C^d`` (examples/qwd_matrix.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "qwd_matrix.py"
+    spec = importlib.util.spec_from_file_location("qwd_matrix", path)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    H = ex.transport_cost(d)
+    states = ex.random_states(2 * n, d, seed)
+    return [ex.transport_problem(H, states[2 * t], states[2 * t + 1]) for t in range(n)]
+
+
+def _key(result):
+    return [(r["task"], r["eps"], r["status"], r["value"], r["iterations"]) for r in result.rows]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--tasks", type=int, default=64)
+    ap.add_argument("--dim", type=int, default=3, help="d: states on C^d, D = d^2 (default 3)")
+    ap.add_argument("--eps", type=float, nargs="+", default=[1e-3])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--in-process", action="store_true", help="threads, not processes (tests)")
+    ap.add_argument("--out", default=None, help="write the Markdown report here")
+    args = ap.parse_args(argv)
+    from distributed import Client, LocalCluster
+
+    N, k = args.tasks, args.workers
+    models = transport_problems(N, args.dim)
+    t0 = time.perf_counter()
+    lowered = [cvxqreg.lower(m) for m in models]
+    t_lower = time.perf_counter() - t0
+    opts = dict(backend="numpy", keep_states=False)
+
+    serial = cvxqreg.solve_many(lowered, args.eps, client="serial", **opts)
+    t0 = time.perf_counter()
+    cluster = LocalCluster(
+        n_workers=k, threads_per_worker=1, processes=not args.in_process, dashboard_address=None
+    )
+    client = Client(cluster)
+    t_start = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        cvxqreg.solve_many(lowered[:k], args.eps, client=client, **opts)  # imports on the workers
+        t_warm = time.perf_counter() - t0
+        dask = cvxqreg.solve_many(lowered, args.eps, client=client, **opts)
+    finally:
+        client.close()
+        cluster.close()
+
+    sum_serial = float(np.nansum(serial.column("time")))
+    sum_dask = float(np.nansum(dask.column("time")))
+    same = _key(serial) == _key(dask)
+    speedup = serial.wall_time / dask.wall_time
+    over_serial = (serial.wall_time - sum_serial) / N
+    over_dask = (k * dask.wall_time - sum_dask) / N
+    statuses = sorted({r["status"] for r in serial.rows})
+    cmd = " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [
+        "# Batch: serial loop against a Dask LocalCluster\n",
+        f"Command: `OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} "
+        f"python benchmarks/batch.py {cmd}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
+        f"Python {platform.python_version()}. Measured on a busy shared machine (other jobs used "
+        "the cores): the times are indicative only.\n",
+        f"{N} transport problems on C^{args.dim} (x) C^{args.dim} (D = {args.dim**2}), "
+        f"eps = {', '.join(f'{e:g}' for e in args.eps)} (von Neumann, default solver options); "
+        f"statuses: {', '.join(statuses)}. Lowering (done once, before both runs): "
+        f"{t_lower:.2f} s, {1e3 * t_lower / N:.1f} ms per problem.\n",
+        "| run | wall [s] | sum of solve times [s] | overhead per task [ms] | speed-up |",
+        "|---|---|---|---|---|",
+        f"| serial loop | {serial.wall_time:.3f} | {sum_serial:.3f} | "
+        f"{1e3 * over_serial:.2f} | 1 |",
+        f"| LocalCluster, {k} {'threads' if args.in_process else 'processes'} | "
+        f"{dask.wall_time:.3f} | {sum_dask:.3f} | {1e3 * over_dask:.2f} | {speedup:.2f} |",
+        "",
+        f"Cluster start-up {t_start:.2f} s and a warm-up batch of {k} tasks {t_warm:.2f} s, not "
+        "included above. Overhead per task: serial `(T - sum t_i)/N`; Dask "
+        f"`({k} T - sum t_i)/N` (worker-seconds per task not spent solving). Same numbers in "
+        f"both runs (task, eps, status, value, iterations): {'yes' if same else 'NO'}.",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    return {
+        "serial": serial,
+        "dask": dask,
+        "speedup": speedup,
+        "overhead_serial": over_serial,
+        "overhead_dask": over_dask,
+        "same_numbers": same,
+    }
+
+
+if __name__ == "__main__":
+    main()
