@@ -62,6 +62,7 @@ BASE_COLUMNS = (
     "iterations",
     "time",
     "lower_time",
+    "lowered",
     "warm_started",
     "message",
 )
@@ -97,7 +98,9 @@ class BatchResult:
         (certified bound on the exact optimum), ``bracket_low``/``bracket_high``, ``residual``
         (``||A(X) - q||_2``), ``iterations``, ``time`` (solve seconds on the worker),
         ``lower_time`` (seconds spent lowering the task's model, in the calling process),
-        ``warm_started`` and ``message``. Missing numbers are ``nan``.
+        ``lowered`` (how the task's data were made: ``"full"`` by :func:`cvxqreg.lower`,
+        ``"given"`` a LoweredProblem passed in, ``"affine"`` interpolated in a scan, ``"shared"``
+        a repeated point), ``warm_started`` and ``message``. Missing numbers are ``nan``.
     results : tuple
         The :class:`~cvxqreg.RegularizedResult` / :class:`~cvxqreg.ExactResult` of each row
         (``None`` for an error row), same order.
@@ -169,13 +172,15 @@ class BatchResult:
         return text
 
     def to_json(self, path: str | None = None) -> str:
-        """JSON text (``{"scheduler", "wall_time", "rows"}``, ``nan`` as ``null``); also written to
-        ``path`` when given."""
+        """JSON text (``{"scheduler", "wall_time", "rows"}``, ``nan`` as ``null``, a complex entry
+        of a parameter value as ``[re, im]``); also written to ``path`` when given."""
         import json
 
         rows = [_jsonable({c: _cell(r[c]) for c in self.columns}) for r in self.rows]
         text = json.dumps(
-            {"scheduler": self.scheduler, "wall_time": self.wall_time, "rows": rows}, indent=2
+            {"scheduler": self.scheduler, "wall_time": self.wall_time, "rows": rows},
+            indent=2,
+            default=_complex_json,
         )
         if path is not None:
             with open(path, "w") as fh:
@@ -204,6 +209,13 @@ def _cell(v):
     if isinstance(v, np.generic):
         return v.item()
     return v
+
+
+def _complex_json(v):
+    """Complex entries of array-valued parameters as ``[re, im]``."""
+    if isinstance(v, complex):
+        return [v.real, v.imag]
+    raise TypeError(f"{type(v).__name__} is not JSON serializable")
 
 
 def _fmt(v, fmt: str) -> str:
@@ -496,22 +508,23 @@ def _ship(lowered: LoweredProblem) -> LoweredProblem:
     return dataclasses.replace(lowered, recovery=None)
 
 
-def _lower(problem) -> tuple[LoweredProblem, float]:
+def _lower(problem) -> tuple[LoweredProblem, float, str]:
     if isinstance(problem, LoweredProblem):
-        return _ship(problem), 0.0
+        return _ship(problem), 0.0, "given"
     from .lowering import lower
 
     t0 = time.perf_counter()
     lp = lower(problem)
-    return _ship(lp), time.perf_counter() - t0
+    return _ship(lp), time.perf_counter() - t0, "full"
 
 
 def _assemble(done, meta, parameters, scheduler, wall) -> BatchResult:
     rows, results = [], []
     columns = (*BASE_COLUMNS[:2], *parameters, *BASE_COLUMNS[2:])
-    for i, (label, params, lower_time, method) in enumerate(meta):
+    for i, (label, params, lower_time, method, how) in enumerate(meta):
         for row, res in done[i]:
             full = {"task": i, "label": label, **params, **row, "lower_time": lower_time}
+            full["lowered"] = how
             if full["method"] == "?":
                 full["method"] = method
             rows.append({c: full.get(c, math.nan) for c in columns})
@@ -582,12 +595,12 @@ def solve_many(
         for i, p in enumerate(problems):
             label = str(i) if labels is None else str(labels[i])
             try:
-                lp, lower_time = _lower(p)
+                lp, lower_time, how = _lower(p)
             except Exception as exc:
-                meta.append((label, {}, math.nan, method))
+                meta.append((label, {}, math.nan, method, "failed"))
                 ex.record(i, [(_error_row(_describe(exc), method), None)])
                 continue
-            meta.append((label, {}, lower_time, method))
+            meta.append((label, {}, lower_time, method, how))
             ex.submit(_Task(i, lp, method, grid, dict(options), keep_states))
         done = ex.collect()
         scheduler = ex.scheduler
@@ -636,17 +649,29 @@ def scan(
     method: str = "solve",
     client=None,
     warm_start: bool = False,
+    lowering: str = "auto",
     progress: bool | Callable[[int, int], None] | None = None,
     keep_states: bool = True,
     **options,
 ) -> BatchResult:
-    """Solve one CVXPY problem for many values of its parameters.
+    """Solve one CVXPY problem for many values ``theta_1..theta_N`` of its parameters.
 
-    For each point ``theta_t`` the parameters are set, the problem is lowered to
-    ``(H(theta_t), A(theta_t), q(theta_t))`` in this process and the lowered data are solved as one
-    task, as in :func:`solve_many`. The lowering reads the parameter values (CVXPY's
-    ``EvalParams``), so each point is lowered once; identical points share one lowering. The
-    parameters' values are restored afterwards.
+    Each point is solved as one task on the lowered data
+    ``(H(theta_t), A, q(theta_t), c(theta_t))``, as in :func:`solve_many`. How those data are
+    made (``lowering``):
+
+    * ``"each"``: set the parameters and call :func:`cvxqreg.lower` at every point (identical
+      points share one lowering);
+    * ``"affine"`` / ``"auto"``: lower once per structure. For a DPP problem
+      (:meth:`cvxpy.Problem.is_dpp`) CVXPY's problem data are affine in the parameters, so when
+      the lowering keeps the same operator ``A`` the lowered ``H, q, c`` are affine in ``theta``
+      too. The points are lowered at an affine basis of the scan (``r + 1`` points for an
+      ``r``-dimensional scan), every other point is interpolated from them
+      (``H(theta) = H_0 + sum_k c_k (H_k - H_0)``, the same for ``q`` and ``c``), and one more
+      point is lowered in full to check the interpolation (relative 1e-10). ``"auto"`` falls back
+      to ``"each"`` when the problem is not DPP, ``A`` changes, the check fails, or it would not
+      save a lowering; ``"affine"`` raises instead. The ``lowered`` column says which rows were
+      interpolated; they agree with a full lowering to rounding, not bit for bit.
 
     Parameters
     ----------
@@ -654,7 +679,7 @@ def scan(
     values : mapping or sequence of mappings
         ``{param: [v1, v2, ...], ...}`` scans the Cartesian product of the lists (last key
         varying fastest); a list of ``{param: value, ...}`` scans those points. Keys are
-        :class:`cvxpy.Parameter` objects or their names.
+        :class:`cvxpy.Parameter` objects or their names; values may be arrays.
     eps, method, client, progress, keep_states, **options
         As in :func:`solve_many`.
     warm_start : bool
@@ -662,16 +687,20 @@ def scan(
         previous point when the shapes agree (no eps-continuation ladder then, since the start is
         taken as close). On a Dask cluster every point starts cold, so its numbers do not depend
         on the scheduling; the ``warm_started`` column says which rows were warm-started.
+    lowering : {"auto", "affine", "each"}
 
     Returns
     -------
     BatchResult
         One row per (point, eps) in the order of the points, with one column per parameter.
+        The parameters' values are restored afterwards.
     """
     import cvxpy as cp
 
     if not isinstance(problem, cp.Problem):
         raise InvalidInputError(f"scan needs a cvxpy.Problem, got {type(problem).__name__}")
+    if lowering not in ("auto", "affine", "each"):
+        raise InvalidInputError(f"lowering must be 'auto', 'affine' or 'each', got {lowering!r}")
     method, grid = _check_method(method, eps)
     params, points = _points(problem, values)
     names = [p.name() for p in params]
@@ -680,25 +709,40 @@ def scan(
     saved = [p.value for p in params]
     t0 = time.perf_counter()
     meta, cache = [], {}
+
+    def lower_at(pt):
+        for p, v in pt.items():
+            p.value = v
+        return _lower(problem)
+
     try:
+        plan = None
+        if lowering != "each":
+            plan = _AffinePlan.build(problem, params, points, lower_at)
+            if plan is None and lowering == "affine":
+                raise InvalidInputError(
+                    "lowering='affine' is not possible for this scan: the problem is not DPP, "
+                    "its operator A depends on the parameters, the interpolation check failed, "
+                    "or the scan has too few points; use lowering='auto' or 'each'"
+                )
         with _Executor(client, len(points), progress) as ex:
             warm = warm_start and ex.client is None and method == "solve"
             for i, pt in enumerate(points):
                 shown = {p.name(): _cell(np.asarray(v)) if np.ndim(v) else v for p, v in pt.items()}
                 key = tuple((p.id, np.asarray(v).tobytes()) for p, v in pt.items())
                 try:
-                    if key in cache:
-                        lp, lower_time = cache[key], 0.0
+                    if plan is not None:
+                        lp, lower_time, how = plan.get(i)
+                    elif key in cache:
+                        lp, lower_time, how = cache[key], 0.0, "shared"
                     else:
-                        for p, v in pt.items():
-                            p.value = v
-                        lp, lower_time = _lower(problem)
+                        lp, lower_time, how = lower_at(pt)
                         cache[key] = lp
                 except Exception as exc:
-                    meta.append((str(i), shown, math.nan, method))
+                    meta.append((str(i), shown, math.nan, method, "failed"))
                     ex.record(i, [(_error_row(_describe(exc), method), None)])
                     continue
-                meta.append((str(i), shown, lower_time, method))
+                meta.append((str(i), shown, lower_time, method, how))
                 alpha0 = ex.last_alpha(i - 1) if warm and i > 0 else None
                 if alpha0 is not None and alpha0.shape != (lp.n_rows,):
                     alpha0 = None
@@ -709,6 +753,99 @@ def scan(
         for p, v in zip(params, saved, strict=True):
             p.value = v
     return _assemble(done, meta, names, scheduler, time.perf_counter() - t0)
+
+
+def _flat(point: Mapping[Any, Any], params) -> np.ndarray:
+    """The point as one real vector (complex entries as real and imaginary parts)."""
+    parts = []
+    for p in params:
+        v = np.asarray(point[p])
+        parts.append(v.real.ravel().astype(float))
+        if np.iscomplexobj(v):
+            parts.append(v.imag.ravel().astype(float))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _same_operator(a: LoweredProblem, b: LoweredProblem) -> bool:
+    if (a.dim, a.n_rows, a.sense, a.real, a.row_labels) != (
+        b.dim,
+        b.n_rows,
+        b.sense,
+        b.real,
+        b.row_labels,
+    ) or a.A.describe() != b.A.describe():
+        return False
+    return (a.A.matrix() != b.A.matrix()).nnz == 0
+
+
+@dataclasses.dataclass
+class _AffinePlan:
+    """Lowered data of a scan from full lowerings at an affine basis of its points."""
+
+    base: LoweredProblem
+    diffs: np.ndarray  # theta_t - theta_0, one row per point
+    basis: list[int]  # the points lowered in full (point 0 first)
+    deltas: list[tuple[np.ndarray, np.ndarray, float]]  # (H_k - H_0, q_k - q_0, c_k - c_0)
+    full: dict[int, tuple[LoweredProblem, float, str]]
+
+    @classmethod
+    def build(cls, problem, params, points, lower_at) -> _AffinePlan | None:
+        if len(points) < 3 or any(len(pt) != len(params) for pt in points):
+            return None
+        if not problem.is_dpp():
+            return None
+        thetas = np.array([_flat(pt, params) for pt in points])
+        diffs = thetas - thetas[0]
+        scale = max(1.0, float(np.abs(thetas).max()))
+        basis, Q = [0], np.zeros((0, thetas.shape[1]))
+        for i in range(1, len(points)):
+            d = diffs[i] - Q.T @ (Q @ diffs[i])
+            d = d - Q.T @ (Q @ d)  # twice is enough (Gram-Schmidt)
+            nd = float(np.linalg.norm(d))
+            if nd > 1e-9 * scale:
+                basis.append(i)
+                Q = np.vstack([Q, d / nd])
+        check = next((i for i in range(len(points)) if i not in basis), None)
+        if check is None or len(basis) + 1 >= len(points):
+            return None  # no lowering saved
+        try:
+            full = {i: lower_at(points[i]) for i in (*basis, check)}
+        except Exception:
+            return None  # lower point by point: the error then belongs to its point
+        lp0 = full[0][0]
+        if not all(_same_operator(lp0, full[i][0]) for i in full):
+            return None
+        deltas = [
+            (full[i][0].H - lp0.H, full[i][0].q - lp0.q, full[i][0].offset - lp0.offset)
+            for i in basis[1:]
+        ]
+        plan = cls(lp0, diffs, basis, deltas, full)
+        got, _, _ = plan._interpolate(check)
+        ref = full[check][0]
+        for a, b in ((got.H, ref.H), (got.q, ref.q), (got.offset, ref.offset)):
+            if np.max(np.abs(np.asarray(a) - b), initial=0.0) > 1e-10 * (
+                1.0 + np.max(np.abs(b), initial=0.0)
+            ):
+                return None
+        return plan
+
+    def _interpolate(self, i: int) -> tuple[LoweredProblem, float, str]:
+        t0 = time.perf_counter()
+        B = self.diffs[self.basis[1:]]
+        c = np.linalg.lstsq(B.T, self.diffs[i], rcond=None)[0]
+        lp = self.base
+        H, q, off = lp.H.copy(), lp.q.copy(), lp.offset
+        for ck, (dH, dq, doff) in zip(c, self.deltas, strict=True):
+            H += ck * dH
+            q += ck * dq
+            off += ck * doff
+        out = LoweredProblem(
+            H=H, A=lp.A, q=q, offset=off, sense=lp.sense, real=lp.real, row_labels=lp.row_labels
+        )
+        return out, time.perf_counter() - t0, "affine"
+
+    def get(self, i: int) -> tuple[LoweredProblem, float, str]:
+        return self.full[i] if i in self.full else self._interpolate(i)
 
 
 # --------------------------------------------------------------------------------------------

@@ -151,8 +151,9 @@ def scan_model():
 
 def test_scan_grid_order_values_and_restore():
     p, lam, mu, H = scan_model()
-    res = cvxqreg.scan(p, {lam: [0.0, 1.0], "mu": [0.0, 0.5, 1.0]}, 1e-3, **OPTS)
-    assert res.parameters == ("lam", "mu")
+    grid = {lam: [0.0, 1.0], "mu": [0.0, 0.5, 1.0]}
+    res = cvxqreg.scan(p, grid, 1e-3, lowering="each", **OPTS)
+    assert res.parameters == ("lam", "mu") and set(res.column("lowered")) == {"full"}
     assert [(r["lam"], r["mu"]) for r in res.rows] == [
         (a, b) for a in (0.0, 1.0) for b in (0.0, 0.5, 1.0)
     ]
@@ -160,7 +161,14 @@ def test_scan_grid_order_values_and_restore():
     for r in res.rows:
         lam.value, mu.value = r["lam"], r["mu"]
         assert r["value"] == cvxqreg.solve(p, 1e-3, **OPTS).value  # same lowering, same solve
-    warm = cvxqreg.scan(p, [{"lam": v} for v in (0.0, 0.1, 0.2)], 1e-3, warm_start=True, **OPTS)
+    # lowered once per structure: points 0, 1, 3 (an affine basis) and 2 (the check) in full
+    affine = cvxqreg.scan(p, grid, 1e-3, **OPTS)
+    assert list(affine.column("lowered")) == ["full"] * 4 + ["affine"] * 2
+    assert np.max(np.abs(affine.column("value") - res.column("value"))) < 1e-7
+    assert set(affine.column("status")) == {"converged"}
+    warm = cvxqreg.scan(
+        p, [{"lam": v} for v in (0.0, 0.1, 0.2)], 1e-3, warm_start=True, lowering="each", **OPTS
+    )
     assert [r["warm_started"] for r in warm.rows] == [False, True, True]
     for r in warm.rows:
         lam.value = r["lam"]
@@ -168,6 +176,26 @@ def test_scan_grid_order_values_and_restore():
         assert abs(r["value"] - cvxqreg.solve(p, 1e-3, **OPTS).value) < 1e-6
     with pytest.raises(InvalidInputError, match="no parameter named"):
         cvxqreg.scan(p, {"nu": [1.0]}, 1e-3)
+
+
+def test_scan_lowering_falls_back_when_not_affine():
+    lam = cp.Parameter(name="lam", value=1.0)
+    X = cp.Variable((2, 2), hermitian=True)
+    H = np.array([[1.0, 0.5], [0.5, -1.0]])
+    cons = [X >> 0, cp.trace(X) == 1]
+    grid = {lam: [0.5, 1.0, 1.5, 2.0]}
+    not_dpp = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X)) + lam * lam * cp.real(X[0, 0])), cons)
+    in_a = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), [*cons, lam * cp.real(X[0, 0]) == 0.3])
+    for prob in (not_dpp, in_a):
+        res = cvxqreg.scan(prob, grid, 1e-2, **OPTS)
+        assert set(res.column("lowered")) == {"full"}
+        with pytest.raises(InvalidInputError, match="affine"):
+            cvxqreg.scan(prob, grid, 1e-2, lowering="affine", **OPTS)
+    # lam enters A: X_00 = a = 0.3 / lam, X_11 = 1 - a, Re X_01 = -sqrt(a (1 - a)) at the optimum
+    exact = cvxqreg.scan(in_a, grid, method="exact")
+    for r in exact.rows:
+        a = 0.3 / r["lam"]
+        assert r["value"] == pytest.approx(2 * a - 1 - np.sqrt(a * (1 - a)), abs=1e-6)
 
 
 def test_table_exports(tmp_path):
