@@ -274,7 +274,7 @@ def test_benchmark_runs_small(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "b.md"
-    report = module.main(["--tasks", "6", "--workers", "2", "--in-process", "--out", str(out)])
+    report = module.main(["--tasks", "6", "--repeat", "1", "--in-process", "--out", str(out)])
     assert report["same_numbers"] and out.read_text().startswith("# Batch")
 
 
