@@ -274,8 +274,13 @@ def test_benchmark_runs_small(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "b.md"
-    report = module.main(["--tasks", "6", "--repeat", "1", "--in-process", "--out", str(out)])
+    report = module.main(
+        ["--tasks", "6", "--repeat", "1", "--in-process", "--scan-states", "4", "--out", str(out)]
+    )
     assert report["same_numbers"] and out.read_text().startswith("# Batch")
+    sc = report["scan"]
+    assert sc["points"] == 10 and sc["auto"]["full"] <= sc["each"]["full"] == 10
+    assert sc["max_diff"] < 1e-9 and "## Scan" in out.read_text()
 
 
 # --------------------------------------------------------------------------------------------
