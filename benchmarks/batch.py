@@ -75,6 +75,10 @@ def scan_lowering(n_states: int, d: int, eps) -> dict:
     return out
 
 
+def _shape(lp) -> tuple[int, int]:
+    return lp.dim, lp.n_rows
+
+
 def _key(result):
     return [(r["task"], r["eps"], r["status"], r["value"], r["iterations"]) for r in result.rows]
 
@@ -95,6 +99,7 @@ def main(argv=None) -> dict:
     from distributed import Client, LocalCluster
 
     N, k = args.tasks, args.workers
+    load0 = os.getloadavg()[0]
     models = transport_problems(N, args.dim)
     t0 = time.perf_counter()
     lowered = [cvxqreg.lower(m) for m in models]
@@ -119,6 +124,9 @@ def main(argv=None) -> dict:
         cvxqreg.solve_many(lowered, args.eps, client=client, **opts)  # warm-up: imports, caches
         t_warm = time.perf_counter() - t0
         dask = best(client)
+        t0 = time.perf_counter()  # the same lowered data through Dask, no solve: the floor
+        client.gather(client.map(_shape, lowered, pure=False))
+        t_ship = time.perf_counter() - t0
     finally:
         client.close()
         cluster.close()
@@ -137,7 +145,8 @@ def main(argv=None) -> dict:
         f"python benchmarks/batch.py {cmd}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
         f"Python {platform.python_version()}. Measured on a busy shared machine (other jobs used "
-        "the cores): the times are indicative only.\n",
+        f"the cores; load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after): the times "
+        "are indicative only.\n",
         f"{N} transport problems on C^{args.dim} (x) C^{args.dim} (D = {args.dim**2}), "
         f"eps = {', '.join(f'{e:g}' for e in args.eps)} (von Neumann, default solver options); "
         f"statuses: {', '.join(statuses)}. Lowering (done once, before both runs): "
@@ -151,6 +160,8 @@ def main(argv=None) -> dict:
         "",
         f"Best of {R} runs each, after one untimed warm-up run of the whole batch (serial, and on "
         f"the cluster: {t_warm:.2f} s); cluster start-up {t_start:.2f} s, not included. "
+        f"Shipping the {N} lowered problems to the workers and back through Dask without "
+        f"solving took {t_ship:.3f} s ({1e3 * t_ship / N:.2f} ms per task). "
         "Overhead per task: serial `(T - sum t_i)/N`; Dask "
         f"`({k} T - sum t_i)/N` (worker-seconds per task not spent solving). Same numbers in "
         f"both runs (task, eps, status, value, iterations): {'yes' if same else 'NO'}.",
