@@ -8,12 +8,13 @@ apart), best of ``--repeat`` runs each.
 Reported: wall times, speed-up ``T_serial / T_dask``, the summed solve time of the tasks, and the
 overhead per task, ``(T_serial - sum t_i) / N`` for the loop and ``(k T_dask - sum t_i) / N``
 (worker-seconds per task not spent solving: scheduling, transfers, idle workers at the end) for
-Dask; and whether both runs gave the same numbers bit for bit. Then, with ``--scan-states n``, the
+Dask (also with ``chunk_size=--chunk`` tasks per Dask task); and whether all runs gave the same
+numbers bit for bit. Then, with ``--scan-states n``, the
 lowering time of a :func:`cvxqreg.scan` over the ``n (n + 1) / 2`` pairs of ``n`` states with
 ``lowering="each"`` against ``"auto"`` (lowered once per structure, interpolated).
 
 Usage:  OPENBLAS_NUM_THREADS=1 python benchmarks/batch.py [--tasks 64] [--dim 3] [--eps 1e-3]
-            [--workers 2] [--repeat 3] [--scan-states 12] [--in-process]
+            [--workers 2] [--repeat 3] [--chunk 8] [--scan-states 12] [--in-process]
             [--out benchmarks/results/batch.md]
 """
 
@@ -91,6 +92,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--eps", type=float, nargs="+", default=[1e-3])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each; the best is shown")
+    ap.add_argument("--chunk", type=int, default=8, help="also run with this chunk_size (1: no)")
     ap.add_argument("--in-process", action="store_true", help="threads, not processes (tests)")
     ap.add_argument(
         "--scan-states", type=int, default=12, help="states of the scan part (0: skip it)"
@@ -125,6 +127,14 @@ def main(argv=None) -> dict:
         cvxqreg.solve_many(lowered, args.eps, client=client, **opts)  # warm-up: imports, caches
         t_warm = time.perf_counter() - t0
         dask = best(client)
+        chunked = best_chunked = None
+        if args.chunk > 1:
+            runs = [
+                cvxqreg.solve_many(lowered, args.eps, client=client, chunk_size=args.chunk, **opts)
+                for _ in range(R)
+            ]
+            chunked = min(runs, key=lambda r: r.wall_time)
+            best_chunked = chunked.wall_time
         t_ship = math.inf  # the same lowered data through Dask, no solve: the floor (best of R)
         for _ in range(R + 1):
             t0 = time.perf_counter()
@@ -160,6 +170,17 @@ def main(argv=None) -> dict:
         f"{1e3 * over_serial:.2f} | 1 |",
         f"| LocalCluster, {k} {'threads' if args.in_process else 'processes'} | "
         f"{dask.wall_time:.3f} | {sum_dask:.3f} | {1e3 * over_dask:.2f} | {speedup:.2f} |",
+    ]
+    if chunked is not None:
+        sum_chunk = float(np.nansum(chunked.column("time")))
+        lines.append(
+            f"| LocalCluster, {k} {'threads' if args.in_process else 'processes'}, "
+            f"chunk_size={args.chunk} | {best_chunked:.3f} | {sum_chunk:.3f} | "
+            f"{1e3 * (k * best_chunked - sum_chunk) / N:.2f} | "
+            f"{serial.wall_time / best_chunked:.2f} |"
+        )
+        same = same and _key(chunked) == _key(serial)
+    lines += [
         "",
         f"Best of {R} runs each, after one untimed warm-up run of the whole batch (serial, and on "
         f"the cluster: {t_warm:.2f} s); cluster start-up {t_start:.2f} s, not included. "

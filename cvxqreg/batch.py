@@ -282,6 +282,11 @@ def _run_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
         return [(_error_row(_describe(exc), task.method), None)]
 
 
+def _run_chunk(chunk: tuple[_Task, ...]) -> list[list[tuple[dict[str, Any], Any]]]:
+    """Several tasks as one Dask task (each still independent: one failing does not stop them)."""
+    return [_run_task(t) for t in chunk]
+
+
 def _solve_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
     from .solvers.exact import solve_exact
     from .solvers.regularized import solve
@@ -346,9 +351,13 @@ def _solve_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
 class _Executor:
     """Runs tasks serially or on a Dask client; results are collected in input order."""
 
-    def __init__(self, client, n_tasks: int, progress):
+    def __init__(self, client, n_tasks: int, progress, chunk_size: int = 1):
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise InvalidInputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
         self.n_tasks = n_tasks
         self.progress = progress
+        self.chunk_size = int(chunk_size)
+        self._pending: list[_Task] = []
         self._own_cluster = None
         self.client = self._resolve(client)
         self.scheduler = "serial" if self.client is None else _address(self.client)
@@ -431,9 +440,19 @@ class _Executor:
             self._done[task.index] = _run_task(task)
             self._tick(len(self._done))
         else:
-            self._futures[task.index] = self.client.submit(
-                _run_task, task, key=f"cvxqreg-batch-{self._batch}-{task.index}", pure=False
-            )
+            self._pending.append(task)
+            if len(self._pending) >= self.chunk_size:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Submit the pending tasks as one Dask task (a chunk; one task when chunk_size = 1)."""
+        if not self._pending:
+            return
+        chunk, self._pending = tuple(self._pending), []
+        key = f"cvxqreg-batch-{self._batch}-{chunk[0].index}"
+        self._futures[tuple(t.index for t in chunk)] = self.client.submit(
+            _run_chunk, chunk, key=key, pure=False
+        )
 
     def last_alpha(self, index: int):
         """The final ``alpha`` of a finished serial task (for warm starts), else ``None``."""
@@ -449,17 +468,20 @@ class _Executor:
         self._tick(len(self._done))
 
     def collect(self) -> dict[int, list]:
+        self._flush()
         if self._futures:
             from distributed import as_completed
 
-            index_of = {f.key: i for i, f in self._futures.items()}
+            indices_of = {f.key: idx for idx, f in self._futures.items()}
             for fut in as_completed(list(self._futures.values())):
-                i = index_of[fut.key]
+                indices = indices_of[fut.key]
                 try:
-                    self._done[i] = fut.result()
+                    outcomes = fut.result()
                 except Exception as exc:  # e.g. KilledWorker after the allowed retries
-                    self._done[i] = [(_error_row(_describe(exc), "?"), None)]
-                self._tick(len(self._done))
+                    outcomes = [[(_error_row(_describe(exc), "?"), None)]] * len(indices)
+                for i, outcome in zip(indices, outcomes, strict=True):
+                    self._done[i] = outcome
+                    self._tick(len(self._done))
         return self._done
 
 
@@ -548,6 +570,7 @@ def solve_many(
     client=None,
     progress: bool | Callable[[int, int], None] | None = None,
     keep_states: bool = True,
+    chunk_size: int = 1,
     **options,
 ) -> BatchResult:
     """Solve independent problems: ``F_eps(P_t)`` (or ``F_0(P_t)``) for ``t = 1..N``.
@@ -574,6 +597,10 @@ def solve_many(
         ``progress(n_done, n_tasks)`` after each task.
     keep_states : bool
         Keep each result's state ``X``; ``False`` drops it on the worker (less memory and traffic).
+    chunk_size : int
+        On Dask, send this many consecutive tasks as one Dask task, to amortize the scheduler's
+        per-task cost when the solves are short (each task in a chunk still fails alone; a chunk
+        whose worker dies is retried as a whole). Ignored by the serial loop.
     **options
         Passed to :func:`cvxqreg.solve` (``regularizer``, ``backend``, ``tol``, ``max_iter``, ...)
         or to :func:`cvxqreg.solve_exact` (``solver``, solver settings).
@@ -591,7 +618,7 @@ def solve_many(
         raise InvalidInputError(f"{len(labels)} labels for {len(problems)} problems")
     t0 = time.perf_counter()
     meta = []
-    with _Executor(client, len(problems), progress) as ex:
+    with _Executor(client, len(problems), progress, chunk_size) as ex:
         for i, p in enumerate(problems):
             label = str(i) if labels is None else str(labels[i])
             try:
@@ -652,6 +679,7 @@ def scan(
     lowering: str = "auto",
     progress: bool | Callable[[int, int], None] | None = None,
     keep_states: bool = True,
+    chunk_size: int = 1,
     **options,
 ) -> BatchResult:
     """Solve one CVXPY problem for many values ``theta_1..theta_N`` of its parameters.
@@ -680,7 +708,7 @@ def scan(
         ``{param: [v1, v2, ...], ...}`` scans the Cartesian product of the lists (last key
         varying fastest); a list of ``{param: value, ...}`` scans those points. Keys are
         :class:`cvxpy.Parameter` objects or their names; values may be arrays.
-    eps, method, client, progress, keep_states, **options
+    eps, method, client, progress, keep_states, chunk_size, **options
         As in :func:`solve_many`.
     warm_start : bool
         Serial loop only: start each point's first (largest) eps from the final ``alpha`` of the
@@ -725,7 +753,7 @@ def scan(
                     "its operator A depends on the parameters, the interpolation check failed, "
                     "or the scan has too few points; use lowering='auto' or 'each'"
                 )
-        with _Executor(client, len(points), progress) as ex:
+        with _Executor(client, len(points), progress, chunk_size) as ex:
             warm = warm_start and ex.client is None and method == "solve"
             for i, pt in enumerate(points):
                 shown = {p.name(): _cell(np.asarray(v)) if np.ndim(v) else v for p, v in pt.items()}

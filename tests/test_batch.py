@@ -316,6 +316,10 @@ def test_dask_in_process_same_numbers_in_order(inproc_client):
     assert values(dask) == values(serial)  # bit for bit, in input order
     assert dask.rows[6]["status"] == ERROR and "broken operator" in dask.rows[6]["message"]
     assert ticks[-1] == (6, 6) and len(ticks) == 6
+    chunked = cvxqreg.solve_many(items, [1e-1, 1e-3], client=inproc_client, chunk_size=4, **OPTS)
+    assert values(chunked) == values(serial)  # the broken task fails alone inside its chunk
+    with pytest.raises(InvalidInputError, match="chunk_size"):
+        cvxqreg.solve_many(items, 1e-2, client=inproc_client, chunk_size=0)
     # the active client is the default one (client=None)
     again = cvxqreg.solve_many(probs[:2], 1e-2, **OPTS)
     assert again.scheduler == dask.scheduler
