@@ -162,7 +162,7 @@ def main(argv=None) -> dict:
         "are indicative only.\n",
         f"{N} transport problems on C^{args.dim} (x) C^{args.dim} (D = {args.dim**2}), "
         f"eps = {', '.join(f'{e:g}' for e in args.eps)} (von Neumann, default solver options); "
-        f"statuses: {', '.join(statuses)}. Lowering (done once, before both runs): "
+        f"statuses: {', '.join(statuses)}. Lowering (done once, before all runs): "
         f"{t_lower:.2f} s, {1e3 * t_lower / N:.1f} ms per problem.\n",
         "| run | wall [s] | sum of solve times [s] | overhead per task [ms] | speed-up |",
         "|---|---|---|---|---|",
@@ -188,7 +188,7 @@ def main(argv=None) -> dict:
         f"solving took {t_ship:.3f} s ({1e3 * t_ship / N:.2f} ms per task, best of {R + 1}). "
         "Overhead per task: serial `(T - sum t_i)/N`; Dask "
         f"`({k} T - sum t_i)/N` (worker-seconds per task not spent solving). Same numbers in "
-        f"both runs (task, eps, status, value, iterations): {'yes' if same else 'NO'}.",
+        f"all runs (task, eps, status, value, iterations): {'yes' if same else 'NO'}.",
     ]
     sc = None
     if args.scan_states:
