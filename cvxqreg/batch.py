@@ -524,9 +524,8 @@ def _check_method(method: str, eps) -> tuple[str, tuple[float, ...]]:
 
 
 def _ship(lowered: LoweredProblem) -> LoweredProblem:
-    """The lowered data without the CVXPY back-references (what a worker needs)."""
-    if lowered.recovery is None:
-        return lowered
+    """The lowered data only (what a worker needs): no CVXPY back-references, and a fresh object,
+    so that no cached derived array (e.g. ``row_stack``, ``m D^2`` entries) travels with it."""
     return dataclasses.replace(lowered, recovery=None)
 
 
