@@ -11,10 +11,13 @@ overhead per task, ``(T_serial - sum t_i) / N`` for the loop and ``(k T_dask - s
 Dask (also with ``chunk_size=--chunk`` tasks per Dask task); and whether all runs gave the same
 numbers bit for bit. Then, with ``--scan-states n``, the
 lowering time of a :func:`cvxqreg.scan` over the ``n (n + 1) / 2`` pairs of ``n`` states with
-``lowering="each"`` against ``"auto"`` (lowered once per structure, interpolated).
+``lowering="each"`` against ``"auto"`` (lowered once per structure, interpolated); and, with
+``--warm-points n``, the iterations of a serial scan of ``n`` neighbouring points, cold against
+``warm_start=True``.
 
 Usage:  OPENBLAS_NUM_THREADS=1 python benchmarks/batch.py [--tasks 64] [--dim 3] [--eps 1e-3]
-            [--workers 2] [--repeat 3] [--chunk 8] [--scan-states 12] [--in-process]
+            [--workers 2] [--repeat 3] [--chunk 8] [--scan-states 12] [--warm-points 21]
+            [--in-process]
             [--out benchmarks/results/batch.md]
 """
 
@@ -77,6 +80,29 @@ def scan_lowering(n_states: int, d: int, eps) -> dict:
     return out
 
 
+def scan_warm_start(d: int, eps, n_points: int = 21) -> dict:
+    """Iterations of a serial scan along a segment of first marginals, cold and warm-started."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "qwd_matrix.py"
+    spec = importlib.util.spec_from_file_location("qwd_matrix", path)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    model, rho, sigma = ex.transport_model(ex.transport_cost(d), d)
+    a, b, c = ex.random_states(3, d, 5)
+    points = [{rho: (1 - t) * a + t * b, sigma: c} for t in np.linspace(0, 1, n_points)]
+    out = {}
+    for warm in (False, True):
+        res = cvxqreg.scan(model, points, eps, warm_start=warm, backend="numpy", keep_states=False)
+        out["warm" if warm else "cold"] = {
+            "iterations": int(res.column("iterations").sum()),
+            "time": float(res.column("time").sum()),
+            "statuses": sorted(set(res.column("status"))),
+        }
+    return out
+
+
 def _shape(lp) -> tuple[int, int]:
     return lp.dim, lp.n_rows
 
@@ -96,6 +122,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--in-process", action="store_true", help="threads, not processes (tests)")
     ap.add_argument(
         "--scan-states", type=int, default=12, help="states of the scan part (0: skip it)"
+    )
+    ap.add_argument(
+        "--warm-points", type=int, default=21, help="points of the warm-start scan (0: skip it)"
     )
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     args = ap.parse_args(argv)
@@ -207,6 +236,21 @@ def main(argv=None) -> dict:
             "",
             f"Largest difference of the values between the two: {sc['max_diff']:.1e}.",
         ]
+    if args.warm_points:
+        ws = scan_warm_start(args.dim, args.eps, args.warm_points)
+        lines += [
+            "",
+            "## Scan: warm start from the neighbouring point (serial loop)\n",
+            f"{args.warm_points} transport problems on C^{args.dim} (x) C^{args.dim} whose first "
+            "marginal moves along a segment, one `cvxqreg.scan`, one run each.\n",
+            "| start | iterations (sum) | solve time (sum) [s] | statuses |",
+            "|---|---|---|---|",
+        ]
+        for name in ("cold", "warm"):
+            w = ws[name]
+            lines.append(
+                f"| {name} | {w['iterations']} | {w['time']:.3f} | {', '.join(w['statuses'])} |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -318,7 +318,13 @@ def _solve_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
     alpha = task.alpha0
     for eps in task.eps:
         warm = alpha is not None
-        res = solve(lp, eps, alpha0=alpha, **task.options)
+        try:
+            res = solve(lp, eps, alpha0=alpha, **task.options)
+        except Exception as exc:  # this eps fails alone; the next starts from the last good alpha
+            row = _error_row(_describe(exc), "solve")
+            row.update(eps=eps, warm_started=warm)
+            out.append((row, None))
+            continue
         if res.status not in ("failed", "infeasible") and np.all(np.isfinite(res.alpha)):
             alpha = res.alpha
         row = {
@@ -454,12 +460,12 @@ class _Executor:
             _run_chunk, chunk, key=key, pure=False
         )
 
-    def last_alpha(self, index: int):
-        """The final ``alpha`` of a finished serial task (for warm starts), else ``None``."""
+    def first_alpha(self, index: int):
+        """The ``alpha`` of a finished serial task at its first (largest) eps, else ``None``."""
         out = self._done.get(index)
         if not out:
             return None
-        res = out[-1][1]
+        res = out[0][1]
         ok = res is not None and getattr(res, "status", "") not in ("failed", "infeasible")
         return res.alpha if ok and res.alpha is not None else None
 
@@ -710,10 +716,10 @@ def scan(
     eps, method, client, progress, keep_states, chunk_size, **options
         As in :func:`solve_many`.
     warm_start : bool
-        Serial loop only: start each point's first (largest) eps from the final ``alpha`` of the
-        previous point when the shapes agree (no eps-continuation ladder then, since the start is
-        taken as close). On a Dask cluster every point starts cold, so its numbers do not depend
-        on the scheduling; the ``warm_started`` column says which rows were warm-started.
+        Serial loop only: start each point's first (largest) eps from the previous point's
+        ``alpha`` at that eps when the shapes agree (no eps-continuation ladder then, since the
+        start is taken as close). On a Dask cluster every point starts cold, so its numbers do not
+        depend on the scheduling; the ``warm_started`` column says which rows were warm-started.
     lowering : {"auto", "affine", "each"}
 
     Returns
@@ -770,7 +776,7 @@ def scan(
                     ex.record(i, [(_error_row(_describe(exc), method), None)])
                     continue
                 meta.append((str(i), shown, lower_time, method, how))
-                alpha0 = ex.last_alpha(i - 1) if warm and i > 0 else None
+                alpha0 = ex.first_alpha(i - 1) if warm and i > 0 else None
                 if alpha0 is not None and alpha0.shape != (lp.n_rows,):
                     alpha0 = None
                 ex.submit(_Task(i, lp, method, grid, dict(options), keep_states, alpha0))

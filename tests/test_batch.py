@@ -275,7 +275,19 @@ def test_benchmark_runs_small(tmp_path):
     spec.loader.exec_module(module)
     out = tmp_path / "b.md"
     report = module.main(
-        ["--tasks", "6", "--repeat", "1", "--in-process", "--scan-states", "4", "--out", str(out)]
+        [
+            "--tasks",
+            "6",
+            "--repeat",
+            "1",
+            "--in-process",
+            "--scan-states",
+            "4",
+            "--warm-points",
+            "3",
+            "--out",
+            str(out),
+        ]
     )
     assert report["same_numbers"] and out.read_text().startswith("# Batch")
     sc = report["scan"]
