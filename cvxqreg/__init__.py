@@ -17,6 +17,7 @@ The regularized problem is solved through its dual by regularized Newton with ep
 
 from . import operators, plotting, problems, regularizers
 from .backend import Backend, available_backends, get_backend
+from .batch import BatchResult, scan, solve_many
 from .cvxpy_method import register as _register
 from .errors import (
     BackendUnavailableError,
@@ -40,6 +41,7 @@ _register()
 __all__ = [
     "Backend",
     "BackendUnavailableError",
+    "BatchResult",
     "Custom",
     "CvxqregError",
     "DualSolver",
@@ -65,7 +67,9 @@ __all__ = [
     "plotting",
     "problems",
     "regularizers",
+    "scan",
     "solve",
     "solve_exact",
+    "solve_many",
     "sweep",
 ]

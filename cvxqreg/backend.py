@@ -48,6 +48,11 @@ class Backend:
     device: str = dataclasses.field(default="cpu", compare=False)
     reason: str = dataclasses.field(default="", compare=False)
 
+    def __reduce__(self):
+        """Pickled by name (a module does not pickle): the process that unpickles it resolves its
+        own array module and device, e.g. each Dask worker its own GPU."""
+        return (get_backend, (self.name,))
+
     def asarray(self, a: Any, dtype: Any = None):
         """Move ``a`` to this backend (a no-op when it is already there)."""
         return self.xp.asarray(a, dtype=dtype)

@@ -558,6 +558,58 @@ def _cmd_demo(args) -> int:
     return code
 
 
+def _cmd_batch(args) -> int:
+    """``cvxqreg batch``: many model files, or one model over a parameter grid (cvxqreg.batch)."""
+    from . import batch
+
+    try:
+        files = batch.model_files(args.models)
+        grid = dict(batch.parse_param(p) for p in args.param or ())
+        client = batch.cli_client(args.scheduler)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    if grid and len(files) != 1:
+        raise CLIError("--param scans one model file; got " + str(len(files)))
+    if args.exact:
+        eps, options = None, {"solver": args.solver}
+    else:
+        eps = args.eps or [1e-3]
+        options = dict(
+            regularizer=args.regularizer,
+            backend=args.backend,
+            tol=args.tol,
+            max_iter=args.max_iter,
+            time_limit=args.time_limit,
+        )
+    common = dict(
+        method="exact" if args.exact else "solve",
+        client=client,
+        progress=_progress_enabled(args),
+        keep_states=False,
+    )
+    try:
+        if grid:
+            result = batch.scan(load_model(files[0], args.name), grid, eps, **common, **options)
+        else:
+            problems = [load_model(f, args.name) for f in files]
+            labels = [Path(f).name for f in files]
+            result = batch.solve_many(problems, eps, labels=labels, **common, **options)
+    finally:
+        if not isinstance(client, str):
+            client.close()
+    print(result.to_markdown() if args.markdown else str(result))
+    for path, writer in ((args.csv, result.to_csv), (args.json, result.to_json)):
+        if path:
+            _write(path, writer)
+            print(f"table written to {path}")
+    bad = result.failed
+    if bad:
+        what = "; ".join(f"{r['label']}: {r['status']}" for r in bad[:5])
+        _err(f"{len(bad)} of {len(result)} rows did not converge ({what})")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------------------------
 # the parser
 
@@ -849,6 +901,67 @@ exit code 1 when any solve (reference included) did not converge; the table is p
     )
     _add_sweep_options(sw, plot_default=None)
     sw.set_defaults(func=_cmd_sweep)
+
+    bt = sub.add_parser(
+        "batch",
+        parents=[common],
+        formatter_class=fmt,
+        help="many model files, or one model over a parameter grid (serial or on Dask)",
+        description=(
+            "Solve every model file given (a folder contributes its *.py files), or one model "
+            "for every point of a --param grid, and print the table: one row per (task, eps). "
+            "Tasks run serially, on a LocalCluster (--scheduler local) or on a running Dask "
+            "scheduler (--scheduler tcp://HOST:8786); see docs/batch.md."
+        ),
+        epilog="""\
+examples:
+  cvxqreg batch models/ --eps 1e-1 1e-3 --csv batch.csv
+  cvxqreg batch models/ --exact --scheduler local --json batch.json
+  cvxqreg batch model.py --param lam=0:1:11 --param mu=1,2 --eps 1e-3 --markdown
+
+A scanned parameter is a cvxpy.Parameter of the model with that name (scalar values).
+exit code 1 when any row did not converge (status "error" marks a task that raised).
+""",
+    )
+    bt.add_argument("models", nargs="+", metavar="MODEL", help="model files or folders")
+    bt.add_argument(
+        "--name", default="problem", help="the variable holding the problem (default: problem)"
+    )
+    bt.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUES",
+        help="scan a parameter: NAME=V1,V2,... or NAME=START:STOP:NUM (repeat for a grid)",
+    )
+    bmode = bt.add_mutually_exclusive_group()
+    bmode.add_argument("--exact", action="store_true", help="solve the exact SDPs (eps = 0)")
+    bmode.add_argument(
+        "--eps",
+        nargs="+",
+        action=_EpsList,
+        metavar="EPS",
+        help="regularization strengths, solved largest first in each task (default: 1e-3)",
+    )
+    bt.add_argument(
+        "--solver", default="scs", type=str.lower, choices=("scs", "clarabel"), help="for --exact"
+    )
+    bt.add_argument(
+        "--regularizer",
+        default="von_neumann",
+        type=_check_regularizer,
+        help="(default: von_neumann)",
+    )
+    _add_solver_options(bt)
+    bt.add_argument(
+        "--scheduler",
+        default="serial",
+        help="serial (default), local (a LocalCluster, one worker per core) or a Dask scheduler "
+        "address such as tcp://HOST:8786",
+    )
+    bt.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    bt.add_argument("--csv", metavar="FILE", help="write all columns as CSV")
+    bt.add_argument("--json", metavar="FILE", help="write all columns as JSON")
+    bt.set_defaults(func=_cmd_batch)
 
     info = sub.add_parser(
         "info",
