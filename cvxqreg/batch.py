@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 from .problem import LoweredProblem
-from .sweep import _jsonable
+from .table import Table, cell
 
 __all__ = ["BatchResult", "scan", "solve_many"]
 
@@ -55,7 +55,8 @@ BASE_COLUMNS = (
     "value",
     "energy",
     "dual_value",
-    "lower_bound",
+    "certified_bound",
+    "sense",
     "bracket_low",
     "bracket_high",
     "residual",
@@ -73,7 +74,7 @@ _SHOWN = (  # (column, header, format) of the Markdown / text table
     ("eps", "eps", "{:.0e}"),
     ("status", "status", "{}"),
     ("value", "value", "{:.10f}"),
-    ("lower_bound", "cert. bound", "{:.10f}"),
+    ("certified_bound", "cert. bound", "{:.10f}"),
     ("residual", "residual", "{:.1e}"),
     ("iterations", "iters", "{}"),
     ("time", "time[s]", "{:.3f}"),
@@ -85,8 +86,12 @@ _SHOWN = (  # (column, header, format) of the Markdown / text table
 
 
 @dataclasses.dataclass(frozen=True)
-class BatchResult:
+class BatchResult(Table):
     """The rows of a batch, in input order, and the full result of each row.
+
+    A :class:`~cvxqreg.table.Table` (the same column names and exports as
+    :class:`~cvxqreg.SweepResult`): ``print(result)``, :meth:`to_markdown`, :meth:`to_csv`,
+    :meth:`to_json` (with ``"scheduler"`` and ``"wall_time"``) and :meth:`to_pandas`.
 
     Attributes
     ----------
@@ -94,8 +99,10 @@ class BatchResult:
         One per (task, eps) (one per task for ``method="exact"`` and for a task that raised), with
         the keys of :attr:`columns`: ``task`` (input index), ``label``, the parameter values of a
         scan, ``method``, ``regularizer``, ``eps``, ``status`` (the solver's, or ``"error"`` when
-        the task raised), ``value``, ``energy`` (``Tr[H X]``), ``dual_value``, ``lower_bound``
-        (certified bound on the exact optimum), ``bracket_low``/``bracket_high``, ``residual``
+        the task raised), ``value``, ``energy`` (``Tr[H X]``), ``dual_value``,
+        ``certified_bound`` (a rigorous bound on the exact optimum: lower for ``sense == 1``,
+        upper for a maximization, ``sense == -1``), ``sense``, ``bracket_low``/``bracket_high``,
+        ``residual``
         (``||A(X) - q||_2``), ``iterations``, ``time`` (solve seconds on the worker),
         ``lower_time`` (seconds spent lowering the task's model, in the calling process),
         ``lowered`` (how the task's data were made: ``"full"`` by :func:`cvxqreg.lower`,
@@ -134,99 +141,19 @@ class BatchResult:
             raise InvalidInputError(f"no column {name!r}; the columns are {self.columns}")
         return np.array([r[name] for r in self.rows])
 
-    def to_pandas(self):
-        """The rows as a :class:`pandas.DataFrame` (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError(
-                "BatchResult.to_pandas needs pandas: pip install 'cvxqreg[distributed]'"
-            ) from exc
-        return pd.DataFrame([{c: _cell(r[c]) for c in self.columns} for r in self.rows])
+    # -- the table (exports: cvxqreg.table.Table)
+    def _table_columns(self) -> tuple[str, ...]:
+        return self.columns
 
-    def to_markdown(self) -> str:
-        """A Markdown table of the main columns (all columns: :meth:`to_csv`)."""
-        cols = self._shown()
-        lines = [
-            "| " + " | ".join(h for _, h, _ in cols) + " |",
-            "|" + "|".join("---" for _ in cols) + "|",
-        ]
-        for r in self.rows:
-            lines.append("| " + " | ".join(_fmt(r[k], f) for k, _, f in cols) + " |")
-        return "\n".join(lines)
+    def _table_rows(self) -> tuple[dict[str, Any], ...]:
+        return self.rows
 
-    def to_csv(self, path: str | None = None) -> str:
-        """CSV text of all columns; also written to ``path`` when given."""
-        import csv
-        import io
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(self.columns))
-        w.writeheader()
-        for r in self.rows:
-            w.writerow({c: _cell(r[c]) for c in self.columns})
-        text = buf.getvalue()
-        if path is not None:
-            with open(path, "w", newline="") as fh:
-                fh.write(text)
-        return text
-
-    def to_json(self, path: str | None = None) -> str:
-        """JSON text (``{"scheduler", "wall_time", "rows"}``, ``nan`` as ``null``, a complex entry
-        of a parameter value as ``[re, im]``); also written to ``path`` when given."""
-        import json
-
-        rows = [_jsonable({c: _cell(r[c]) for c in self.columns}) for r in self.rows]
-        text = json.dumps(
-            {"scheduler": self.scheduler, "wall_time": self.wall_time, "rows": rows},
-            indent=2,
-            default=_complex_json,
-        )
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text)
-        return text
-
-    def __str__(self) -> str:
-        cols = self._shown()
-        head = [h for _, h, _ in cols]
-        body = [[_fmt(r[k], f) for k, _, f in cols] for r in self.rows]
-        widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-        out = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
-        out.append("  ".join("-" * w for w in widths))
-        out += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
-        return "\n".join(out)
-
-    def _shown(self):
+    def _table_shown(self):
         params = [(p, p, "{:.6g}") for p in self.parameters]
         return [*_SHOWN[:2], *params, *_SHOWN[2:]]
 
-
-def _cell(v):
-    """A table cell: arrays (array-valued parameters) as nested lists, NumPy scalars as Python."""
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _complex_json(v):
-    """Complex entries of array-valued parameters as ``[re, im]``."""
-    if isinstance(v, complex):
-        return [v.real, v.imag]
-    raise TypeError(f"{type(v).__name__} is not JSON serializable")
-
-
-def _fmt(v, fmt: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, np.ndarray):
-        return str(v.tolist())
-    try:
-        return fmt.format(v)
-    except (TypeError, ValueError):
-        return str(v)
+    def _table_header(self) -> dict[str, Any]:
+        return {"scheduler": self.scheduler, "wall_time": self.wall_time}
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +175,7 @@ _NAN_FIELDS = (
     "value",
     "energy",
     "dual_value",
-    "lower_bound",
+    "certified_bound",
     "bracket_low",
     "bracket_high",
     "residual",
@@ -302,7 +229,8 @@ def _solve_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
             "value": res.value,
             "energy": res.value,
             "dual_value": res.dual_value,
-            "lower_bound": math.nan,
+            "certified_bound": math.nan,
+            "sense": res.sense,
             "bracket_low": math.nan,
             "bracket_high": math.nan,
             "residual": res.primal_residual,
@@ -335,7 +263,8 @@ def _solve_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
             "value": res.value,
             "energy": res.energy,
             "dual_value": res.dual_value,
-            "lower_bound": res.certified_bound,
+            "certified_bound": res.certified_bound,
+            "sense": res.sense,
             "bracket_low": res.bracket[0],
             "bracket_high": res.bracket[1],
             "residual": res.grad_norm,
@@ -761,7 +690,7 @@ def scan(
         with _Executor(client, len(points), progress, chunk_size) as ex:
             warm = warm_start and ex.client is None and method == "solve"
             for i, pt in enumerate(points):
-                shown = {p.name(): _cell(np.asarray(v)) if np.ndim(v) else v for p, v in pt.items()}
+                shown = {p.name(): cell(np.asarray(v)) if np.ndim(v) else v for p, v in pt.items()}
                 key = tuple((p.id, np.asarray(v).tobytes()) for p, v in pt.items())
                 try:
                     if plan is not None:

@@ -8,10 +8,7 @@ row reports ``|F_eps - F_0|``, ``|Tr[H X_eps] - F_0|``, the trace distance ``||X
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +21,7 @@ from .results import ExactResult, RegularizedResult
 from .solvers.dual import _check_eps
 from .solvers.exact import solve_exact
 from .solvers.regularized import DualSolver
+from .table import Table
 
 __all__ = ["SweepResult", "SweepRow", "sweep"]
 
@@ -82,8 +80,12 @@ _COLUMNS = [
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepResult:
+class SweepResult(Table):
     """Rows of a sweep, the reference solve and the full results.
+
+    A :class:`~cvxqreg.table.Table`: ``print(table)``, :meth:`to_markdown` (with the reference
+    value above it), :meth:`to_csv`, :meth:`to_json` (with a ``"reference"`` summary) and
+    :meth:`to_pandas` export its rows, one column per field of :class:`SweepRow`.
 
     Attributes
     ----------
@@ -107,73 +109,33 @@ class SweepResult:
         """The rows of one regularizer, eps decreasing."""
         return [r for r in self.rows if r.regularizer == name]
 
-    def to_markdown(self) -> str:
-        """A Markdown table (with the reference value above it)."""
-        lines = []
-        if self.reference is not None:
-            ref = self.reference
-            lines.append(
+    # -- the table (exports: cvxqreg.table.Table)
+    def _table_columns(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(SweepRow)]
+
+    def _table_rows(self) -> list[dict[str, Any]]:
+        return [r.as_dict() for r in self.rows]
+
+    def _table_shown(self):
+        return _COLUMNS
+
+    def _table_title(self, markdown: bool) -> str | None:
+        ref = self.reference
+        if ref is None:
+            return None
+        if markdown:
+            return (
                 f"Reference F_0 = {ref.value:.10f} ({ref.solver}, status {ref.status}, "
-                f"{ref.time:.2f} s)\n"
+                f"{ref.time:.2f} s)"
             )
-        lines.append("| " + " | ".join(h.replace("|", "\\|") for _, h, _ in _COLUMNS) + " |")
-        lines.append("|" + "|".join("---" for _ in _COLUMNS) + "|")
-        for r in self.rows:
-            lines.append("| " + " | ".join(_fmt(r, k, f) for k, _, f in _COLUMNS) + " |")
-        return "\n".join(lines)
+        return f"Reference F_0 = {ref.value:.10f} ({ref.solver}, {ref.status})"
 
-    def to_csv(self, path: str | None = None) -> str:
-        """CSV text of all row fields; also written to ``path`` when given."""
-        buf = io.StringIO()
-        names = [f.name for f in dataclasses.fields(SweepRow)]
-        w = csv.DictWriter(buf, fieldnames=names)
-        w.writeheader()
-        for r in self.rows:
-            w.writerow(r.as_dict())
-        text = buf.getvalue()
-        if path is not None:
-            with open(path, "w", newline="") as fh:
-                fh.write(text)
-        return text
-
-    def to_json(self, path: str | None = None) -> str:
-        """JSON text (rows, reference summary); also written to ``path`` when given."""
+    def _table_header(self) -> dict[str, Any]:
+        r = self.reference
         ref = None
-        if self.reference is not None:
-            r = self.reference
+        if r is not None:
             ref = {"solver": r.solver, "status": r.status, "value": r.value, "time": r.time}
-        text = json.dumps(
-            {"reference": ref, "rows": [_jsonable(r.as_dict()) for r in self.rows]}, indent=2
-        )
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text)
-        return text
-
-    def __str__(self) -> str:
-        head = [h for _, h, _ in _COLUMNS]
-        body = [[_fmt(r, k, f) for k, _, f in _COLUMNS] for r in self.rows]
-        widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-        out = []
-        if self.reference is not None:
-            ref = self.reference
-            out.append(f"Reference F_0 = {ref.value:.10f} ({ref.solver}, {ref.status})")
-        out.append("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
-        out.append("  ".join("-" * w for w in widths))
-        for b in body:
-            out.append("  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)))
-        return "\n".join(out)
-
-
-def _fmt(row: SweepRow, key: str, fmt: str) -> str:
-    v = getattr(row, key)
-    if isinstance(v, float) and math.isnan(v):
-        return "-"
-    return fmt.format(v)
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+        return {"reference": ref}
 
 
 def sweep(
