@@ -729,15 +729,25 @@ def _flat(point: Mapping[Any, Any], params) -> np.ndarray:
 
 
 def _same_operator(a: LoweredProblem, b: LoweredProblem) -> bool:
-    if (a.dim, a.n_rows, a.sense, a.real, a.row_labels) != (
+    if (a.dim, a.n_rows, a.sense, a.real, a.row_labels, a.blocks) != (
         b.dim,
         b.n_rows,
         b.sense,
         b.real,
         b.row_labels,
+        b.blocks,
     ) or a.A.describe() != b.A.describe():
         return False
+    if not np.array_equal(_rows_flag(a), _rows_flag(b)):
+        return False
     return (a.A.matrix() != b.A.matrix()).nnz == 0
+
+
+def _rows_flag(lp: LoweredProblem) -> np.ndarray:
+    """The inequality flag of each row (all ``False`` without inequalities)."""
+    if lp.inequality is None:
+        return np.zeros(lp.n_rows, dtype=bool)
+    return np.asarray(lp.inequality, dtype=bool)
 
 
 @dataclasses.dataclass
@@ -801,9 +811,8 @@ class _AffinePlan:
             H += ck * dH
             q += ck * dq
             off += ck * doff
-        out = LoweredProblem(
-            H=H, A=lp.A, q=q, offset=off, sense=lp.sense, real=lp.real, row_labels=lp.row_labels
-        )
+        # everything but (H, q, offset) as at the base point: A, sense, inequality rows, blocks
+        out = dataclasses.replace(lp, H=H, q=q, offset=off)
         return out, time.perf_counter() - t0, "affine"
 
     def get(self, i: int) -> tuple[LoweredProblem, float, str]:

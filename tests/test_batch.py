@@ -198,6 +198,23 @@ def test_scan_lowering_falls_back_when_not_affine():
         assert r["value"] == pytest.approx(2 * a - 1 - np.sqrt(a * (1 - a)), abs=1e-6)
 
 
+def test_scan_affine_keeps_inequality_rows():
+    """An interpolated point keeps the inequality flags (and blocks) of the lowered data."""
+    lam = cp.Parameter(name="lam", value=0.0)
+    X = cp.Variable((2, 2), hermitian=True)
+    H = np.array([[1.0, 0.5], [0.5, -1.0]])
+    cons = [X >> 0, cp.trace(X) == 1, cp.real(X[1, 1]) <= 0.99]  # inactive at every point
+    prob = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X)) + lam * cp.real(X[0, 1])), cons)
+    grid = {lam: [0.0, 0.5, 1.0, 1.5]}
+    exact = cvxqreg.scan(prob, grid, method="exact")
+    assert "affine" in set(exact.column("lowered"))
+    for r in exact.rows:  # ground energy of H + lam/2 sigma_x
+        assert r["value"] == pytest.approx(-np.hypot(1.0, 0.5 + r["lam"] / 2), abs=1e-6)
+    reg = cvxqreg.scan(prob, grid, 1e-2, **OPTS)
+    each = cvxqreg.scan(prob, grid, 1e-2, lowering="each", **OPTS)
+    assert np.allclose(reg.column("value"), each.column("value"), rtol=0, atol=1e-9)
+
+
 def test_table_exports(tmp_path):
     p, lam, mu, _ = scan_model()
     res = cvxqreg.scan(p, {lam: [0.0, 1.0]}, [1e-1, 1e-2], **OPTS)
