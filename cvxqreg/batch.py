@@ -9,7 +9,10 @@ row per (task, eps), in input order.
 
 Lowering happens in the calling process (it needs the CVXPY problem); only the lowered data (without
 the CVXPY back-references) travel to the workers, and each task is submitted as soon as it is
-lowered, so lowering overlaps with solving. Execution:
+lowered, so lowering overlaps with solving. On Dask, a large operator or lowered problem that
+several tasks share (one operator for all points of a scan, a repeated point, lowered problems
+built on one ``A``) is scattered to the workers once (:data:`SCATTER_MIN_BYTES`, docs/batch.md).
+Execution:
 
 * ``client=None``: the Dask client already active in this process (``distributed.Client(...)``
   makes itself the default), otherwise a plain serial loop in this process;
@@ -28,8 +31,10 @@ import dataclasses
 import itertools
 import math
 import os
+import pickle
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +48,10 @@ __all__ = ["BatchResult", "scan", "solve_many"]
 
 #: the status of a task that raised (its row's ``message`` holds the exception)
 ERROR = "error"
+
+#: on Dask, a lowered problem or operator that several tasks use and that pickles to at least this
+#: many bytes is scattered to the workers once instead of travelling inside every task
+SCATTER_MIN_BYTES = 1 << 20
 
 #: columns of every row, in order; a scan puts one column per parameter after ``label``
 BASE_COLUMNS = (
@@ -161,9 +170,25 @@ class BatchResult(Table):
 
 
 @dataclasses.dataclass(frozen=True)
+class _Remote:
+    """A task's lowered data whose large part was scattered (:meth:`_Executor.submit`): the whole
+    problem (``problem``, the key of its scattered copy), or its operator ``A`` (``operator``)
+    with the other fields of the :class:`LoweredProblem` in ``fields``."""
+
+    problem: str | None = None
+    operator: str | None = None
+    fields: dict[str, Any] | None = None
+
+    def resolve(self, shared: Mapping[str, Any]) -> LoweredProblem:
+        if self.problem is not None:
+            return shared[self.problem]
+        return LoweredProblem(A=shared[self.operator], **self.fields)
+
+
+@dataclasses.dataclass(frozen=True)
 class _Task:
     index: int
-    problem: LoweredProblem
+    problem: LoweredProblem | _Remote
     method: str
     eps: tuple[float, ...]
     options: dict[str, Any]
@@ -201,17 +226,20 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _run_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
+def _run_task(task: _Task, shared: Mapping[str, Any] | None = None) -> list[tuple[dict, Any]]:
     """Solve one task; an exception becomes an error row (the batch goes on)."""
     try:
+        if isinstance(task.problem, _Remote):
+            task = dataclasses.replace(task, problem=task.problem.resolve(shared or {}))
         return _solve_task(task)
     except Exception as exc:
         return [(_error_row(_describe(exc), task.method), None)]
 
 
-def _run_chunk(chunk: tuple[_Task, ...]) -> list[list[tuple[dict[str, Any], Any]]]:
-    """Several tasks as one Dask task (each still independent: one failing does not stop them)."""
-    return [_run_task(t) for t in chunk]
+def _run_chunk(chunk: tuple[_Task, ...], shared=None) -> list[list[tuple[dict[str, Any], Any]]]:
+    """Several tasks as one Dask task (each still independent: one failing does not stop them);
+    ``shared`` maps keys to the scattered data the tasks refer to (Dask passes their values)."""
+    return [_run_task(t, shared) for t in chunk]
 
 
 def _solve_task(task: _Task) -> list[tuple[dict[str, Any], Any]]:
@@ -292,7 +320,9 @@ class _Executor:
         self.n_tasks = n_tasks
         self.progress = progress
         self.chunk_size = int(chunk_size)
-        self._pending: list[_Task] = []
+        self._pending: list[tuple[_Task, str | None]] = []
+        self._expected: dict[int, tuple[Any, int]] = {}  # id -> (object, number of tasks)
+        self._shared: dict[int, tuple[str | None, Any]] = {}  # id -> (key, future) or (None, None)
         self._own_cluster = None
         self.client = self._resolve(client)
         self.scheduler = "serial" if self.client is None else _address(self.client)
@@ -369,13 +399,60 @@ class _Executor:
             self.client.close()
             self._own_cluster.close()
 
+    # -- data that several tasks share
+    def expect(self, obj, n_tasks: int) -> None:
+        """Announce that ``obj`` (a :class:`LoweredProblem` or its operator ``A``) serves
+        ``n_tasks`` tasks, so that :meth:`submit` may scatter it once (see :meth:`_share`)."""
+        if self.client is not None and n_tasks >= 2:
+            self._expected[id(obj)] = (obj, int(n_tasks))
+
+    @property
+    def n_scattered(self) -> int:
+        """How many objects were scattered to the workers."""
+        return sum(key is not None for key, _ in self._shared.values())
+
+    def _share(self, obj) -> str | None:
+        """The key of ``obj``'s scattered copy, or ``None`` when it travels inside the tasks.
+
+        An announced object is scattered (once, to every worker: ``broadcast=True``) when it
+        pickles to at least :data:`SCATTER_MIN_BYTES` and serves at least as many Dask tasks
+        (chunks) as there are workers, so that no more copies travel than inside the tasks (one
+        per chunk, through the scheduler); a broadcast copy also survives a lost worker.
+        """
+        k = id(obj)
+        if k in self._shared:
+            return self._shared[k][0]
+        entry = self._expected.get(k)
+        if entry is None or entry[0] is not obj:
+            return None
+        chunks = math.ceil(entry[1] / self.chunk_size)
+        workers = len(self.client.nthreads())
+        key = fut = None
+        if workers and chunks >= max(2, workers) and _pickled_size(obj) >= SCATTER_MIN_BYTES:
+            fut = self.client.scatter(obj, broadcast=True, hash=False)
+            key = f"shared-{len(self._shared)}"
+        self._shared[k] = (key, fut)
+        return key
+
+    def _slim(self, task: _Task) -> tuple[_Task, str | None]:
+        """The task as shipped: its problem or operator replaced by a key when scattered."""
+        lp = task.problem
+        key = self._share(lp)
+        if key is not None:
+            return dataclasses.replace(task, problem=_Remote(problem=key)), key
+        key = self._share(lp.A)
+        if key is not None:
+            fields = {f.name: getattr(lp, f.name) for f in dataclasses.fields(lp) if f.name != "A"}
+            return dataclasses.replace(task, problem=_Remote(operator=key, fields=fields)), key
+        return task, None
+
     # -- tasks
     def submit(self, task: _Task) -> None:
         if self.client is None:
             self._done[task.index] = _run_task(task)
             self._tick(len(self._done))
         else:
-            self._pending.append(task)
+            self._pending.append(self._slim(task))
             if len(self._pending) >= self.chunk_size:
                 self._flush()
 
@@ -383,10 +460,14 @@ class _Executor:
         """Submit the pending tasks as one Dask task (a chunk; one task when chunk_size = 1)."""
         if not self._pending:
             return
-        chunk, self._pending = tuple(self._pending), []
+        pending, self._pending = self._pending, []
+        chunk = tuple(t for t, _ in pending)
+        futures = {v[0]: v[1] for v in self._shared.values() if v[0] is not None}
+        shared = {k: futures[k] for _, k in pending if k is not None}
         key = f"cvxqreg-batch-{self._batch}-{chunk[0].index}"
+        args = (chunk, shared) if shared else (chunk,)
         self._futures[tuple(t.index for t in chunk)] = self.client.submit(
-            _run_chunk, chunk, key=key, pure=False
+            _run_chunk, *args, key=key, pure=False
         )
 
     def first_alpha(self, index: int):
@@ -418,6 +499,25 @@ class _Executor:
                     self._done[i] = outcome
                     self._tick(len(self._done))
         return self._done
+
+
+class _ByteCounter:
+    """A file that only counts what is written to it."""
+
+    def __init__(self):
+        self.n = 0
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.n += n
+        return n
+
+
+def _pickled_size(obj) -> int:
+    """Bytes of ``obj`` pickled (as Dask would ship it), without keeping the bytes."""
+    counter = _ByteCounter()
+    pickle.Pickler(counter, protocol=5).dump(obj)
+    return counter.n
 
 
 def _address(client) -> str:
@@ -552,7 +652,13 @@ def solve_many(
         raise InvalidInputError(f"{len(labels)} labels for {len(problems)} problems")
     t0 = time.perf_counter()
     meta = []
+    uses: dict[int, list] = {}  # operators of the given LoweredProblems, by identity
+    for p in problems:
+        if isinstance(p, LoweredProblem):
+            uses.setdefault(id(p.A), [p.A, 0])[1] += 1
     with _Executor(client, len(problems), progress, chunk_size) as ex:
+        for A, n in uses.values():
+            ex.expect(A, n)  # one operator serving several problems travels once
         for i, p in enumerate(problems):
             label = str(i) if labels is None else str(labels[i])
             try:
@@ -687,11 +793,15 @@ def scan(
                     "its operator A depends on the parameters, the interpolation check failed, "
                     "or the scan has too few points; use lowering='auto' or 'each'"
                 )
+        keys = [tuple((p.id, np.asarray(v).tobytes()) for p, v in pt.items()) for pt in points]
+        repeats = Counter(keys)
         with _Executor(client, len(points), progress, chunk_size) as ex:
             warm = warm_start and ex.client is None and method == "solve"
+            if plan is not None:  # one operator for all points: it travels once
+                ex.expect(plan.base.A, len(points))
             for i, pt in enumerate(points):
                 shown = {p.name(): cell(np.asarray(v)) if np.ndim(v) else v for p, v in pt.items()}
-                key = tuple((p.id, np.asarray(v).tobytes()) for p, v in pt.items())
+                key = keys[i]
                 try:
                     if plan is not None:
                         lp, lower_time, how = plan.get(i)
@@ -700,6 +810,7 @@ def scan(
                     else:
                         lp, lower_time, how = lower_at(pt)
                         cache[key] = lp
+                        ex.expect(lp, repeats[key])  # a repeated point's data travel once
                 except Exception as exc:
                     meta.append((str(i), shown, math.nan, method, "failed"))
                     ex.record(i, [(_error_row(_describe(exc), method), None)])
@@ -787,6 +898,9 @@ class _AffinePlan:
         lp0 = full[0][0]
         if not all(_same_operator(lp0, full[i][0]) for i in full):
             return None
+        # one operator object for every point (equal by the check above): shared on a cluster
+        full = {i: (dataclasses.replace(lp, A=lp0.A), t, how) for i, (lp, t, how) in full.items()}
+        lp0 = full[0][0]
         deltas = [
             (full[i][0].H - lp0.H, full[i][0].q - lp0.q, full[i][0].offset - lp0.offset)
             for i in basis[1:]

@@ -366,6 +366,77 @@ def test_dask_scan_starts_cold(inproc_client):
     assert values(dask) == values(cold)
 
 
+def _spy(client, monkeypatch):
+    """Record the client's scatter calls and the chunks it is given to run."""
+    scattered, chunks = [], []
+    scatter, submit = client.scatter, client.submit
+
+    def spy_scatter(data, **kw):
+        scattered.append((data, kw))
+        return scatter(data, **kw)
+
+    def spy_submit(fn, *args, **kw):
+        chunks.append(args[0])
+        return submit(fn, *args, **kw)
+
+    monkeypatch.setattr(client, "scatter", spy_scatter)
+    monkeypatch.setattr(client, "submit", spy_submit)
+    return scattered, chunks
+
+
+def test_dask_one_large_operator_is_scattered_once(inproc_client, monkeypatch):
+    from cvxqreg.batch import SCATTER_MIN_BYTES, _Remote
+
+    rng = np.random.default_rng(7)
+    D, m = 24, 120  # m complex D x D matrices: about 1.1 MB, over the scatter threshold
+    Q = rng.normal(size=(m, D, D)) + 1j * rng.normal(size=(m, D, D))
+    Q = Q + Q.conj().transpose(0, 2, 1)
+    Q[0] = np.eye(D)  # Tr X = 1: a bounded problem
+    A = Dense(Q)
+    rho = rand_state(rng, D)
+    q = np.real(A.apply(rho))
+    H = [(lambda G: G + G.conj().T)(rng.normal(size=(D, D)) + 1j * rng.normal(size=(D, D)))]
+    H += [H[0] + t * np.diag(rng.normal(size=D)) for t in (0.5, 1.0, 1.5)]
+    problems = [LoweredProblem(H=h, A=A, q=q) for h in H]
+    a_bytes = len(pickle.dumps(A, protocol=5))
+    assert a_bytes >= SCATTER_MIN_BYTES
+    serial = cvxqreg.solve_many(problems, 1e-1, client="serial", **OPTS)
+    scattered, chunks = _spy(inproc_client, monkeypatch)
+    dask = cvxqreg.solve_many(problems, 1e-1, client=inproc_client, **OPTS)
+    assert values(dask) == values(serial) and all(r["status"] == "converged" for r in dask.rows)
+    assert len(scattered) == 1 and scattered[0][0] is A and scattered[0][1]["broadcast"]
+    assert len(chunks) == 4
+    for chunk in chunks:  # the tasks carry H and q, not the operator
+        assert isinstance(chunk[0].problem, _Remote) and chunk[0].problem.operator
+        assert len(pickle.dumps(chunk, protocol=5)) < a_bytes / 10
+    # as many Dask tasks as workers at least, or the operator travels inside them
+    scattered.clear()
+    cvxqreg.solve_many(problems[:2], 1e-1, client=inproc_client, chunk_size=2, **OPTS)
+    assert scattered == []
+
+
+def test_dask_scan_scatters_shared_data(inproc_client, monkeypatch):
+    import cvxqreg.batch as batch
+
+    monkeypatch.setattr(batch, "SCATTER_MIN_BYTES", 0)  # the small model stands for a large one
+    p, lam, _, _ = scan_model()
+    grid = {lam: [0.0, 0.2, 0.4, 0.6, 0.8]}
+    serial = cvxqreg.scan(p, grid, [1e-1, 1e-3], client="serial", **OPTS)
+    scattered, chunks = _spy(inproc_client, monkeypatch)
+    affine = cvxqreg.scan(p, grid, [1e-1, 1e-3], client=inproc_client, **OPTS)
+    assert "affine" in set(affine.column("lowered"))
+    assert len(scattered) == 1 and len(chunks) == 5  # one operator for every point
+    assert all(c[0].problem.operator for c in chunks)
+    assert np.allclose(affine.column("value"), serial.column("value"), rtol=0, atol=1e-12)
+    # repeated points (lowered point by point): the whole lowered problem travels once
+    scattered.clear(), chunks.clear()
+    points = [{lam: 0.1}, {lam: 0.5}, {lam: 0.1}, {lam: 0.1}]
+    each = cvxqreg.scan(p, points, 1e-2, lowering="each", client=inproc_client, **OPTS)
+    ref = cvxqreg.scan(p, points, 1e-2, lowering="each", client="serial", **OPTS)
+    assert values(each) == values(ref) and list(each.column("lowered")).count("shared") == 2
+    assert len(scattered) == 1 and sum(isinstance(c[0].problem, batch._Remote) for c in chunks) == 3
+
+
 @pytest.mark.slow
 def test_dask_local_cluster_sized_to_machine():
     pytest.importorskip("distributed")
