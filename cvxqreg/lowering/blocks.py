@@ -11,7 +11,8 @@ are equivalent: ``Y >> 0`` implies every ``X_j >> 0``, and ``diag(X_1, ..., X_k)
 for ``Y`` whenever the ``X_j`` are; hence every ``Q_i`` and ``H`` of the lowered problem are block
 diagonal, so is ``W = A*(alpha) - H``, and the regularized state ``psi'(W / eps)`` is block
 diagonal too. The dual oracle then decomposes ``W`` one block at a time
-(:func:`cvxqreg.operators.blocks.block_eigh`, ``LoweredProblem.blocks``).
+(:func:`cvxqreg.operators.blocks.block_eigh`, ``LoweredProblem.blocks``); docs/theory.md,
+'Several PSD variables: block-diagonal lowering'.
 
 The model is rewritten by substituting ``Y[b_j, b_j]`` for each ``X_j`` (constraints keep their
 ids, so dual values map back to the user's constraint objects) and lowered by

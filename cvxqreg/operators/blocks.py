@@ -4,7 +4,8 @@ For ``W = diag(W_1, ..., W_k)`` (blocks of sizes ``n_1, ..., n_k`` on the diagon
 elsewhere), ``W = U diag(lam) U^*`` with ``U = diag(U_1, ..., U_k)`` and ``lam`` the union of the
 blocks' spectra, so ``k`` decompositions of size ``n_j`` replace one of size ``D = sum n_j``:
 ``sum n_j^3`` flops instead of ``D^3`` (``k^2`` times fewer for equal blocks). The eigenvalues
-are returned in ascending order, as ``eigh`` returns them, with ``U``'s columns permuted to match.
+are returned in ascending order, as ``eigh`` returns them, with ``U``'s columns permuted to match
+(docs/theory.md, 'Several PSD variables: block-diagonal lowering').
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ paper's on the *projected* gradient (:meth:`cvxqreg.problem.LoweredProblem.proje
 inequality rows at ``alpha_i = 0``. Its norm vanishes exactly at a KKT point: the state
 ``X(alpha)`` is feasible for the equalities and inequalities and complementary
 (``alpha_i (A(X)_i - q_i) = 0``). Every iterate is dual feasible, so ``D_eps(alpha)`` is a lower
-bound on ``F_eps`` (weak duality) and the certified bounds keep their meaning.
+bound on ``F_eps`` (weak duality) and the certified bounds keep their meaning (docs/theory.md,
+'Inequality constraints and the bound-constrained dual').
 """
 
 from __future__ import annotations
