@@ -85,6 +85,8 @@ class DualSolver:
         Print a solve log: the problem's size, then one line per eps stage (eps, iterations,
         ``||grad||``, dual value, status, time) and the outcome.
 
+    Notes
+    -----
     Every entry point (:func:`solve`, :func:`cvxqreg.sweep`, the command line, and
     ``problem.solve(method="cvxqreg")``) builds its solver with :meth:`from_options` from the same
     keywords; the defaults above are the only ones.
