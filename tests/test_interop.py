@@ -374,3 +374,42 @@ def test_dataclass_replace_keeps_options():
     s = DualSolver(tol=1e-7, hessian="cg")
     t = dataclasses.replace(s, max_iter=5)
     assert t.tol == 1e-7 and t.hessian == "cg" and t.max_iter == 5
+
+
+# ------------------------------------------------------------------ review: option values
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_iter", 2.5),
+        ("max_iter", float("nan")),
+        ("max_iter", True),
+        ("memory", 0),
+        ("stage_tol", -1.0),
+        ("ladder_ratio", 1.0),
+        ("ladder_ratio", 0.5),
+        ("regularization", -1.0),
+        ("regularization", float("inf")),
+        ("tol", "small"),
+        ("hessian", "exact"),
+        ("eliminate", "maybe"),
+        ("continuation", "no"),
+        ("verbose", 1),
+    ],
+)
+def test_bad_option_values_are_rejected_before_solving(name, value):
+    """Each bad value is an InvalidInputError naming the option, at every entry point, before
+    any solve (before, max_iter=2.5 ran 2 iterations, ladder_ratio=1 divided by zero,
+    ladder_ratio=0.5 climbed 60 eps stages upwards, hessian='exact' was a late ValueError)."""
+    problem, X, _ = _model("qot", "min")
+    with pytest.raises(InvalidInputError, match=name):
+        problem.solve(method="cvxqreg", eps=1e-2, **{name: value})
+    with pytest.raises(InvalidInputError, match=name):
+        cvxqreg.solve(problem, 1e-2, **{name: value})
+    with pytest.raises(InvalidInputError, match=name):
+        cvxqreg.sweep(problem, [1e-2], reference=None, **{name: value})
+    assert X.value is None and problem.status is None
+
+
+def test_integral_float_counts_are_accepted():
+    s = DualSolver(max_iter=1e4, memory=5.0)
+    assert s.max_iter == 10000 and isinstance(s.max_iter, int) and s.memory == 5
