@@ -413,3 +413,19 @@ def test_bad_option_values_are_rejected_before_solving(name, value):
 def test_integral_float_counts_are_accepted():
     s = DualSolver(max_iter=1e4, memory=5.0)
     assert s.max_iter == 10000 and isinstance(s.max_iter, int) and s.memory == 5
+
+
+def test_solve_exact_options_as_cvxpy_spells_them():
+    """``eps=`` (CVXPY's SCS spelling) sets both SCS tolerances and the recorded settings say
+    so (before: ``settings`` showed eps_abs=1e-9 while SCS ran at eps); an option the conic
+    solver rejects is an InvalidInputError naming it (before: SCS's bare TypeError)."""
+    problem, X, _ = _model("qot", "min")
+    res = cvxqreg.solve_exact(problem, eps=1e-5)
+    assert "eps" not in res.settings
+    assert res.settings["eps_abs"] == res.settings["eps_rel"] == 1e-5
+    tight = cvxqreg.solve_exact(problem)
+    assert tight.accuracy < res.accuracy  # the looser tolerance was really used
+    problem, X, _ = _model("qot", "min")
+    with pytest.raises(InvalidInputError, match="foo"):
+        cvxqreg.solve_exact(problem, foo=1)
+    assert X.value is None and problem.status is None
