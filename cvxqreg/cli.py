@@ -27,6 +27,7 @@ from .errors import (
     InvalidInputError,
     UnsupportedModelError,
 )
+from .lowering import lower
 from .results import EXACT_ACCURACY
 from .sweep import DEFAULT_EPS as _DEFAULT_EPS
 from .sweep import DEFAULT_REGULARIZERS as _DEFAULT_REGS
@@ -159,18 +160,6 @@ class _RegList(_ListAction):
     item = staticmethod(_check_regularizer)
 
 
-def _lower(problem):
-    """``cvxqreg.lower(problem)``, with a clear message when the lowering is not installed."""
-    try:
-        from .lowering import lower
-    except ImportError as exc:
-        raise CLIError(
-            f"the CVXPY lowering (cvxqreg.lowering.lower) cannot be imported: {exc}",
-            EXIT_FAILED,
-        ) from None
-    return lower(problem)
-
-
 # --------------------------------------------------------------------------------------------
 # model files
 
@@ -290,13 +279,6 @@ def _cmd_info(args) -> int:
         print(f"{'solvers'.ljust(width)}  CVXPY sees: {', '.join(cp.installed_solvers())}")
     except Exception as exc:  # informational only
         print(f"{'solvers'.ljust(width)}  (cannot list: {exc})")
-    try:
-        from .lowering import lower  # noqa: F401
-
-        lowering = "available"
-    except ImportError as exc:
-        lowering = f"NOT available ({exc})"
-    print(f"{'lowering'.ljust(width)}  {lowering}")
     print(f"{'backends'.ljust(width)}  {', '.join(available_backends())}")
     be = get_backend("auto")
     print(f"{'auto'.ljust(width)}  {be.name} on {be.device} -- {be.reason}")
@@ -305,7 +287,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_solve(args) -> int:
     problem = load_model(args.model, args.name)
-    lp = _lower(problem)
+    lp = lower(problem)
     print(f"model {args.model}: {lp.describe()}")
     if args.exact:
         from .solvers.exact import solve_exact
@@ -484,19 +466,16 @@ def _check_plot_paths(args) -> None:
 def _cmd_sweep(args) -> int:
     _check_plot_paths(args)
     problem = load_model(args.model, args.name)
-    lp = _lower(problem)
+    lp = lower(problem)
     print(f"model {args.model}: {lp.describe()}")
     result = _run_sweep(lp, args)
     return _report_sweep(result, args)
 
 
 def _demo_problem(args):
-    """The demo's CVXPY problem and a description; the built-in model without the library."""
-    try:
-        from .problems import two_point, wasserstein
-    except ImportError:
-        problem, text = _builtin_qot()
-        return problem, text, None
+    """The demo's CVXPY problem, a description and its closed-form optimum (or None)."""
+    from .problems import two_point, wasserstein
+
     if args.problem == "two-point":
         inst = two_point(1.0, 2.0, hbar=1.0)
         text = (
@@ -512,35 +491,13 @@ def _demo_problem(args):
     return inst.problem, text, inst.reference_value
 
 
-def _builtin_qot():
-    """A 2-qubit quantum optimal transport problem: used when cvxqreg.problems is unavailable."""
-    import cvxpy as cp
-
-    Z = np.diag([1.0, -1.0])
-    Xp = np.array([[0.0, 1.0], [1.0, 0.0]])
-    eye = np.eye(2)
-    H = sum(
-        (np.kron(P, eye) - np.kron(eye, P)) @ (np.kron(P, eye) - np.kron(eye, P)) for P in (Z, Xp)
-    )
-    rho = np.array([[0.7, 0.2], [0.2, 0.3]], dtype=complex)
-    sigma = np.array([[0.4, -0.1j], [0.1j, 0.6]])
-    X = cp.Variable((4, 4), hermitian=True)
-    cons = [
-        X >> 0,
-        cp.partial_trace(X, [2, 2], axis=1) == rho,
-        cp.partial_trace(X, [2, 2], axis=0) == sigma,
-    ]
-    problem = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), cons)
-    return problem, "two-qubit quantum optimal transport (built-in example)"
-
-
 def _cmd_demo(args) -> int:
     t0 = time.perf_counter()
     if args.no_plot:
         args.plot = None
     _check_plot_paths(args)
     problem, text, closed_form = _demo_problem(args)
-    lp = _lower(problem)
+    lp = lower(problem)
     print(f"cvxqreg demo: {text}")
     print(f"  lowered: {lp.describe()}")
     print(
@@ -644,6 +601,12 @@ _SOLVER_FLAGS = {
     "verbose": dict(flag="--verbose", help="print a solve log (stages, iterations, times)"),
 }
 _CLI_HANDLED = ("regularizer", "progress")
+
+
+def _dual_solver_default(name: str):
+    from .solvers.regularized import DualSolver
+
+    return DualSolver.defaults()[name]
 
 
 def _add_solver_options(p: argparse.ArgumentParser) -> None:
@@ -814,9 +777,10 @@ conic solver reports, or when a regularized solve is not "converged" (||grad||_2
     )
     solve.add_argument(
         "--regularizer",
-        default="von_neumann",
+        default=_dual_solver_default("regularizer"),
         type=_check_regularizer,
-        help="von_neumann (default), quadratic or tsallis:ORDER",
+        help="von_neumann, quadratic or tsallis:ORDER "
+        f"(default: {_dual_solver_default('regularizer')})",
     )
     _add_solver_options(solve)
     solve.add_argument(

@@ -349,7 +349,7 @@ def test_defaults_are_written_once():
         assert declared <= {"regularizer"}, (fn.__name__, declared)
     args = build_parser().parse_args(["solve", "m.py", "--eps", "1"])
     for name, default in DualSolver.defaults().items():
-        if hasattr(args, name) and name != "regularizer":
+        if hasattr(args, name):
             assert getattr(args, name) == default, name
 
 
