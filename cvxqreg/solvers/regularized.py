@@ -85,9 +85,12 @@ class DualSolver:
         Print a solve log: the problem's size, then one line per eps stage (eps, iterations,
         ``||grad||``, dual value, status, time) and the outcome.
 
+    Notes
+    -----
     Every entry point (:func:`solve`, :func:`cvxqreg.sweep`, the command line, and
     ``problem.solve(method="cvxqreg")``) builds its solver with :meth:`from_options` from the same
-    keywords; the defaults above are the only ones.
+    keywords; the defaults above are the only ones. Every value is checked when the solver is
+    built: a bad one raises :class:`~cvxqreg.errors.InvalidInputError` naming the option.
     """
 
     regularizer: Any = "von_neumann"
