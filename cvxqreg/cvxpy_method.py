@@ -30,8 +30,6 @@ or :func:`cvxqreg.solve_exact`). Any other keyword raises ``InvalidInputError("u
 
 from __future__ import annotations
 
-import math
-
 __all__ = ["CVXPY_STATUS", "cvxpy_status", "register", "solve_method", "write_back"]
 
 METHOD_NAME = "cvxqreg"
@@ -75,9 +73,12 @@ def write_back(problem, recovery, result) -> None:
     """
     import cvxpy.settings as s
 
+    from .lowering.recovery import record_without_solution, value_without_solution
+
     status = cvxpy_status(result)
     if recovery is None:
-        _record_without_recovery(problem, status, result.sense)
+        value = value_without_solution(status, result.sense) if status in s.INF_OR_UNB else None
+        record_without_solution(problem, status, value)
     elif status in s.SOLUTION_PRESENT and result.X is not None:
         value = result.energy if hasattr(result, "energy") else result.value
         recovery.unpack(result.X, result.alpha, value, status)
@@ -88,15 +89,6 @@ def write_back(problem, recovery, result) -> None:
         recovery.unpack(None, None, None, status if known else s.SOLVER_ERROR)
     problem._solver_stats = _solver_stats(result, recovery)
     problem.cvxqreg_result = result
-
-
-def _record_without_recovery(problem, status, sense) -> None:
-    import cvxpy.settings as s
-
-    problem._clear_solution()
-    problem._status = status
-    if status in (s.INFEASIBLE, s.INFEASIBLE_INACCURATE):
-        problem._value = -math.inf if sense == -1 else math.inf
 
 
 def _solver_stats(result, recovery):

@@ -36,7 +36,7 @@ import scipy.sparse.linalg as spla
 from ..errors import InvalidInputError
 from .validate import constraint_label
 
-__all__ = ["ConstraintInfo", "Recovery"]
+__all__ = ["ConstraintInfo", "Recovery", "record_without_solution", "value_without_solution"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,22 +303,10 @@ class Recovery:
                     dv.save_value(None)
 
     def _record_failure(self, status: str, value) -> None:
-        for v in self.problem.variables():
-            v.save_value(None)
-        for c in self.problem.constraints:
-            for dv in c.dual_variables:
-                dv.save_value(None)
-        self.problem._status = status
-        self.problem._value = value
-        self.problem._solution = None
+        record_without_solution(self.problem, status, value)
 
     def _default_value(self, status, s) -> float:
-        maximize = self.sense == -1
-        if status in (s.INFEASIBLE, s.INFEASIBLE_INACCURATE):
-            return -np.inf if maximize else np.inf
-        if status in (s.UNBOUNDED, s.UNBOUNDED_INACCURATE):
-            return np.inf if maximize else -np.inf
-        return np.nan
+        return value_without_solution(status, self.sense)
 
     # ------------------------------------------------------------------ reporting
     def describe(self) -> str:
@@ -331,3 +319,23 @@ class Recovery:
                 f"{info.lowered_rows.size} kept"
             )
         return "\n".join(lines)
+
+
+def value_without_solution(status: str, sense: int) -> float:
+    """CVXPY's ``problem.value`` for a status without a solution: ``+inf`` for an infeasible
+    minimization (``-inf`` for a maximization), the opposite for an unbounded one, else ``nan``."""
+    import cvxpy.settings as s
+
+    if status in (s.INFEASIBLE, s.INFEASIBLE_INACCURATE):
+        return -np.inf if sense == -1 else np.inf
+    if status in (s.UNBOUNDED, s.UNBOUNDED_INACCURATE):
+        return np.inf if sense == -1 else -np.inf
+    return np.nan
+
+
+def record_without_solution(problem, status: str, value=None) -> None:
+    """Clear ``problem``'s variable and dual values (CVXPY's ``Problem._clear_solution``) and
+    record ``status`` and ``value``."""
+    problem._clear_solution()
+    problem._status = status
+    problem._value = value
