@@ -158,13 +158,8 @@ def solve_method(
             f"solver={solver!r} is not used by it. For the exact SDP use "
             f"problem.solve(solver={solver!r}) or cvxqreg.solve_exact(problem, {solver!r})"
         )
-    valid = DualSolver.option_names() + METHOD_KEYWORDS
-    for key in options:
-        if key not in valid:  # the message lists the method's own keywords too
-            raise InvalidInputError(
-                f"unknown option {key!r} of problem.solve(method='cvxqreg'); valid options: "
-                f"{', '.join(valid)}"
-            )
+    where = "problem.solve(method='cvxqreg')"
+    dual = DualSolver.from_options(options, where=where, also=METHOD_KEYWORDS)
     if eps is None:
         raise InvalidInputError(
             "problem.solve(method='cvxqreg') needs eps=..., e.g. eps=1e-3; for the exact SDP "
@@ -174,7 +169,6 @@ def solve_method(
 
     last = getattr(problem, "cvxqreg_result", None)
     warm = last if warm_start and isinstance(last, RegularizedResult) else None
-    dual = DualSolver.from_options(options, where="problem.solve(method='cvxqreg')")
     solve_with(dual, problem, eps, alpha0=alpha0, eps0=eps0, warm_from=warm)
     return problem.value
 

@@ -429,3 +429,15 @@ def test_solve_exact_options_as_cvxpy_spells_them():
     with pytest.raises(InvalidInputError, match="foo"):
         cvxqreg.solve_exact(problem, foo=1)
     assert X.value is None and problem.status is None
+
+
+def test_unknown_option_suggests_the_close_name():
+    """A CVXPY/SCS spelling (``max_iters``) gets a pointer to ours; the method's message lists
+    its own keywords too."""
+    problem, _, _ = _model("qot", "min")
+    with pytest.raises(InvalidInputError, match=r"did you mean 'max_iter'\?.*warm_start"):
+        problem.solve(method="cvxqreg", eps=1e-2, max_iters=5)
+    with pytest.raises(InvalidInputError, match=r"did you mean 'tol'\?"):
+        cvxqreg.solve(problem, 1e-2, tol_=1e-8)
+    with pytest.raises(InvalidInputError, match=r"unknown option 'zzz' of cvxqreg.sweep;"):
+        cvxqreg.sweep(problem, [1e-2], reference=None, zzz=1)

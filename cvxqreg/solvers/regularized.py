@@ -152,14 +152,22 @@ class DualSolver:
         return {f.name: f.default for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], where: str = "cvxqreg.solve") -> DualSolver:
+    def from_options(
+        cls, options: dict[str, Any], where: str = "cvxqreg.solve", also: tuple[str, ...] = ()
+    ) -> DualSolver:
         """A solver from keyword options; an unknown keyword raises
-        ``InvalidInputError("unknown option 'x' of <where>; valid options: ...")``."""
+        ``InvalidInputError("unknown option 'x' of <where> (did you mean ...?); valid options:
+        ...")``, the list naming the entry point's own keywords ``also`` after the options."""
+        import difflib
+
         names = cls.option_names()
         for key in options:
             if key not in names:
+                valid = names + tuple(also)
+                close = difflib.get_close_matches(str(key), valid, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise InvalidInputError(
-                    f"unknown option {key!r} of {where}; valid options: {', '.join(names)}"
+                    f"unknown option {key!r} of {where}{hint}; valid options: {', '.join(valid)}"
                 )
         return cls(**options)
 
