@@ -419,8 +419,8 @@ def solve_with(
     try:
         lowered, recovery = lower_for_solve(problem)
     except InfeasibleDataError as exc:  # cvxpy.Problem only: lowered data cannot be inconsistent
-        result = infeasible_result(str(exc), eps, solver.regularizer.name, solver.tol,
-                                   sense_of(problem), 0)  # fmt: skip
+        reg, sense = solver.regularizer.name, sense_of(problem)
+        result = infeasible_result(str(exc), eps, reg, solver.tol, sense, 0)
         write_back(problem, None, result)
         return result
     if alpha0 is None and warm_from is not None:
