@@ -638,7 +638,8 @@ def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> 
         action=_EpsList,
         default=list(_DEFAULT_EPS),
         metavar="EPS",
-        help="regularization strengths, space- or comma-separated (default: 1 1e-1 1e-2 1e-3 1e-4)",
+        help="regularization strengths, space- or comma-separated (default: "
+        f"{' '.join(f'{e:g}' for e in _DEFAULT_EPS)})",
     )
     p.add_argument(
         "--regularizers",
@@ -646,7 +647,7 @@ def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> 
         action=_RegList,
         default=list(_DEFAULT_REGS),
         metavar="REG",
-        help="von_neumann, quadratic, tsallis:ORDER (default: von_neumann quadratic)",
+        help=f"von_neumann, quadratic, tsallis:ORDER (default: {' '.join(_DEFAULT_REGS)})",
     )
     p.add_argument(
         "--reference",
