@@ -441,3 +441,21 @@ def test_unknown_option_suggests_the_close_name():
         cvxqreg.solve(problem, 1e-2, tol_=1e-8)
     with pytest.raises(InvalidInputError, match=r"unknown option 'zzz' of cvxqreg.sweep;"):
         cvxqreg.sweep(problem, [1e-2], reference=None, zzz=1)
+
+
+@pytest.mark.parametrize("sense", ["min", "max"])
+@pytest.mark.parametrize("kind", ["partial_trace", "real_partial_trace", "pauli", "dense"])
+def test_method_duals_converge_to_scs_at_rate_eps(kind, sense):
+    """problem.solve(method="cvxqreg") on every constraint kind, both senses: the equality duals
+    and the dual of X >> 0 differ from plain CVXPY + SCS by O(eps) (measured: at most ~4 eps on
+    these models, at eps = 1e-3 and 1e-5), so a sign or scale slip (Maximize, real symmetric,
+    the PSD dual) cannot hide behind the regularization."""
+    problem, _, _ = _model(kind, sense)
+    problem.solve(**SCS_TIGHT)
+    ref, ref_psd = _duals(problem), np.asarray(problem.constraints[0].dual_value)
+    for eps in (1e-3, 1e-5):
+        problem.solve(method="cvxqreg", eps=eps, tol=1e-9)
+        assert problem.status in ("optimal", "optimal_inaccurate")  # judged by the duals below
+        for y, r in zip(_duals(problem), ref, strict=True):
+            assert np.abs(y - r).max() <= 10 * eps
+        assert np.abs(problem.constraints[0].dual_value - ref_psd).max() <= 10 * eps
