@@ -459,3 +459,16 @@ def test_method_duals_converge_to_scs_at_rate_eps(kind, sense):
         for y, r in zip(_duals(problem), ref, strict=True):
             assert np.abs(y - r).max() <= 10 * eps
         assert np.abs(problem.constraints[0].dual_value - ref_psd).max() <= 10 * eps
+
+
+def test_summary_says_which_side_the_certified_bound_is_on():
+    """For a Maximize the certified bound is an upper bound and the summary says so (before:
+    'certified bound on eps=0 value' for both senses)."""
+    lines = {}
+    for sense in ("min", "max"):
+        problem, _, _ = _model("qot", sense)
+        res = cvxqreg.solve(problem, 1e-2)
+        lines[sense] = res.summary()
+        F0 = cvxqreg.solve_exact(problem).value
+        assert res.sense * (F0 - res.certified_bound) >= -1e-8
+    assert "certified F_0 >= " in lines["min"] and "certified F_0 <= " in lines["max"]
