@@ -286,6 +286,10 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_solve(args) -> int:
+    if args.exact:
+        _reject_regularized_options(args)
+    elif args.solver != "scs":
+        raise CLIError("--solver chooses the conic solver of --exact; --eps solves by the dual")
     problem = load_model(args.model, args.name)
     lp = lower(problem)
     print(f"model {args.model}: {lp.describe()}")
@@ -328,6 +332,31 @@ def _cmd_solve(args) -> int:
         _err(f"the solve did not converge (status: {res.status}){': ' + msg if msg else ''}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _reject_regularized_options(args) -> None:
+    """``solve --exact`` with an option of the regularized solver: a usage error, not a silent
+    no-op (``--verbose`` applies to both)."""
+    from .solvers.regularized import DualSolver
+
+    defaults = DualSolver.defaults()
+    given = [
+        _flag(name)
+        for name in _SOLVER_FLAGS
+        if name != "verbose" and getattr(args, name) != defaults[name]
+    ]
+    if args.regularizer != defaults["regularizer"]:
+        given.insert(0, "--regularizer")
+    if given:
+        raise CLIError(
+            f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the regularized solve "
+            "(--eps); the exact SDP (--exact) takes only --solver and --verbose"
+        )
+
+
+def _flag(name: str) -> str:
+    """The command-line flag of DualSolver option ``name``."""
+    return _SOLVER_FLAGS[name].get("flag", "--" + name.replace("_", "-"))
 
 
 def _run_sweep(lp, args, label: str | None = None):
@@ -616,7 +645,8 @@ def _add_solver_options(p: argparse.ArgumentParser) -> None:
     for name, spec in _SOLVER_FLAGS.items():
         spec = dict(spec)
         default = defaults[name]
-        flag = spec.pop("flag", "--" + name.replace("_", "-"))
+        spec.pop("flag", None)
+        flag = _flag(name)
         if isinstance(default, bool):
             action = "store_false" if default else "store_true"
             p.add_argument(flag, dest=name, action=action, default=default, **spec)

@@ -379,3 +379,24 @@ def _has_matplotlib() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--exact", "--tol", "1e-3"], "--tol"),
+        (["--exact", "--no-continuation"], "--no-continuation"),
+        (["--exact", "--regularizer", "quadratic"], "--regularizer"),
+        (["--eps", "1e-2", "--solver", "clarabel"], "--solver"),
+    ],
+)
+def test_solve_rejects_options_of_the_other_mode(model, capsys, extra, named):
+    """``solve --exact --tol 1e-3`` used to ignore --tol silently (and --eps ignored --solver)."""
+    assert main(["solve", str(model), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cvxqreg: error: ") and named in err
+
+
+def test_solve_exact_takes_verbose(model, capsys):
+    assert main(["solve", str(model), "--exact", "--verbose", "--quiet"]) == 0
+    assert "measured accuracy" in capsys.readouterr().out
