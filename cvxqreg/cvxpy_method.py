@@ -67,9 +67,10 @@ def write_back(problem, recovery, result) -> None:
     """Set ``problem``'s state from ``result`` as a CVXPY solve would.
 
     Sets the variable's value, ``problem.status``/``value``, the equality and PSD constraints'
-    ``dual_value`` (:class:`~cvxqreg.lowering.Recovery`), ``problem.solver_stats`` and
-    ``problem.cvxqreg_result``. ``recovery=None`` (the data could not be lowered because no state
-    satisfies them) records status ``"infeasible"`` with no values.
+    ``dual_value`` (:class:`~cvxqreg.lowering.Recovery`), ``problem.solver_stats``,
+    ``problem.compilation_time`` (the lowering's time) and ``problem.cvxqreg_result``.
+    ``recovery=None`` (the data could not be lowered because no state satisfies them) records
+    status ``"infeasible"`` with no values.
     """
     import cvxpy.settings as s
 
@@ -88,6 +89,7 @@ def write_back(problem, recovery, result) -> None:
         known = status in s.ERROR or status in s.SOLUTION_PRESENT
         recovery.unpack(None, None, None, status if known else s.SOLVER_ERROR)
     problem._solver_stats = _solver_stats(result, recovery)
+    problem._compilation_time = problem._solver_stats.setup_time  # the lowering, not a stale one
     problem.cvxqreg_result = result
 
 

@@ -112,10 +112,12 @@ def test_solve_returns_value_and_sets_solver_stats():
     assert st.num_iters == res.iterations and st.solve_time == res.time
     assert st.setup_time is not None and st.setup_time > 0
     assert st.extra_stats["eps"] == 1e-3 and st.extra_stats["status"] == res.status
+    assert problem.compilation_time == st.setup_time  # not the SCS solve's (was stale)
     exact = cvxqreg.solve_exact(problem)
     st = problem.solver_stats
     assert "SCS" in st.solver_name and st.num_iters == exact.iterations
     assert st.extra_stats["accuracy"] == exact.accuracy
+    assert problem.compilation_time == st.setup_time
 
 
 # --------------------------------------------------------------------------- defect 4: options
