@@ -21,11 +21,12 @@ an infeasibility certificate, or data no state satisfies (inconsistent right-han
 
 Keywords: ``eps`` (required), every option of :class:`~cvxqreg.DualSolver` (``regularizer``,
 ``tol``, ``max_iter``, ``verbose``, ...), ``warm_start=True`` (start from the dual vector of this
-problem's last cvxqreg solve, ``problem.cvxqreg_result.alpha``, when its size still fits) and
-``alpha0``/``eps0`` (an explicit warm start, as in :func:`cvxqreg.solve`) and
+problem's last cvxqreg solve, ``problem.cvxqreg_result.alpha``, when its size still fits; off by
+default, unlike CVXPY's own ``solve``, so that a solve does not depend on the one before) and
+``alpha0``/``eps0`` (an explicit warm start, as in :func:`cvxqreg.solve`), and
 ``solver=`` (only ``"cvxqreg"``: the conic solvers are reached by ``problem.solve(solver=...)``
 or :func:`cvxqreg.solve_exact`). Any other keyword raises ``InvalidInputError("unknown option
-'x'; valid options: ...")``.
+'x' ... (did you mean ...?); valid options: ...")``.
 """
 
 from __future__ import annotations
