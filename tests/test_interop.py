@@ -392,6 +392,8 @@ def test_dataclass_replace_keeps_options():
         ("regularization", -1.0),
         ("regularization", float("inf")),
         ("tol", "small"),
+        ("time_limit", -np.inf),
+        ("time_limit", float("nan")),
         ("hessian", "exact"),
         ("eliminate", "maybe"),
         ("continuation", "no"),
@@ -413,8 +415,9 @@ def test_bad_option_values_are_rejected_before_solving(name, value):
 
 
 def test_integral_float_counts_are_accepted():
-    s = DualSolver(max_iter=1e4, memory=5.0)
+    s = DualSolver(max_iter=1e4, memory=5.0, time_limit=np.inf)
     assert s.max_iter == 10000 and isinstance(s.max_iter, int) and s.memory == 5
+    assert s.time_limit is None  # inf: no limit
 
 
 def test_solve_exact_options_as_cvxpy_spells_them():

@@ -125,8 +125,11 @@ class DualSolver:
         for name, low in (("tol", 0.0), ("stage_tol", 0.0), ("ladder_ratio", 1.0)):
             object.__setattr__(self, name, _number(name, getattr(self, name), above=low))
         object.__setattr__(self, "regularization", _number("regularization", self.regularization))
-        if self.time_limit is not None:
-            object.__setattr__(self, "time_limit", _number("time_limit", self.time_limit, 0.0))
+        if self.time_limit is not None:  # inf: no limit, as None
+            limit = (
+                None if self.time_limit == np.inf else _number("time_limit", self.time_limit, 0.0)
+            )
+            object.__setattr__(self, "time_limit", limit)
         for name in ("max_iter", "memory"):
             object.__setattr__(self, name, _count(name, getattr(self, name)))
         for name, choices in (
