@@ -125,8 +125,8 @@ class Recovery:
         psd,
         dropped,
         timings,
+        rows,
         fast_path=(),
-        rows=None,
     ):
         self.problem = problem
         self.variable = variable
@@ -142,13 +142,13 @@ class Recovery:
         self.dropped = dropped
         self.timings = timings
         self.fast_path = tuple(fast_path)
-        self._rows = None if rows is None else sp.csr_matrix(rows)
+        self._rows = sp.csr_matrix(rows)  # the extracted rows Q_i (Dense layout), for the duals
 
     # ------------------------------------------------------------------ duals
     def full_multipliers(self, alpha) -> np.ndarray:
         """``lambda``, one multiplier per extracted row: the least-norm ``lambda`` with
         ``sum_i lambda_i Q_i = A*(alpha)`` (zero on identically zero rows; see the module
-        docstring). Without the extracted rows (``rows=None``), ``alpha`` on the kept rows."""
+        docstring)."""
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1)
         if alpha.shape != self.row_map.shape:
             raise InvalidInputError(
@@ -178,8 +178,6 @@ class Recovery:
         The ``lambda`` with ``R^T lambda = R_K^T alpha`` are those with
         ``lambda_K + W^T lambda_D = alpha``; the least-norm one is ``lambda_K = mu``,
         ``lambda_D = W mu`` with ``(I + W^T W) mu = alpha``."""
-        if self._rows is None:
-            return None
         dependent = np.asarray(self.dropped.get("dependent", ()), dtype=np.int64)
         if dependent.size == 0:
             return None
