@@ -15,7 +15,9 @@ one function that writes into a ``cvxpy.Problem``, used by this method, by
 ``problem.value == problem.objective.value`` as CVXPY users expect). CVXPY's status follows
 :data:`CVXPY_STATUS`: a solve stopped by ``max_iter`` or a time limit is ``"user_limit"``, one that
 stalled in float64 near the tolerance (``||grad|| <= max(1e3 tol, sqrt(tol))``) or stopped at the
-float64 floor ``"optimal_inaccurate"`` and farther away ``"solver_error"`` (no values written);
+float64 floor ``"optimal_inaccurate"`` (with CVXPY's "Solution may be inaccurate" warning) and
+farther away ``"solver_error"`` (no values written, and ``cvxpy.error.SolverError`` raised as
+CVXPY's own solve does; ``problem.cvxqreg_result`` keeps the last iterate);
 an infeasibility certificate, or data no state satisfies (inconsistent right-hand sides), gives
 ``"infeasible"`` with ``problem.value = +inf`` (``-inf`` for a ``Maximize``), as CVXPY reports.
 
@@ -172,8 +174,33 @@ def solve_method(
 
     last = getattr(problem, "cvxqreg_result", None)
     warm = last if warm_start and isinstance(last, RegularizedResult) else None
-    solve_with(dual, problem, eps, alpha0=alpha0, eps0=eps0, warm_from=warm)
+    result = solve_with(dual, problem, eps, alpha0=alpha0, eps0=eps0, warm_from=warm)
+    _warn_or_raise(problem.status, result)
     return problem.value
+
+
+def _warn_or_raise(status: str, result) -> None:
+    """What CVXPY's own solve does after recording a status: warn on an inaccurate one, raise
+    ``cvxpy.error.SolverError`` on a failure (the status, the cleared values and
+    ``problem.cvxqreg_result`` are recorded first, so the last iterate can be inspected)."""
+    import warnings
+
+    import cvxpy.settings as s
+    from cvxpy.error import SolverError
+
+    if status in s.ERROR:
+        raise SolverError(
+            f"cvxqreg failed ({result.status}): {result.message}. problem.cvxqreg_result holds "
+            "the last iterate; try a larger eps, a looser tol or verbose=True"
+        )
+    if status in s.INACCURATE:
+        warnings.warn(
+            f"Solution may be inaccurate: cvxqreg stopped with status {result.status!r} "
+            f"(||grad|| = {result.grad_norm:.1e}, tol {result.tol:.1e}). Try a looser tol or a "
+            "larger eps, or solve with verbose=True for more information.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def register() -> None:

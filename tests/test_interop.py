@@ -477,3 +477,27 @@ def test_summary_says_which_side_the_certified_bound_is_on():
         F0 = cvxqreg.solve_exact(problem).value
         assert res.sense * (F0 - res.certified_bound) >= -1e-8
     assert "certified F_0 >= " in lines["min"] and "certified F_0 <= " in lines["max"]
+
+
+def test_method_warns_and_raises_as_cvxpy_does():
+    """As CVXPY's own solve: an inaccurate status (here user_limit) warns "Solution may be
+    inaccurate", a failure raises cvxpy.error.SolverError (before: status 'solver_error' and a
+    silent None); the status and problem.cvxqreg_result are recorded first."""
+    from cvxpy.error import SolverError
+
+    from cvxqreg.regularizers import Custom
+
+    problem, X, _ = _model("qot", "min")
+    with pytest.warns(UserWarning, match="may be inaccurate"):
+        problem.solve(method="cvxqreg", eps=1e-3, max_iter=2)
+    assert problem.status == "user_limit" and X.value is not None
+    nan_psi = Custom(
+        phi_fn=lambda x: x * np.log(np.maximum(x, 1e-300)),
+        psi_fn=lambda t: np.full_like(t, np.nan),  # a broken conjugate: the dual value is NaN
+        dpsi_fn=lambda t: np.exp(t - 1),
+        d2psi_fn=lambda t: np.exp(t - 1),
+    )
+    with pytest.raises(SolverError, match="cvxqreg failed"):
+        problem.solve(method="cvxqreg", eps=1e-2, regularizer=nan_psi)
+    assert problem.status == "solver_error" and X.value is None
+    assert problem.cvxqreg_result.status == "failed"
