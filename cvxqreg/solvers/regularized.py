@@ -495,7 +495,7 @@ def _check_choice(name: str, value, choices: tuple) -> None:
 def _count(name: str, value) -> int:
     """``value`` as an ``int >= 1`` (an integral float such as ``1e4`` is accepted), else
     :class:`InvalidInputError`."""
-    x = _number(name, value, above=0.0) if not isinstance(value, bool) else 0.5
+    x = _number(name, value, above=0.0)
     if x < 1 or x != int(x):
         raise InvalidInputError(f"{name} must be an integer >= 1, got {value!r}")
     return int(x)
