@@ -27,6 +27,7 @@ from .errors import (
     InvalidInputError,
     UnsupportedModelError,
 )
+from .lowering import lower
 from .results import EXACT_ACCURACY
 from .sweep import DEFAULT_EPS as _DEFAULT_EPS
 from .sweep import DEFAULT_REGULARIZERS as _DEFAULT_REGS
@@ -159,18 +160,6 @@ class _RegList(_ListAction):
     item = staticmethod(_check_regularizer)
 
 
-def _lower(problem):
-    """``cvxqreg.lower(problem)``, with a clear message when the lowering is not installed."""
-    try:
-        from .lowering import lower
-    except ImportError as exc:
-        raise CLIError(
-            f"the CVXPY lowering (cvxqreg.lowering.lower) cannot be imported: {exc}",
-            EXIT_FAILED,
-        ) from None
-    return lower(problem)
-
-
 # --------------------------------------------------------------------------------------------
 # model files
 
@@ -290,13 +279,6 @@ def _cmd_info(args) -> int:
         print(f"{'solvers'.ljust(width)}  CVXPY sees: {', '.join(cp.installed_solvers())}")
     except Exception as exc:  # informational only
         print(f"{'solvers'.ljust(width)}  (cannot list: {exc})")
-    try:
-        from .lowering import lower  # noqa: F401
-
-        lowering = "available"
-    except ImportError as exc:
-        lowering = f"NOT available ({exc})"
-    print(f"{'lowering'.ljust(width)}  {lowering}")
     print(f"{'backends'.ljust(width)}  {', '.join(available_backends())}")
     be = get_backend("auto")
     print(f"{'auto'.ljust(width)}  {be.name} on {be.device} -- {be.reason}")
@@ -304,8 +286,12 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_solve(args) -> int:
+    if args.exact:
+        _reject_regularized_options(args)
+    elif args.solver != "scs":
+        raise CLIError("--solver chooses the conic solver of --exact; --eps solves by the dual")
     problem = load_model(args.model, args.name)
-    lp = _lower(problem)
+    lp = lower(problem)
     print(f"model {args.model}: {lp.describe()}")
     if args.exact:
         from .solvers.exact import solve_exact
@@ -346,6 +332,31 @@ def _cmd_solve(args) -> int:
         _err(f"the solve did not converge (status: {res.status}){': ' + msg if msg else ''}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _reject_regularized_options(args) -> None:
+    """``solve --exact`` with an option of the regularized solver: a usage error, not a silent
+    no-op (``--verbose`` applies to both)."""
+    from .solvers.regularized import DualSolver
+
+    defaults = DualSolver.defaults()
+    given = [
+        _flag(name)
+        for name in _SOLVER_FLAGS
+        if name != "verbose" and getattr(args, name) != defaults[name]
+    ]
+    if args.regularizer != defaults["regularizer"]:
+        given.insert(0, "--regularizer")
+    if given:
+        raise CLIError(
+            f"{', '.join(given)} set{'s' if len(given) == 1 else ''} the regularized solve "
+            "(--eps); the exact SDP (--exact) takes only --solver and --verbose"
+        )
+
+
+def _flag(name: str) -> str:
+    """The command-line flag of DualSolver option ``name``."""
+    return _SOLVER_FLAGS[name].get("flag", "--" + name.replace("_", "-"))
 
 
 def _run_sweep(lp, args, label: str | None = None):
@@ -484,19 +495,16 @@ def _check_plot_paths(args) -> None:
 def _cmd_sweep(args) -> int:
     _check_plot_paths(args)
     problem = load_model(args.model, args.name)
-    lp = _lower(problem)
+    lp = lower(problem)
     print(f"model {args.model}: {lp.describe()}")
     result = _run_sweep(lp, args)
     return _report_sweep(result, args)
 
 
 def _demo_problem(args):
-    """The demo's CVXPY problem and a description; the built-in model without the library."""
-    try:
-        from .problems import two_point, wasserstein
-    except ImportError:
-        problem, text = _builtin_qot()
-        return problem, text, None
+    """The demo's CVXPY problem, a description and its closed-form optimum (or None)."""
+    from .problems import two_point, wasserstein
+
     if args.problem == "two-point":
         inst = two_point(1.0, 2.0, hbar=1.0)
         text = (
@@ -512,35 +520,13 @@ def _demo_problem(args):
     return inst.problem, text, inst.reference_value
 
 
-def _builtin_qot():
-    """A 2-qubit quantum optimal transport problem: used when cvxqreg.problems is unavailable."""
-    import cvxpy as cp
-
-    Z = np.diag([1.0, -1.0])
-    Xp = np.array([[0.0, 1.0], [1.0, 0.0]])
-    eye = np.eye(2)
-    H = sum(
-        (np.kron(P, eye) - np.kron(eye, P)) @ (np.kron(P, eye) - np.kron(eye, P)) for P in (Z, Xp)
-    )
-    rho = np.array([[0.7, 0.2], [0.2, 0.3]], dtype=complex)
-    sigma = np.array([[0.4, -0.1j], [0.1j, 0.6]])
-    X = cp.Variable((4, 4), hermitian=True)
-    cons = [
-        X >> 0,
-        cp.partial_trace(X, [2, 2], axis=1) == rho,
-        cp.partial_trace(X, [2, 2], axis=0) == sigma,
-    ]
-    problem = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), cons)
-    return problem, "two-qubit quantum optimal transport (built-in example)"
-
-
 def _cmd_demo(args) -> int:
     t0 = time.perf_counter()
     if args.no_plot:
         args.plot = None
     _check_plot_paths(args)
     problem, text, closed_form = _demo_problem(args)
-    lp = _lower(problem)
+    lp = lower(problem)
     print(f"cvxqreg demo: {text}")
     print(f"  lowered: {lp.describe()}")
     print(
@@ -698,6 +684,12 @@ _SOLVER_FLAGS = {
 _CLI_HANDLED = ("regularizer", "progress")
 
 
+def _dual_solver_default(name: str):
+    from .solvers.regularized import DualSolver
+
+    return DualSolver.defaults()[name]
+
+
 def _add_solver_options(p: argparse.ArgumentParser) -> None:
     from .solvers.regularized import DualSolver
 
@@ -705,7 +697,8 @@ def _add_solver_options(p: argparse.ArgumentParser) -> None:
     for name, spec in _SOLVER_FLAGS.items():
         spec = dict(spec)
         default = defaults[name]
-        flag = spec.pop("flag", "--" + name.replace("_", "-"))
+        spec.pop("flag", None)
+        flag = _flag(name)
         if isinstance(default, bool):
             action = "store_false" if default else "store_true"
             p.add_argument(flag, dest=name, action=action, default=default, **spec)
@@ -727,7 +720,8 @@ def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> 
         action=_EpsList,
         default=list(_DEFAULT_EPS),
         metavar="EPS",
-        help="regularization strengths, space- or comma-separated (default: 1 1e-1 1e-2 1e-3 1e-4)",
+        help="regularization strengths, space- or comma-separated (default: "
+        f"{' '.join(f'{e:g}' for e in _DEFAULT_EPS)})",
     )
     p.add_argument(
         "--regularizers",
@@ -735,7 +729,7 @@ def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> 
         action=_RegList,
         default=list(_DEFAULT_REGS),
         metavar="REG",
-        help="von_neumann, quadratic, tsallis:ORDER (default: von_neumann quadratic)",
+        help=f"von_neumann, quadratic, tsallis:ORDER (default: {' '.join(_DEFAULT_REGS)})",
     )
     p.add_argument(
         "--reference",
@@ -866,9 +860,10 @@ conic solver reports, or when a regularized solve is not "converged" (||grad||_2
     )
     solve.add_argument(
         "--regularizer",
-        default="von_neumann",
+        default=_dual_solver_default("regularizer"),
         type=_check_regularizer,
-        help="von_neumann (default), quadratic or tsallis:ORDER",
+        help="von_neumann, quadratic or tsallis:ORDER "
+        f"(default: {_dual_solver_default('regularizer')})",
     )
     _add_solver_options(solve)
     solve.add_argument(

@@ -15,22 +15,23 @@ one function that writes into a ``cvxpy.Problem``, used by this method, by
 ``problem.value == problem.objective.value`` as CVXPY users expect). CVXPY's status follows
 :data:`CVXPY_STATUS`: a solve stopped by ``max_iter`` or a time limit is ``"user_limit"``, one that
 stalled in float64 near the tolerance (``||grad|| <= max(1e3 tol, sqrt(tol))``) or stopped at the
-float64 floor ``"optimal_inaccurate"`` and farther away ``"solver_error"`` (no values written);
+float64 floor ``"optimal_inaccurate"`` (with CVXPY's "Solution may be inaccurate" warning) and
+farther away ``"solver_error"`` (no values written, and ``cvxpy.error.SolverError`` raised as
+CVXPY's own solve does; ``problem.cvxqreg_result`` keeps the last iterate);
 an infeasibility certificate, or data no state satisfies (inconsistent right-hand sides), gives
 ``"infeasible"`` with ``problem.value = +inf`` (``-inf`` for a ``Maximize``), as CVXPY reports.
 
 Keywords: ``eps`` (required), every option of :class:`~cvxqreg.DualSolver` (``regularizer``,
 ``tol``, ``max_iter``, ``verbose``, ...), ``warm_start=True`` (start from the dual vector of this
-problem's last cvxqreg solve, ``problem.cvxqreg_result.alpha``, when its size still fits) and
-``alpha0``/``eps0`` (an explicit warm start, as in :func:`cvxqreg.solve`) and
+problem's last cvxqreg solve, ``problem.cvxqreg_result.alpha``, when its size still fits; off by
+default, unlike CVXPY's own ``solve``, so that a solve does not depend on the one before) and
+``alpha0``/``eps0`` (an explicit warm start, as in :func:`cvxqreg.solve`), and
 ``solver=`` (only ``"cvxqreg"``: the conic solvers are reached by ``problem.solve(solver=...)``
 or :func:`cvxqreg.solve_exact`). Any other keyword raises ``InvalidInputError("unknown option
-'x'; valid options: ...")``.
+'x' ... (did you mean ...?); valid options: ...")``.
 """
 
 from __future__ import annotations
-
-import math
 
 __all__ = ["CVXPY_STATUS", "cvxpy_status", "register", "solve_method", "write_back"]
 
@@ -69,15 +70,19 @@ def write_back(problem, recovery, result) -> None:
     """Set ``problem``'s state from ``result`` as a CVXPY solve would.
 
     Sets the variable's value, ``problem.status``/``value``, the equality and PSD constraints'
-    ``dual_value`` (:class:`~cvxqreg.lowering.Recovery`), ``problem.solver_stats`` and
-    ``problem.cvxqreg_result``. ``recovery=None`` (the data could not be lowered because no state
-    satisfies them) records status ``"infeasible"`` with no values.
+    ``dual_value`` (:class:`~cvxqreg.lowering.Recovery`), ``problem.solver_stats``,
+    ``problem.compilation_time`` (the lowering's time) and ``problem.cvxqreg_result``.
+    ``recovery=None`` (the data could not be lowered because no state satisfies them) records
+    status ``"infeasible"`` with no values.
     """
     import cvxpy.settings as s
 
+    from .lowering.recovery import record_without_solution, value_without_solution
+
     status = cvxpy_status(result)
     if recovery is None:
-        _record_without_recovery(problem, status, result.sense)
+        value = value_without_solution(status, result.sense) if status in s.INF_OR_UNB else None
+        record_without_solution(problem, status, value)
     elif status in s.SOLUTION_PRESENT and result.X is not None:
         value = result.energy if hasattr(result, "energy") else result.value
         recovery.unpack(result.X, result.alpha, value, status)
@@ -87,16 +92,8 @@ def write_back(problem, recovery, result) -> None:
         known = status in s.ERROR or status in s.SOLUTION_PRESENT
         recovery.unpack(None, None, None, status if known else s.SOLVER_ERROR)
     problem._solver_stats = _solver_stats(result, recovery)
+    problem._compilation_time = problem._solver_stats.setup_time  # the lowering, not a stale one
     problem.cvxqreg_result = result
-
-
-def _record_without_recovery(problem, status, sense) -> None:
-    import cvxpy.settings as s
-
-    problem._clear_solution()
-    problem._status = status
-    if status in (s.INFEASIBLE, s.INFEASIBLE_INACCURATE):
-        problem._value = -math.inf if sense == -1 else math.inf
 
 
 def _solver_stats(result, recovery):
@@ -166,13 +163,8 @@ def solve_method(
             f"solver={solver!r} is not used by it. For the exact SDP use "
             f"problem.solve(solver={solver!r}) or cvxqreg.solve_exact(problem, {solver!r})"
         )
-    valid = DualSolver.option_names() + METHOD_KEYWORDS
-    for key in options:
-        if key not in valid:  # the message lists the method's own keywords too
-            raise InvalidInputError(
-                f"unknown option {key!r} of problem.solve(method='cvxqreg'); valid options: "
-                f"{', '.join(valid)}"
-            )
+    where = "problem.solve(method='cvxqreg')"
+    dual = DualSolver.from_options(options, where=where, also=METHOD_KEYWORDS)
     if eps is None:
         raise InvalidInputError(
             "problem.solve(method='cvxqreg') needs eps=..., e.g. eps=1e-3; for the exact SDP "
@@ -182,9 +174,33 @@ def solve_method(
 
     last = getattr(problem, "cvxqreg_result", None)
     warm = last if warm_start and isinstance(last, RegularizedResult) else None
-    dual = DualSolver.from_options(options, where="problem.solve(method='cvxqreg')")
-    solve_with(dual, problem, eps, alpha0=alpha0, eps0=eps0, warm_from=warm)
+    result = solve_with(dual, problem, eps, alpha0=alpha0, eps0=eps0, warm_from=warm)
+    _warn_or_raise(problem.status, result)
     return problem.value
+
+
+def _warn_or_raise(status: str, result) -> None:
+    """What CVXPY's own solve does after recording a status: warn on an inaccurate one, raise
+    ``cvxpy.error.SolverError`` on a failure (the status, the cleared values and
+    ``problem.cvxqreg_result`` are recorded first, so the last iterate can be inspected)."""
+    import warnings
+
+    import cvxpy.settings as s
+    from cvxpy.error import SolverError
+
+    if status in s.ERROR:
+        raise SolverError(
+            f"cvxqreg failed ({result.status}): {result.message}. problem.cvxqreg_result holds "
+            "the last iterate; try a larger eps, a looser tol or verbose=True"
+        )
+    if status in s.INACCURATE:
+        warnings.warn(
+            f"Solution may be inaccurate: cvxqreg stopped with status {result.status!r} "
+            f"(||grad|| = {result.grad_norm:.1e}, tol {result.tol:.1e}). Try a looser tol or a "
+            "larger eps, or solve with verbose=True for more information.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def register() -> None:

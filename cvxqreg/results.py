@@ -167,7 +167,7 @@ class RegularizedResult:
             f"  F_eps = {self.value:.12g}   Tr[HX] = {self.energy:.12g}   "
             f"D_eps = {self.dual_value:.12g}   gap = {self.gap:.3e}\n"
             f"  ||grad|| = {self.grad_norm:.3e} (tol {self.tol:.1e})   "
-            f"certified bound on eps=0 value: {self.certified_bound:.12g}\n"
+            f"certified F_0 {'<=' if self.sense == -1 else '>='} {self.certified_bound:.12g}\n"
             f"  {self.iterations} iterations, {self.n_evals} evaluations, {self.time:.3f} s "
             f"on {self.backend}"
         )

@@ -15,20 +15,6 @@ from cvxqreg import cli
 from cvxqreg.cli import main
 from cvxqreg.errors import InfeasibleDataError, InvalidInputError, UnsupportedModelError
 
-
-def _has_lowering() -> bool:
-    try:
-        from cvxqreg.lowering import lower  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_lowering = pytest.mark.skipif(
-    not _has_lowering(),
-    reason="cvxqreg.lowering.lower cannot be imported yet (the CVXPY lowering is not installed)",
-)
-
 QOT_MODEL = """\
 import cvxpy as cp
 import numpy as np
@@ -190,7 +176,7 @@ def test_library_errors_map_to_exit_codes(model, monkeypatch, capsys, exc, code)
     def fail(problem):
         raise exc
 
-    monkeypatch.setattr(cli, "_lower", fail)
+    monkeypatch.setattr(cli, "lower", fail)
     assert main(["solve", str(model), "--exact"]) == code
     err = capsys.readouterr().err
     assert err.strip() == f"cvxqreg: error: {exc}"
@@ -216,7 +202,6 @@ def test_progress_bars(monkeypatch):
 # ------------------------------------------------------------------------ solves (lowering)
 
 
-@needs_lowering
 @pytest.mark.parametrize("solver", ["scs", "clarabel"])
 def test_solve_exact(model, capsys, solver):
     import cvxpy as cp
@@ -229,7 +214,6 @@ def test_solve_exact(model, capsys, solver):
     assert "D=4" in out and "accepted at <= 1e-06: yes" in out
 
 
-@needs_lowering
 def test_solve_exact_judged_by_measured_accuracy(model, monkeypatch, capsys):
     """Exit 0 for an 'optimal_inaccurate' status with tiny residuals and gap, exit 1 for an
     'optimal' status whose measured accuracy is poor: the measurement decides, not the string."""
@@ -252,7 +236,6 @@ def test_solve_exact_judged_by_measured_accuracy(model, monkeypatch, capsys):
     assert "measured accuracy 1.0e-03" in capsys.readouterr().err
 
 
-@needs_lowering
 def test_exact_solve_says_what_it_is_doing(model, capsys):
     """Without a terminal (no progress bar) the exact solve still announces itself on stderr, and
     --verbose forwards the conic solver's log; --quiet silences the note."""
@@ -266,7 +249,6 @@ def test_exact_solve_says_what_it_is_doing(model, capsys):
     assert "solving the exact SDP" not in capsys.readouterr().err
 
 
-@needs_lowering
 def test_solve_regularized_and_save_state(model, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "_progress_enabled", lambda args: True)  # exercise the callback
     state = tmp_path / "X.npy"
@@ -282,7 +264,6 @@ def test_solve_regularized_and_save_state(model, tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(np.trace(X).real, 1.0, atol=1e-5)
 
 
-@needs_lowering
 def test_solve_not_converged_exits_1(model, capsys):
     assert main(["solve", str(model), "--eps", "1e-3", "--max-iter", "2", "-q"]) == 1
     captured = capsys.readouterr()
@@ -290,7 +271,6 @@ def test_solve_not_converged_exits_1(model, capsys):
     assert "did not converge (status: max_iter)" in captured.err
 
 
-@needs_lowering
 def test_solve_unsupported_model_exits_2(tmp_path, capsys):
     path = _write(
         tmp_path,
@@ -306,7 +286,6 @@ def test_solve_unsupported_model_exits_2(tmp_path, capsys):
     assert err.startswith("cvxqreg: error: ") and "Traceback" not in err
 
 
-@needs_lowering
 def test_sweep_writes_csv_and_json(model, tmp_path, capsys):
     csv_path, json_path = tmp_path / "rows.csv", tmp_path / "rows.json"
     code = main(
@@ -329,7 +308,6 @@ def test_sweep_writes_csv_and_json(model, tmp_path, capsys):
     assert all(r["status"] == "converged" for r in data["rows"])
 
 
-@needs_lowering
 def test_sweep_plot_and_failure_exit(model, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "limit.png"
@@ -355,7 +333,6 @@ def test_sweep_rejects_unknown_plot_format_before_solving(model, tmp_path, capsy
     assert "unknown plot format 'foo'" in capsys.readouterr().err
 
 
-@needs_lowering
 def test_demo_tiny(tmp_path, capsys):
     out_png = tmp_path / "demo.png"
     csv_path = tmp_path / "demo.csv"
@@ -374,7 +351,6 @@ def test_demo_tiny(tmp_path, capsys):
         assert "plot written to" in out
 
 
-@needs_lowering
 def test_demo_without_matplotlib_skips_plot(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.backend_bases", None)
@@ -388,7 +364,6 @@ def test_demo_without_matplotlib_skips_plot(tmp_path, capsys, monkeypatch):
     assert "pip install 'cvxqreg[plot]'" in capsys.readouterr().err
 
 
-@needs_lowering
 def test_demo_default(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "-q"]) == 0
@@ -404,3 +379,24 @@ def _has_matplotlib() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--exact", "--tol", "1e-3"], "--tol"),
+        (["--exact", "--no-continuation"], "--no-continuation"),
+        (["--exact", "--regularizer", "quadratic"], "--regularizer"),
+        (["--eps", "1e-2", "--solver", "clarabel"], "--solver"),
+    ],
+)
+def test_solve_rejects_options_of_the_other_mode(model, capsys, extra, named):
+    """``solve --exact --tol 1e-3`` used to ignore --tol silently (and --eps ignored --solver)."""
+    assert main(["solve", str(model), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cvxqreg: error: ") and named in err
+
+
+def test_solve_exact_takes_verbose(model, capsys):
+    assert main(["solve", str(model), "--exact", "--verbose", "--quiet"]) == 0
+    assert "measured accuracy" in capsys.readouterr().out

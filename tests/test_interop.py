@@ -112,10 +112,12 @@ def test_solve_returns_value_and_sets_solver_stats():
     assert st.num_iters == res.iterations and st.solve_time == res.time
     assert st.setup_time is not None and st.setup_time > 0
     assert st.extra_stats["eps"] == 1e-3 and st.extra_stats["status"] == res.status
+    assert problem.compilation_time == st.setup_time  # not the SCS solve's (was stale)
     exact = cvxqreg.solve_exact(problem)
     st = problem.solver_stats
     assert "SCS" in st.solver_name and st.num_iters == exact.iterations
     assert st.extra_stats["accuracy"] == exact.accuracy
+    assert problem.compilation_time == st.setup_time
 
 
 # --------------------------------------------------------------------------- defect 4: options
@@ -349,7 +351,7 @@ def test_defaults_are_written_once():
         assert declared <= {"regularizer"}, (fn.__name__, declared)
     args = build_parser().parse_args(["solve", "m.py", "--eps", "1"])
     for name, default in DualSolver.defaults().items():
-        if hasattr(args, name) and name != "regularizer":
+        if hasattr(args, name):
             assert getattr(args, name) == default, name
 
 
@@ -374,3 +376,128 @@ def test_dataclass_replace_keeps_options():
     s = DualSolver(tol=1e-7, hessian="cg")
     t = dataclasses.replace(s, max_iter=5)
     assert t.tol == 1e-7 and t.hessian == "cg" and t.max_iter == 5
+
+
+# ------------------------------------------------------------------ review: option values
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_iter", 2.5),
+        ("max_iter", float("nan")),
+        ("max_iter", True),
+        ("memory", 0),
+        ("stage_tol", -1.0),
+        ("ladder_ratio", 1.0),
+        ("ladder_ratio", 0.5),
+        ("regularization", -1.0),
+        ("regularization", float("inf")),
+        ("tol", "small"),
+        ("time_limit", -np.inf),
+        ("time_limit", float("nan")),
+        ("hessian", "exact"),
+        ("eliminate", "maybe"),
+        ("continuation", "no"),
+        ("verbose", 1),
+    ],
+)
+def test_bad_option_values_are_rejected_before_solving(name, value):
+    """Each bad value is an InvalidInputError naming the option, at every entry point, before
+    any solve (before, max_iter=2.5 ran 2 iterations, ladder_ratio=1 divided by zero,
+    ladder_ratio=0.5 climbed 60 eps stages upwards, hessian='exact' was a late ValueError)."""
+    problem, X, _ = _model("qot", "min")
+    with pytest.raises(InvalidInputError, match=name):
+        problem.solve(method="cvxqreg", eps=1e-2, **{name: value})
+    with pytest.raises(InvalidInputError, match=name):
+        cvxqreg.solve(problem, 1e-2, **{name: value})
+    with pytest.raises(InvalidInputError, match=name):
+        cvxqreg.sweep(problem, [1e-2], reference=None, **{name: value})
+    assert X.value is None and problem.status is None
+
+
+def test_integral_float_counts_are_accepted():
+    s = DualSolver(max_iter=1e4, memory=5.0, time_limit=np.inf)
+    assert s.max_iter == 10000 and isinstance(s.max_iter, int) and s.memory == 5
+    assert s.time_limit is None  # inf: no limit
+
+
+def test_solve_exact_options_as_cvxpy_spells_them():
+    """``eps=`` (CVXPY's SCS spelling) sets both SCS tolerances and the recorded settings say
+    so (before: ``settings`` showed eps_abs=1e-9 while SCS ran at eps); an option the conic
+    solver rejects is an InvalidInputError naming it (before: SCS's bare TypeError)."""
+    problem, X, _ = _model("qot", "min")
+    res = cvxqreg.solve_exact(problem, eps=1e-5)
+    assert "eps" not in res.settings
+    assert res.settings["eps_abs"] == res.settings["eps_rel"] == 1e-5
+    tight = cvxqreg.solve_exact(problem)
+    assert tight.accuracy < res.accuracy  # the looser tolerance was really used
+    problem, X, _ = _model("qot", "min")
+    with pytest.raises(InvalidInputError, match="foo"):
+        cvxqreg.solve_exact(problem, foo=1)
+    assert X.value is None and problem.status is None
+
+
+def test_unknown_option_suggests_the_close_name():
+    """A CVXPY/SCS spelling (``max_iters``) gets a pointer to ours; the method's message lists
+    its own keywords too."""
+    problem, _, _ = _model("qot", "min")
+    with pytest.raises(InvalidInputError, match=r"did you mean 'max_iter'\?.*warm_start"):
+        problem.solve(method="cvxqreg", eps=1e-2, max_iters=5)
+    with pytest.raises(InvalidInputError, match=r"did you mean 'tol'\?"):
+        cvxqreg.solve(problem, 1e-2, tol_=1e-8)
+    with pytest.raises(InvalidInputError, match=r"unknown option 'zzz' of cvxqreg.sweep;"):
+        cvxqreg.sweep(problem, [1e-2], reference=None, zzz=1)
+
+
+@pytest.mark.parametrize("sense", ["min", "max"])
+@pytest.mark.parametrize("kind", ["partial_trace", "real_partial_trace", "pauli", "dense"])
+def test_method_duals_converge_to_scs_at_rate_eps(kind, sense):
+    """problem.solve(method="cvxqreg") on every constraint kind, both senses: the equality duals
+    and the dual of X >> 0 differ from plain CVXPY + SCS by O(eps) (measured: at most ~4 eps on
+    these models, at eps = 1e-3 and 1e-5), so a sign or scale slip (Maximize, real symmetric,
+    the PSD dual) cannot hide behind the regularization."""
+    problem, _, _ = _model(kind, sense)
+    problem.solve(**SCS_TIGHT)
+    ref, ref_psd = _duals(problem), np.asarray(problem.constraints[0].dual_value)
+    for eps in (1e-3, 1e-5):
+        problem.solve(method="cvxqreg", eps=eps, tol=1e-9)
+        assert problem.status in ("optimal", "optimal_inaccurate")  # judged by the duals below
+        for y, r in zip(_duals(problem), ref, strict=True):
+            assert np.abs(y - r).max() <= 10 * eps
+        assert np.abs(problem.constraints[0].dual_value - ref_psd).max() <= 10 * eps
+
+
+def test_summary_says_which_side_the_certified_bound_is_on():
+    """For a Maximize the certified bound is an upper bound and the summary says so (before:
+    'certified bound on eps=0 value' for both senses)."""
+    lines = {}
+    for sense in ("min", "max"):
+        problem, _, _ = _model("qot", sense)
+        res = cvxqreg.solve(problem, 1e-2)
+        lines[sense] = res.summary()
+        F0 = cvxqreg.solve_exact(problem).value
+        assert res.sense * (F0 - res.certified_bound) >= -1e-8
+    assert "certified F_0 >= " in lines["min"] and "certified F_0 <= " in lines["max"]
+
+
+def test_method_warns_and_raises_as_cvxpy_does():
+    """As CVXPY's own solve: an inaccurate status (here user_limit) warns "Solution may be
+    inaccurate", a failure raises cvxpy.error.SolverError (before: status 'solver_error' and a
+    silent None); the status and problem.cvxqreg_result are recorded first."""
+    from cvxpy.error import SolverError
+
+    from cvxqreg.regularizers import Custom
+
+    problem, X, _ = _model("qot", "min")
+    with pytest.warns(UserWarning, match="may be inaccurate"):
+        problem.solve(method="cvxqreg", eps=1e-3, max_iter=2)
+    assert problem.status == "user_limit" and X.value is not None
+    nan_psi = Custom(
+        phi_fn=lambda x: x * np.log(np.maximum(x, 1e-300)),
+        psi_fn=lambda t: np.full_like(t, np.nan),  # a broken conjugate: the dual value is NaN
+        dpsi_fn=lambda t: np.exp(t - 1),
+        d2psi_fn=lambda t: np.exp(t - 1),
+    )
+    with pytest.raises(SolverError, match="cvxqreg failed"):
+        problem.solve(method="cvxqreg", eps=1e-2, regularizer=nan_psi)
+    assert problem.status == "solver_error" and X.value is None
+    assert problem.cvxqreg_result.status == "failed"

@@ -36,7 +36,7 @@ import scipy.sparse.linalg as spla
 from ..errors import InvalidInputError
 from .validate import constraint_label
 
-__all__ = ["ConstraintInfo", "Recovery"]
+__all__ = ["ConstraintInfo", "Recovery", "record_without_solution", "value_without_solution"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +125,8 @@ class Recovery:
         psd,
         dropped,
         timings,
+        rows,
         fast_path=(),
-        rows=None,
     ):
         self.problem = problem
         self.variable = variable
@@ -142,13 +142,13 @@ class Recovery:
         self.dropped = dropped
         self.timings = timings
         self.fast_path = tuple(fast_path)
-        self._rows = None if rows is None else sp.csr_matrix(rows)
+        self._rows = sp.csr_matrix(rows)  # the extracted rows Q_i (Dense layout), for the duals
 
     # ------------------------------------------------------------------ duals
     def full_multipliers(self, alpha) -> np.ndarray:
         """``lambda``, one multiplier per extracted row: the least-norm ``lambda`` with
         ``sum_i lambda_i Q_i = A*(alpha)`` (zero on identically zero rows; see the module
-        docstring). Without the extracted rows (``rows=None``), ``alpha`` on the kept rows."""
+        docstring)."""
         alpha = np.asarray(alpha, dtype=np.float64).reshape(-1)
         if alpha.shape != self.row_map.shape:
             raise InvalidInputError(
@@ -178,8 +178,6 @@ class Recovery:
         The ``lambda`` with ``R^T lambda = R_K^T alpha`` are those with
         ``lambda_K + W^T lambda_D = alpha``; the least-norm one is ``lambda_K = mu``,
         ``lambda_D = W mu`` with ``(I + W^T W) mu = alpha``."""
-        if self._rows is None:
-            return None
         dependent = np.asarray(self.dropped.get("dependent", ()), dtype=np.int64)
         if dependent.size == 0:
             return None
@@ -303,22 +301,10 @@ class Recovery:
                     dv.save_value(None)
 
     def _record_failure(self, status: str, value) -> None:
-        for v in self.problem.variables():
-            v.save_value(None)
-        for c in self.problem.constraints:
-            for dv in c.dual_variables:
-                dv.save_value(None)
-        self.problem._status = status
-        self.problem._value = value
-        self.problem._solution = None
+        record_without_solution(self.problem, status, value)
 
     def _default_value(self, status, s) -> float:
-        maximize = self.sense == -1
-        if status in (s.INFEASIBLE, s.INFEASIBLE_INACCURATE):
-            return -np.inf if maximize else np.inf
-        if status in (s.UNBOUNDED, s.UNBOUNDED_INACCURATE):
-            return np.inf if maximize else -np.inf
-        return np.nan
+        return value_without_solution(status, self.sense)
 
     # ------------------------------------------------------------------ reporting
     def describe(self) -> str:
@@ -331,3 +317,23 @@ class Recovery:
                 f"{info.lowered_rows.size} kept"
             )
         return "\n".join(lines)
+
+
+def value_without_solution(status: str, sense: int) -> float:
+    """CVXPY's ``problem.value`` for a status without a solution: ``+inf`` for an infeasible
+    minimization (``-inf`` for a maximization), the opposite for an unbounded one, else ``nan``."""
+    import cvxpy.settings as s
+
+    if status in (s.INFEASIBLE, s.INFEASIBLE_INACCURATE):
+        return -np.inf if sense == -1 else np.inf
+    if status in (s.UNBOUNDED, s.UNBOUNDED_INACCURATE):
+        return np.inf if sense == -1 else -np.inf
+    return np.nan
+
+
+def record_without_solution(problem, status: str, value=None) -> None:
+    """Clear ``problem``'s variable and dual values (CVXPY's ``Problem._clear_solution``) and
+    record ``status`` and ``value``."""
+    problem._clear_solution()
+    problem._status = status
+    problem._value = value

@@ -16,7 +16,7 @@ reads ``D = 2^n`` entries of ``rho``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -233,13 +233,3 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
         return np.random.default_rng()
     s = _check_int("seed", seed, low=0)
     return np.random.default_rng(s)
-
-
-def _check_labels(labels: Sequence[str], n_qubits: int) -> list[str]:
-    out = []
-    for label in labels:
-        n, _, _ = _masks(label)
-        if n != n_qubits:
-            raise InvalidInputError(f"label {label!r} has {n} letters, expected {n_qubits}")
-        out.append(label.upper())
-    return out

@@ -75,7 +75,9 @@ def solve_exact(
         Print what is solved (size, solver, tolerances), the conic solver's own log (its
         iterations as they happen) and the measured accuracy.
     **solver_options
-        Override :data:`DEFAULT_SETTINGS` (e.g. ``eps_abs=1e-6`` for SCS).
+        Override :data:`DEFAULT_SETTINGS` (e.g. ``eps_abs=1e-6`` for SCS; ``eps=1e-6`` sets both
+        ``eps_abs`` and ``eps_rel``, as CVXPY does for SCS). An option the solver rejects raises
+        :class:`~cvxqreg.errors.InvalidInputError`.
 
     Returns
     -------
@@ -116,7 +118,11 @@ def solve_exact(
 def _solve_lowered(lp: LoweredProblem, name: str, verbose: bool, solver_options) -> ExactResult:
     import cvxpy as cp
 
-    settings = {**DEFAULT_SETTINGS[name], **solver_options}
+    options = dict(solver_options)
+    if name == "SCS" and "eps" in options:  # CVXPY's spelling for SCS: eps_abs = eps_rel = eps
+        eps = options.pop("eps")
+        options = {"eps_abs": eps, "eps_rel": eps, **options}
+    settings = {**DEFAULT_SETTINGS[name], **options}
     if verbose:
         print(
             f"cvxqreg: exact SDP, D={lp.dim} ({'real' if lp.real else 'Hermitian'}), "
@@ -131,6 +137,12 @@ def _solve_lowered(lp: LoweredProblem, name: str, verbose: bool, solver_options)
         except cp.error.SolverError as exc:
             elapsed = time.perf_counter() - t0
             return _failed(f"solver_error: {exc}", name, settings, elapsed, lp.sense)
+        except TypeError as exc:  # the conic solver rejected an option given to solve_exact
+            if not solver_options:
+                raise
+            raise InvalidInputError(
+                f"{name} rejected the options {sorted(solver_options)} of solve_exact: {exc}"
+            ) from exc
     elapsed = time.perf_counter() - t0
     status = prob.status
     stats = prob.solver_stats

@@ -29,6 +29,7 @@ from .optimize import LbfgsOutcome, lbfgs_maximize
 #: first-order drivers; "newton" (the default) is driven with the oracle itself
 OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize}
 OPTIMIZER_NAMES = ("newton", *OPTIMIZERS)
+HESSIAN_MODES = ("auto", "dense", "cg")
 
 __all__ = ["DualSolver", "infeasible_result", "print_progress", "solve", "solve_with"]
 
@@ -89,7 +90,8 @@ class DualSolver:
     -----
     Every entry point (:func:`solve`, :func:`cvxqreg.sweep`, the command line, and
     ``problem.solve(method="cvxqreg")``) builds its solver with :meth:`from_options` from the same
-    keywords; the defaults above are the only ones.
+    keywords; the defaults above are the only ones. Every value is checked when the solver is
+    built: a bad one raises :class:`~cvxqreg.errors.InvalidInputError` naming the option.
     """
 
     regularizer: Any = "von_neumann"
@@ -121,16 +123,27 @@ class DualSolver:
                 f"progress must be a callable progress(k, D_k, grad_norm), True or None, "
                 f"got {self.progress!r}"
             )
-        if not (np.isfinite(self.tol) and self.tol > 0):
-            raise InvalidInputError(f"tol must be a positive number, got {self.tol!r}")
-        if int(self.max_iter) < 1:
-            raise InvalidInputError(f"max_iter must be >= 1, got {self.max_iter!r}")
-        if self.optimizer not in OPTIMIZER_NAMES:
-            raise InvalidInputError(
-                f"optimizer must be one of {OPTIMIZER_NAMES}, got {self.optimizer!r}"
+        for name, low in (("tol", 0.0), ("stage_tol", 0.0), ("ladder_ratio", 1.0)):
+            object.__setattr__(self, name, _number(name, getattr(self, name), above=low))
+        object.__setattr__(self, "regularization", _number("regularization", self.regularization))
+        if self.time_limit is not None:  # inf: no limit, as None
+            limit = (
+                None if self.time_limit == np.inf else _number("time_limit", self.time_limit, 0.0)
             )
-        if self.time_limit is not None and not self.time_limit > 0:
-            raise InvalidInputError(f"time_limit must be > 0 seconds, got {self.time_limit!r}")
+            object.__setattr__(self, "time_limit", limit)
+        for name in ("max_iter", "memory"):
+            object.__setattr__(self, name, _count(name, getattr(self, name)))
+        for name, choices in (
+            ("optimizer", OPTIMIZER_NAMES),
+            ("hessian", HESSIAN_MODES),
+            ("eliminate", ("auto", True, False)),
+        ):
+            _check_choice(name, getattr(self, name), choices)
+        for name in ("continuation", "predictor", "verbose"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InvalidInputError(
+                    f"{name} must be True or False, got {getattr(self, name)!r}"
+                )
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
@@ -143,14 +156,22 @@ class DualSolver:
         return {f.name: f.default for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], where: str = "cvxqreg.solve") -> DualSolver:
+    def from_options(
+        cls, options: dict[str, Any], where: str = "cvxqreg.solve", also: tuple[str, ...] = ()
+    ) -> DualSolver:
         """A solver from keyword options; an unknown keyword raises
-        ``InvalidInputError("unknown option 'x' of <where>; valid options: ...")``."""
+        ``InvalidInputError("unknown option 'x' of <where> (did you mean ...?); valid options:
+        ...")``, the list naming the entry point's own keywords ``also`` after the options."""
+        import difflib
+
         names = cls.option_names()
         for key in options:
             if key not in names:
+                valid = names + tuple(also)
+                close = difflib.get_close_matches(str(key), valid, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise InvalidInputError(
-                    f"unknown option {key!r} of {where}; valid options: {', '.join(names)}"
+                    f"unknown option {key!r} of {where}{hint}; valid options: {', '.join(valid)}"
                 )
         return cls(**options)
 
@@ -417,8 +438,8 @@ def solve_with(
     try:
         lowered, recovery = lower_for_solve(problem)
     except InfeasibleDataError as exc:  # cvxpy.Problem only: lowered data cannot be inconsistent
-        result = infeasible_result(str(exc), eps, solver.regularizer.name, solver.tol,
-                                   sense_of(problem), 0)  # fmt: skip
+        reg, sense = solver.regularizer.name, sense_of(problem)
+        result = infeasible_result(str(exc), eps, reg, solver.tol, sense, 0)
         write_back(problem, None, result)
         return result
     if alpha0 is None and warm_from is not None:
@@ -458,6 +479,42 @@ def infeasible_result(message, eps, regularizer, tol, sense, m) -> RegularizedRe
         backend="none",
         sense=sense,
     )
+
+
+def _number(name: str, value, above: float | None = None) -> float:
+    """``value`` as a finite float, ``> above`` (``>= 0`` when ``above`` is None), else
+    :class:`InvalidInputError`."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = float("nan")
+    if (
+        isinstance(value, bool)
+        or not np.isfinite(x)
+        or not (x > above if above is not None else x >= 0)
+    ):
+        need = f"a finite number > {above:g}" if above is not None else "a finite number >= 0"
+        raise InvalidInputError(f"{name} must be {need}, got {value!r}")
+    return x
+
+
+def _check_choice(name: str, value, choices: tuple) -> None:
+    """``value`` is one of ``choices`` (a bool matches only a bool, a string only a string)."""
+    if isinstance(value, (bool, np.bool_)):
+        ok = bool(value) in [c for c in choices if isinstance(c, bool)]
+    else:
+        ok = isinstance(value, str) and value in choices
+    if not ok:
+        raise InvalidInputError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _count(name: str, value) -> int:
+    """``value`` as an ``int >= 1`` (an integral float such as ``1e4`` is accepted), else
+    :class:`InvalidInputError`."""
+    x = _number(name, value, above=0.0)
+    if x < 1 or x != int(x):
+        raise InvalidInputError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(x)
 
 
 def print_progress(k: int, value: float, grad_norm: float) -> None:
