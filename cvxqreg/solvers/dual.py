@@ -35,10 +35,17 @@ from ..errors import InfeasibleDataError, InvalidInputError
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer
 
-__all__ = ["DualOracle", "Evaluation"]
+__all__ = ["LOW_RANK_GAP", "LOW_RANK_MAX_FRACTION", "DualOracle", "Evaluation"]
 
 #: eigenvalues with weight below this fraction of the largest are dropped when forming X
 _WEIGHT_CUTOFF = 1e-18
+#: gap ``c`` of the low-rank Hessian products: divided differences with both eigenvalues more
+#: than ``c`` below the top (``t = lam / eps``) are at most ``e^-c = 8.5e-17`` of the largest
+LOW_RANK_GAP = 37.0
+#: the low-rank product is used while the top block has at most this fraction of D eigenvalues,
+#: per backend. NumPy measured in benchmarks/results/low_rank_products.md (one BLAS thread);
+#: CuPy not yet measured on a device (benchmarks/gpu_check.py measures it), same value meanwhile
+LOW_RANK_MAX_FRACTION = {"numpy": 0.25, "cupy": 0.25}
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
@@ -120,6 +127,7 @@ class DualOracle:
                 "semidefinite X needs a positive trace"
             )
         self.n_evals = 0
+        self.last_products = None  # which Hessian product the last hessian_operator built
         self._shared: dict[str, Any] = {}  # lazily built data, shared with with_eps copies
 
     def with_eps(self, eps: float) -> DualOracle:
@@ -202,35 +210,40 @@ class DualOracle:
             return ev
         return dataclasses.replace(ev, X=self.be.outer(self.factor(ev.U, ev.w)))
 
-    def hessian_operator(self, ev: Evaluation):
+    def hessian_operator(self, ev: Evaluation, products: str = "auto"):
         """``v -> -Hess D(alpha) v`` (positive semidefinite) at an evaluation, on the host.
 
-        Daleckii-Krein (MATH.md section 5): with ``t = lam / eps`` and the divided differences
-        ``G`` of ``psi'``,
+        Daleckii-Krein (docs/theory.md, 'Second-order information'): with ``t = lam / eps`` and
+        the divided differences ``G`` of ``psi'``,
 
             Hess D_eps(alpha) v = -(1/eps) A( U (G o (U^* A*(v) U)) U^* ),
 
-        reusing the eigendecomposition (four matrix products per call, no new eigh). With
+        reusing the eigendecomposition (four ``D x D`` products per call, no new eigh). With
         normalization elimination the Hessian of ``D~(alpha) = max_s D_eps(alpha + s c)`` is the
         Schur complement along ``c``:
         ``Hess D~ = Hess D - (Hess D c)(Hess D c)^T / (c^T Hess D c)``, and ``Hess D c`` needs
         only ``A(U diag(psi''(t)) U^*)`` since ``A*(c) = I``.
+
+        ``products``: ``"full"``, ``"low_rank"`` (:meth:`_low_rank_split`, where the regularizer
+        allows it) or ``"auto"`` (low rank when the top block is at most
+        :data:`LOW_RANK_MAX_FRACTION` of ``D`` for this backend).
         """
-        xp, eps = self.be.xp, self.eps
-        U = ev.U
-        t = ev.lam / eps
-        G = self.reg.divided_differences(t)
-        Uh = U.conj().T
-
-        def neg_hess(v):
-            B = self.A.adjoint(self.be.asarray(v, dtype=xp.float64))
-            if self.real:
-                B = B.real
-            C = G * (Uh @ B @ U)
-            Y = U @ C @ Uh
-            return self.be.to_host(self.A.apply(Y)) / eps
-
-        along = self._trace_curvature(ev)
+        if products not in ("auto", "full", "low_rank"):
+            raise InvalidInputError(
+                f"products must be 'auto', 'full' or 'low_rank', got {products!r}"
+            )
+        split = None if products == "full" else self._low_rank_split(ev)
+        if split is not None and products == "auto":
+            frac = LOW_RANK_MAX_FRACTION.get(self.be.name, LOW_RANK_MAX_FRACTION["numpy"])
+            if split > frac * ev.U.shape[0]:
+                split = None
+        if split is None:
+            neg_hess = self._full_product(ev)
+            along = self._trace_curvature(ev)
+        else:
+            neg_hess = self._low_rank_product(ev, split)
+            along = self._trace_curvature(ev, split)
+        self.last_products = "full" if split is None else f"low_rank(r={split})"
         if along is None:
             return neg_hess
         hc, chc = along
@@ -239,6 +252,76 @@ class DualOracle:
             return neg_hess(v) - hc * (float(hc @ v) / chc)
 
         return neg_hess_eliminated
+
+    def _adjoint(self, v):
+        B = self.A.adjoint(self.be.asarray(v, dtype=self.be.xp.float64))
+        return B.real if self.real else B
+
+    def _full_product(self, ev: Evaluation):
+        """``v -> -(1/eps) A(U (G o (U^* A*(v) U)) U^*)``: four ``D x D`` products."""
+        U = ev.U
+        G = self.reg.divided_differences(ev.lam / self.eps)
+        Uh = U.conj().T
+
+        def neg_hess(v):
+            C = G * (Uh @ self._adjoint(v) @ U)
+            return self.be.to_host(self.A.apply(U @ C @ Uh)) / self.eps
+
+        return neg_hess
+
+    def _low_rank_split(self, ev: Evaluation) -> int | None:
+        """The size ``r`` of the top block ``T`` of eigenvalues (``t = lam/eps`` above the
+        regularizer's :meth:`~cvxqreg.regularizers.Regularizer.negligible_cut` at gap
+        :data:`LOW_RANK_GAP`), or ``None`` when the regularizer gives no cut."""
+        t = ev.lam / self.eps
+        cut = self.reg.negligible_cut(float(t[-1]), LOW_RANK_GAP)
+        if cut is None:
+            return None
+        return int(self.be.xp.count_nonzero(t > cut))
+
+    def _low_rank_product(self, ev: Evaluation, r: int):
+        """The Hessian product on the top block ``T`` (the last ``r`` eigenvalues; ``B`` the rest).
+
+        With ``C = U^* E U`` (``E = A*(v)``) and ``G`` split into blocks, ``G_BB`` is dropped
+        (below ``e^-gap psi''(t_max)`` entrywise, or exactly zero): since ``G`` and ``C`` are
+        Hermitian the ``(B, T)`` block mirrors ``(T, B)``, and
+
+            U (G o C) U^*  ~=  P + P^*,   P = U_T (Z' U^*),   Z' = G_T. o (U_T^* E U),
+
+        with the ``T`` columns of ``Z'`` halved (``Z'_TT + Z'_TT^* = G_TT o C_TT``). Every
+        factor is ``r x D``: ``4 r D^2`` flops instead of ``4 D^3``. The dropped operator
+        ``v -> (1/eps) A(U_B (G_BB o C_BB) U_B^*)`` is positive semidefinite with norm at most
+        ``e^-gap psi''(t_max) ||A||^2 / eps``, i.e. ``e^-gap`` times the bound
+        ``psi''(t_max) ||A||^2 / eps`` on the whole Hessian when ``psi''`` is monotone
+        (docs/theory.md, 'Low-rank Hessian products').
+        """
+        xp, eps = self.be.xp, self.eps
+        U = ev.U
+        D = U.shape[0]
+        t = ev.lam / eps
+        UT = U[:, D - r :]
+        UTh = UT.conj().T
+        Uh = U.conj().T
+        GT = self.reg.divided_differences(t[D - r :], t)  # r x D rows of G
+        GT[:, D - r :] *= 0.5
+        gram = self.A.spectral_native
+
+        def neg_hess(v):
+            if r == 0:
+                return np.zeros(self.q.size)
+            K = (GT * ((UTh @ self._adjoint(v)) @ U)) @ Uh  # Z' U^*, r x D
+            if gram:
+                # A(P + P^*) = (A(X+ X+^*) - A(X- X-^*)) / 2 with X+- = s U_T +- K^*/s and s
+                # balancing the norms (relative rounding u, as for the product itself)
+                Kh = K.conj().T
+                sc = math.sqrt(max(float(xp.linalg.norm(K)), 1e-300) / math.sqrt(r))
+                y = self.A.apply_spectral(sc * UT + Kh / sc)
+                y = y - self.A.apply_spectral(sc * UT - Kh / sc)
+                return self.be.to_host(y) / (2.0 * eps)
+            P = UT @ K
+            return self.be.to_host(self.A.apply(P + P.conj().T)) / eps
+
+        return neg_hess
 
     def dense_hessian_fits(self) -> bool:
         """Whether :meth:`hessian_matrix` pays: its ``2 m D^3`` flops against conjugate gradients
@@ -284,18 +367,23 @@ class DualOracle:
         along = self._trace_curvature(ev)
         return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
 
-    def _trace_curvature(self, ev: Evaluation):
+    def _trace_curvature(self, ev: Evaluation, r: int | None = None):
         """``(-Hess D c, -c^T Hess D c)`` along the trace direction ``c`` (``A*(c) = I``, so only
         ``A(U diag(psi''(t)) U^*)`` is needed), for the Schur complement of the eliminated dual;
-        ``None`` without elimination or with no curvature along ``c``."""
+        ``None`` without elimination or with no curvature along ``c``. With ``r`` only the top
+        ``r`` eigenvalues count: the same truncation as the low-rank product, so that the Schur
+        complement is taken of the truncated (positive semidefinite) operator itself."""
         if self.c is None:
             return None
         eps, U = self.eps, ev.U
         d2 = self.reg.d2psi(ev.lam / eps)
+        if r is not None:
+            U, d2 = U[:, U.shape[1] - r :], d2[d2.size - r :]
         chc = float(self.be.xp.sum(d2)) / eps
         if chc <= 0:
             return None
-        hc = self.be.to_host(self.A.apply((U * d2[None, :]) @ U.conj().T)) / eps
+        V = U * self.be.xp.sqrt(self.be.xp.maximum(d2, 0.0))[None, :]
+        hc = self.be.to_host(self.A.apply_spectral(V)) / eps
         return hc, chc
 
     def primal_parts(self, ev: Evaluation) -> tuple[float, float]:

@@ -80,6 +80,7 @@ def newton_cg_maximize(
     cg_max_iter: int = 250,
     hessian: str = "auto",
     regularization: float = 0.0,
+    products: str = "auto",
 ) -> LbfgsOutcome:
     """Maximize ``D_eps`` from ``x0`` by (regularized) Newton (same contract as the L-BFGS
     drivers).
@@ -89,7 +90,8 @@ def newton_cg_maximize(
     to working precision, and the shift keeps the step bounded while vanishing at the optimum).
     ``hessian="dense"`` forms ``-Hess D`` (:meth:`DualOracle.hessian_matrix`) and factors it;
     ``"cg"`` runs conjugate gradients on Hessian-vector products; ``"auto"`` takes the dense
-    form when :meth:`DualOracle.dense_hessian_fits`.
+    form when :meth:`DualOracle.dense_hessian_fits`. ``products`` chooses CG's Hessian-vector
+    products (:meth:`DualOracle.hessian_operator`: ``"auto"``, ``"full"``, ``"low_rank"``).
     """
     t0 = time.perf_counter()
     last = {}
@@ -103,9 +105,11 @@ def newton_cg_maximize(
     f, g = neg(x)
     ev = last["ev"]
     history = RunRecord(t0, callback)
-    cg_total = n_factor = 0
+    cg_total = n_factor = cg_low_rank = 0
     if hessian not in ("auto", "dense", "cg"):
         raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
+    if products not in ("auto", "full", "low_rank"):
+        raise ValueError(f"products must be 'auto', 'full' or 'low_rank', got {products!r}")
     # the Hessian scales like 1/eps for eps above the cost's spread and like 1/spread below it
     energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
@@ -127,10 +131,12 @@ def newton_cg_maximize(
             p = _dense_step(oracle.hessian_matrix(ev), -g, mu)
             n_factor += 1
         else:
-            M = oracle.hessian_operator(ev)
+            M = oracle.hessian_operator(ev, products)
             M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             p, n_cg = _cg(M_mu, -g, min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10))
             cg_total += n_cg
+            if oracle.last_products != "full":
+                cg_low_rank += n_cg
         dphi0 = float(g @ p)
         if not dphi0 < 0:
             p, dphi0 = -g, -float(g @ g)
@@ -147,6 +153,8 @@ def newton_cg_maximize(
         k += 1
         gn = history.record(k, -f, g)
     work = f"{n_factor} Hessian factorizations" if dense else f"{cg_total} CG products"
+    if cg_low_rank:
+        work += f", {cg_low_rank} of them low-rank"
     out = history.outcome(x, status, f"{msg} ({work})", k)
     return dataclasses.replace(out, evaluation=ev)
 
