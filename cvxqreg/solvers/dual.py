@@ -43,9 +43,11 @@ _WEIGHT_CUTOFF = 1e-18
 #: than ``c`` below the top (``t = lam / eps``) are at most ``e^-c = 8.5e-17`` of the largest
 LOW_RANK_GAP = 37.0
 #: the low-rank product is used while the top block has at most this fraction of D eigenvalues,
-#: per backend. NumPy measured in benchmarks/results/low_rank_products.md (one BLAS thread);
-#: CuPy not yet measured on a device (benchmarks/gpu_check.py measures it), same value meanwhile
-LOW_RANK_MAX_FRACTION = {"numpy": 0.25, "cupy": 0.25}
+#: per backend. NumPy, one BLAS thread (benchmarks/results/low_rank_products.md): the low-rank
+#: product costs 0.3-0.6 of the full one at r/D = 0.5 and breaks even near r/D = 0.9 (Pauli
+#: rows, which form the D x D result, earlier than partial traces). CuPy: not yet measured on a
+#: device (benchmarks/gpu_check.py measures it); the NumPy value meanwhile
+LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
