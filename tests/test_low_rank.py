@@ -14,7 +14,7 @@ from cvxqreg.problem import LoweredProblem
 from cvxqreg.regularizers import Custom, Quadratic, Tsallis, VonNeumann
 from cvxqreg.solvers.dual import LOW_RANK_GAP, DualOracle
 
-from .conftest import qot_problem, rand_herm, rand_state, tomography_problem
+from .conftest import BACKENDS, qot_problem, rand_herm, rand_state, tomography_problem
 
 REGS = [VonNeumann(), Quadratic(), Tsallis(1.5), Tsallis(3.0)]
 
@@ -135,3 +135,19 @@ def test_solves_agree_with_either_product(reg):
         assert ("low-rank" in res[products].message) == (products == "low_rank")
     assert res["full"].converged and res["low_rank"].converged
     assert abs(res["full"].dual_value - res["low_rank"].dual_value) < 1e-10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+def test_low_rank_product_on_each_backend(rng, backend, reg):
+    """The low-rank product on a backend equals the full NumPy product."""
+    P, _, _ = qot_problem(rng, n=4)
+    alpha = rng.normal(size=P.n_rows) * 0.3
+    ref_oracle = DualOracle(P, 0.01, reg, "numpy")
+    ref = ref_oracle.hessian_operator(ref_oracle.evaluate(alpha), "full")
+    oracle = DualOracle(P, 0.01, reg, backend)
+    low = oracle.hessian_operator(oracle.evaluate(alpha), "low_rank")
+    assert oracle.last_products.startswith("low_rank")
+    for v in rng.normal(size=(2, P.n_rows)):
+        a = ref(v)
+        assert np.abs(low(v) - a).max() <= 1e-11 * np.abs(a).max()
