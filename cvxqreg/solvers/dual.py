@@ -297,7 +297,7 @@ class DualOracle:
         ``psi''(t_max) ||A||^2 / eps`` on the whole Hessian when ``psi''`` is monotone
         (docs/theory.md, 'Low-rank Hessian products').
         """
-        eps = self.eps
+        xp, eps = self.be.xp, self.eps
         U = ev.U
         D = U.shape[0]
         t = ev.lam / eps
@@ -315,8 +315,9 @@ class DualOracle:
             # instance at D = 256, writing A(P + P^*) as a difference of two Gram terms
             # A(X+ X+^*) - A(X- X-^*) (which saves that product) made the operator 6x less
             # symmetric, enough to stall conjugate gradients on its near-null directions
-            P = UT @ K
-            return self.be.to_host(self.A.apply(P + P.conj().T)) / eps
+            # P + P^* = [U_T, K^*] [K; U_T^*]: one product, no separate transpose pass
+            Y = xp.concatenate([UT, K.conj().T], axis=1) @ xp.concatenate([K, UTh], axis=0)
+            return self.be.to_host(self.A.apply(Y)) / eps
 
         return neg_hess
 
