@@ -233,7 +233,8 @@ def extract(problem, parts: ModelParts) -> Extraction:
     # Objective.
     if "objective" in fast:
         (B, c0), _, _, _ = fast["objective"]
-        H = 0.5 * (B + B.conj().T)
+        # accepted only when Im f vanishes: for Hermitian X that is B == B^* exactly
+        H = B if not parts.real else 0.5 * (B + B.conj().T)
         c0 = c0.real
     else:
         H, c0 = cv.H, cv.c0
