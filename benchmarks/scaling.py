@@ -7,7 +7,7 @@ workspace inside the eigendecomposition. Lowering is done before the measurement
 a least-squares fit of log(time) on log(D).
 
 Usage:  python benchmarks/scaling.py [--eps 1e-2] [--tol 1e-6] [--max-dim 1024]
-            [--min-dim 32] [--families wasserstein] [--regularizer von_neumann]
+            [--min-dim 32] [--families wasserstein] [--every-size] [--regularizer von_neumann]
             [--time-limit 300] [--backend numpy] [--out benchmarks/results/scaling.md]
 
 ``--families``, ``--min-dim``/``--max-dim`` choose a subset of cells; ``--time-limit`` caps each
@@ -45,6 +45,9 @@ def main(argv=None):
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--max-dim", type=int, default=256)
     ap.add_argument("--min-dim", type=int, default=1)
+    ap.add_argument(
+        "--every-size", action="store_true", help="Wasserstein: even n above 10 too (D = 1024)"
+    )
     ap.add_argument("--families", nargs="+", default=["tomography", "wasserstein"])
     ap.add_argument("--regularizer", default="von_neumann")
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve")
@@ -74,7 +77,9 @@ def main(argv=None):
     for name, sizes in families.items():
         dims, times = [], []
         for D, make in sizes:
-            odd_only = name == "wasserstein" and int(D**0.5) % 2 == 0 and D > 100
+            odd_only = (
+                not args.every_size and name == "wasserstein" and int(D**0.5) % 2 == 0 and D > 100
+            )
             if D > args.max_dim or D < args.min_dim or odd_only:
                 continue
             lp = cvxqreg.lower(make().problem)
