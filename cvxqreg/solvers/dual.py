@@ -43,10 +43,10 @@ _WEIGHT_CUTOFF = 1e-18
 #: than ``c`` below the top (``t = lam / eps``) are at most ``e^-c = 8.5e-17`` of the largest
 LOW_RANK_GAP = 37.0
 #: the low-rank product is used while the top block has at most this fraction of D eigenvalues,
-#: per backend. NumPy, one BLAS thread (benchmarks/results/low_rank_products.md): the low-rank
-#: product costs 0.3-0.6 of the full one at r/D = 0.5 and breaks even near r/D = 0.9 (Pauli
-#: rows, which form the D x D result, earlier than partial traces). CuPy: not yet measured on a
-#: device (benchmarks/gpu_check.py measures it); the NumPy value meanwhile
+#: per backend. NumPy, one BLAS thread (benchmarks/results/low_rank_products.md, CPU time): the
+#: low-rank product costs 0.6-0.75 of the full one at r/D = 0.5, 0.04-0.15 at r/D = 0.01 (D >= 256),
+#: and breaks even near r/D = 0.8 for partial-trace and Pauli rows alike. CuPy: not yet measured
+#: on a device (benchmarks/gpu_check.py measures it); the NumPy value meanwhile
 LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
 _DENSE_HESSIAN_ENTRIES = 1 << 22
