@@ -151,3 +151,74 @@ def test_low_rank_product_on_each_backend(rng, backend, reg):
     for v in rng.normal(size=(2, P.n_rows)):
         a = ref(v)
         assert np.abs(low(v) - a).max() <= 1e-11 * np.abs(a).max()
+
+
+# ------------------------------------------------------------------ the real reduction
+def _imag_rows_problem(rng, real_data):
+    """Two-qubit transport whose data are real (``real_data``) or have complex marginals."""
+    from cvxqreg.operators import PartialTrace, Stacked
+
+    n = 3
+    if real_data:
+        rho, sigma = rand_state(rng, n, real=True), rand_state(rng, n, real=True)
+        H = rand_herm(rng, n * n, real=True)
+    else:
+        rho, sigma = rand_state(rng, n), rand_state(rng, n)
+        H = rand_herm(rng, n * n)
+    op = Stacked([PartialTrace((n, n), 1), PartialTrace((n, n), 0)])
+    q = np.asarray(op.apply(np.kron(rho, sigma)))
+    return LoweredProblem(H.astype(complex), op, q)
+
+
+def test_real_reduction_detected_only_for_real_data(rng):
+    P = _imag_rows_problem(rng, True)
+    oracle = DualOracle(P, 0.1, VonNeumann(), "numpy")
+    assert oracle.real and oracle.imag_rows is not None
+    assert 0 < oracle.imag_rows.sum() < P.n_rows
+    assert oracle.imag_rows is not None and not np.any(P.q[oracle.imag_rows])
+    assert DualOracle(_imag_rows_problem(rng, False), 0.1, VonNeumann(), "numpy").imag_rows is None
+    tomo, _ = tomography_problem(rng, D=4, n_obs=5)
+    assert DualOracle(tomo, 0.1, VonNeumann(), "numpy").imag_rows is None
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+def test_real_reduction_equals_the_complex_oracle(rng, reg, monkeypatch):
+    import cvxqreg.solvers.dual as dual_mod
+
+    P = _imag_rows_problem(rng, True)
+    red = DualOracle(P, 0.1, reg, "numpy")
+    with monkeypatch.context() as m:
+        m.setattr(dual_mod, "_real_reduction", lambda problem: None)
+        full = DualOracle(P, 0.1, reg, "numpy")
+    assert not full.real
+    alpha = rng.normal(size=P.n_rows)
+    alpha[red.imag_rows] = 0.0
+    a, b = red.evaluate(alpha), full.evaluate(alpha)
+    assert abs(a.value - b.value) <= 1e-12 * (1 + abs(b.value))
+    np.testing.assert_allclose(a.grad, b.grad, atol=1e-12)
+    assert np.all(a.grad[red.imag_rows] == 0) or np.abs(a.grad[red.imag_rows]).max() < 1e-14
+    assert np.iscomplexobj(a.X) and np.allclose(a.X, b.X, atol=1e-12)
+    # the Hessian agrees on directions within the reduction
+    Ha, Hb = red.hessian_operator(a), full.hessian_operator(b)
+    for v in rng.normal(size=(2, P.n_rows)):
+        v[red.imag_rows] = 0.0
+        np.testing.assert_allclose(Ha(v), Hb(v), atol=1e-10 * np.abs(Hb(v)).max())
+    # a point off the reduction is evaluated at its projection (a genuine dual point)
+    off = alpha.copy()
+    off[red.imag_rows] = 1.0
+    assert red.evaluate(off).value == pytest.approx(a.value, abs=1e-12)
+    assert np.array_equal(red.evaluate(off).alpha, a.alpha)
+
+
+def test_real_reduction_solve_matches_the_complex_solve(monkeypatch):
+    import cvxqreg.solvers.dual as dual_mod
+
+    P = _imag_rows_problem(np.random.default_rng(5), True)
+    r_red = DualSolver(backend="numpy", tol=1e-9)(P, 0.05)
+    with monkeypatch.context() as m:
+        m.setattr(dual_mod, "_real_reduction", lambda problem: None)
+        r_full = DualSolver(backend="numpy", tol=1e-9)(P, 0.05)
+    assert r_red.converged and r_full.converged
+    assert abs(r_red.dual_value - r_full.dual_value) < 1e-10
+    assert abs(r_red.certified_bound - r_full.certified_bound) < 1e-8
+    assert np.iscomplexobj(r_red.X) and np.allclose(r_red.X, r_full.X, atol=1e-6)
