@@ -222,3 +222,14 @@ def test_real_reduction_solve_matches_the_complex_solve(monkeypatch):
     assert abs(r_red.dual_value - r_full.dual_value) < 1e-10
     assert abs(r_red.certified_bound - r_full.certified_bound) < 1e-8
     assert np.iscomplexobj(r_red.X) and np.allclose(r_red.X, r_full.X, atol=1e-6)
+
+
+def test_real_reduction_dense_hessian_matches_products(rng):
+    P = _imag_rows_problem(rng, True)
+    oracle = DualOracle(P, 0.3, VonNeumann(), "numpy")
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    Hm = oracle.hessian_matrix(ev)
+    for products in ("full", "low_rank"):
+        op = oracle.hessian_operator(ev, products)
+        cols = np.column_stack([op(e) for e in np.eye(P.n_rows)])
+        np.testing.assert_allclose(Hm, cols, rtol=1e-10, atol=1e-12 * np.abs(cols).max())

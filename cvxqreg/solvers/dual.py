@@ -389,6 +389,9 @@ class DualOracle:
         J = J.reshape(m, -1)
         Hm = (J @ (J * G[None, :]).T) / eps
         Hm = self.be.to_host(0.5 * (Hm + Hm.T))
+        if self.imag_rows is not None:  # D(P alpha) is flat along the reduction's dropped rows
+            Hm[self.imag_rows, :] = 0.0
+            Hm[:, self.imag_rows] = 0.0
         along = self._trace_curvature(ev)
         return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
 
