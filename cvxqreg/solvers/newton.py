@@ -9,7 +9,9 @@ iterations. A Newton step solves
 :mod:`cvxqreg.solvers.lbfgs`. The Hessian reuses the eigendecomposition of the current iterate
 (MATH.md section 5): for small problems it is formed as a dense ``m x m`` matrix and factored
 (:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
-costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``.
+costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``. At small
+eps the products use only the ``r`` eigenvectors whose eigenvalues lie within ``37 eps`` of the
+top (``4 r D^2`` flops instead of ``4 D^3``; docs/theory.md, 'Low-rank Hessian products').
 The shift ``mu`` (Levenberg-Marquardt; it vanishes at the optimum, so local convergence stays
 fast) keeps steps bounded where the Hessian is singular to working precision: a low-rank optimal
 state under the quadratic regularizer, or nearly rank-deficient marginals. Measured: on the Ising
