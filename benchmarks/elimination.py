@@ -1,4 +1,5 @@
-"""Does normalization elimination (MATH.md section 4) help?  Same solver, same problems, with and
+"""Does normalization elimination (docs/theory.md, 'Normalization elimination') help?
+Same solver, same problems, with and
 without eliminating the trace multiplier; iterations, oracle calls and time, in one run.
 
 Usage:  python benchmarks/elimination.py [--eps 1 1e-1 1e-2] [--optimizer lbfgs|scipy|newton]

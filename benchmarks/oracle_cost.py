@@ -3,7 +3,8 @@
     ratio = time(DualOracle.evaluate) / time(eigh(W)),  W = A*(alpha) - H of the same size,
 
 measured in the same run, for each constraint structure (Pauli strings, partial traces, dense Q_i)
-and D in {64, 128, 256, 512}. The eigendecomposition is the floor (MATH.md section 3); the target
+and D in {64, 128, 256, 512}. The eigendecomposition is the floor (docs/theory.md, 'The
+regularized dual'); the target
 is a ratio of at most 1.3 at D >= 256.
 
 Usage:  python benchmarks/oracle_cost.py [--backend numpy|cupy] [--sizes 64 128 256 512]

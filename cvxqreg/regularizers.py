@@ -4,10 +4,12 @@ The regularized problem adds ``eps Tr[phi(X)]`` to ``Tr[H X]``; its dual needs
 
     psi(t)  = sup_{x >= 0} (t x - phi(x)),      psi'(t) = argmax,      psi''(t),
 
-applied to the eigenvalues ``t = lambda / eps`` of ``(A*(alpha) - H) / eps`` (MATH.md section 2).
+applied to the eigenvalues ``t = lambda / eps`` of ``(A*(alpha) - H) / eps``
+(docs/theory.md, 'Regularizers').
 Fenchel-Young: ``phi(x) + psi(t) >= t x`` with equality at ``x = psi'(t)``.
 
-Normalization (MATH.md section 4): when the constraints fix ``Tr X = tau``, the dual is maximized
+Normalization (docs/theory.md, 'Normalization elimination'): when the constraints fix
+``Tr X = tau``, the dual is maximized
 over the shift ``u`` of all eigenvalues in closed form or by a scalar monotone solve of
 
     sum_j psi'(t_j + u) = tau,

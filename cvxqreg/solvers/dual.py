@@ -5,11 +5,13 @@ For ``eps > 0`` and ``W(alpha) = A*(alpha) - H = U diag(lam) U^*``,
     D_eps(alpha)      = <alpha, q> - eps sum_j psi(lam_j / eps),
     grad D_eps(alpha) = q - A(X(alpha)),   X(alpha) = U diag(psi'(lam / eps)) U^*,
 
-(MATH.md sections 1-3): one Hermitian eigendecomposition per evaluation, then O(D^2) work with the
+(docs/theory.md, 'The regularized dual'): one Hermitian eigendecomposition per evaluation,
+then O(D^2) work with the
 structured operators plus one rank-k product to form ``X`` (k = number of eigenvalues with
 non-negligible weight; small at small eps).
 
-Normalization elimination (section 4). When ``A*(c) = I`` for some ``c`` the constraints fix
+Normalization elimination (docs/theory.md, 'Normalization elimination'). When ``A*(c) = I``
+for some ``c`` the constraints fix
 ``Tr X = tau = <c, q>`` and ``D_eps(alpha + s c)`` is maximized over ``s`` in closed form
 (von Neumann: ``tau softmax``) or by a scalar monotone solve. The oracle then returns the
 *eliminated* dual
@@ -448,7 +450,8 @@ class DualOracle:
 
         ``alpha - s c`` satisfies ``A*(alpha - s c) <= H``, so by weak duality this is a lower
         bound on the exact value ``F_0`` (minimization form, offset excluded) for *any* alpha
-        (MATH.md section 6). The margin ``8 D u ||W||`` (u = unit roundoff) covers the error of
+        (docs/theory.md, 'Certified bounds'). The margin ``8 D u ||W||`` (u = unit roundoff)
+        covers the error of
         the computed eigenvalues. ``nan`` when the trace is not fixed.
         """
         c = self.problem.trace_direction

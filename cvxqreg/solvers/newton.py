@@ -7,7 +7,8 @@ iterations. A Newton step solves
 
 (``s`` the cost's spread), then takes the step with the line search of
 :mod:`cvxqreg.solvers.lbfgs`. The Hessian reuses the eigendecomposition of the current iterate
-(MATH.md section 5): for small problems it is formed as a dense ``m x m`` matrix and factored
+(docs/theory.md, 'Second-order information'): for small problems it is formed as a dense
+``m x m`` matrix and factored
 (:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
 costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``. At small
 eps the products use only the ``r`` eigenvectors whose eigenvalues lie within ``37 eps`` of the
