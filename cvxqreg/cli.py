@@ -29,6 +29,8 @@ from .errors import (
 )
 from .lowering import lower
 from .results import EXACT_ACCURACY
+from .solvers.dual import HESSIAN_PRODUCTS
+from .solvers.regularized import HESSIAN_MODES
 from .sweep import DEFAULT_EPS as _DEFAULT_EPS
 from .sweep import DEFAULT_REGULARIZERS as _DEFAULT_REGS
 
@@ -665,8 +667,11 @@ _SOLVER_FLAGS = {
         choices=tuple(_OPTIMIZER_TEXT),
         help="newton: regularized Newton; lbfgs: L-BFGS (the paper's method); scipy: L-BFGS-B",
     ),
-    "hessian": dict(
-        type=str.lower, choices=("auto", "dense", "cg"), help="how Newton solves for its step"
+    "hessian": dict(type=str.lower, choices=HESSIAN_MODES, help="how Newton solves for its step"),
+    "hessian_products": dict(
+        type=str.lower,
+        choices=HESSIAN_PRODUCTS,
+        help="Hessian-vector products: full, or on the top eigenvalues only (low_rank)",
     ),
     "regularization": dict(
         type=_nonnegative_float, help="Newton's Levenberg-Marquardt constant kappa (0: plain)"

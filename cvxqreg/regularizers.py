@@ -77,19 +77,31 @@ class Regularizer:
         return type(self).d2psi is not Regularizer.d2psi
 
     # -- derived ------------------------------------------------------------------------
-    def divided_differences(self, t):
-        """``G_jk = (psi'(t_j) - psi'(t_k)) / (t_j - t_k)``, ``G_jj = psi''(t_j)`` (Daleckii-Krein).
+    def divided_differences(self, t, s=None):
+        """``G_jk = (psi'(t_j) - psi'(s_k)) / (t_j - s_k)``, ``psi''(t_j)`` where ``t_j = s_k``
+        (Daleckii-Krein); ``s`` defaults to ``t`` (the square matrix), a subset of the eigenvalues
+        gives the rows of the low-rank Hessian products.
 
-        Close pairs (``|t_j - t_k| <= 1e-8 (1 + |t_j|)``) use the mean of ``psi''``.
+        Close pairs (``|t_j - s_k| <= 1e-8 (1 + |t_j|)``) use the mean of ``psi''``.
         """
         xp = _xp(t)
-        d = self.dpsi(t)
-        dt = t[:, None] - t[None, :]
-        dd = d[:, None] - d[None, :]
+        s = t if s is None else s
+        dt = t[:, None] - s[None, :]
+        dd = self.dpsi(t)[:, None] - self.dpsi(s)[None, :]
         close = xp.abs(dt) <= 1e-8 * (1.0 + xp.abs(t[:, None]))
-        h = self.d2psi(t)
+        h = 0.5 * (self.d2psi(t)[:, None] + self.d2psi(s)[None, :])
         safe = xp.where(close, 1.0, dt)
-        return xp.where(close, 0.5 * (h[:, None] + h[None, :]), dd / safe)
+        return xp.where(close, h, dd / safe)
+
+    def negligible_cut(self, t_max: float, gap: float) -> float | None:
+        """A level ``t_c`` below which the divided differences are negligible.
+
+        For all ``t_j, t_k <= t_c``: ``0 <= G_jk <= e^(-gap) psi''(t_max)`` (``psi''(t_max)`` is
+        the diagonal entry of ``G`` at the top eigenvalue), or ``G_jk = 0`` exactly. The low-rank
+        Hessian products (docs/theory.md, 'Low-rank Hessian products') drop that block. ``None``
+        when no such level is known (the full product is then used).
+        """
+        return None
 
     def normalizing_shift(self, t, total: float):
         """The shift ``u`` with ``sum_j psi'(t_j + u) = total`` (``total > 0``).
@@ -162,6 +174,27 @@ class VonNeumann(Regularizer):
     def d2psi(self, t):
         return _xp(t).exp(t - 1.0)
 
+    def divided_differences(self, t, s=None):
+        """The divided difference of ``exp(. - 1)`` without cancellation: for gaps
+        ``d = |t_j - s_k| <= 1`` it is ``e^(min - 1) expm1(d) / d`` (``G_jj = e^(t_j - 1)``),
+        above it the plain quotient (no cancellation, no ``0 * inf`` at large gaps)."""
+        xp = _xp(t)
+        s = t if s is None else s
+        a, b = t[:, None], s[None, :]
+        d = xp.abs(a - b)
+        near = d <= 1.0
+        dn = xp.where(near, d, 1.0)
+        ratio = xp.where(dn < 1e-300, 1.0, xp.expm1(dn) / xp.where(dn < 1e-300, 1.0, dn))
+        lo = xp.exp(xp.minimum(a, b) - 1.0)
+        far = (xp.exp(xp.maximum(a, b) - 1.0) - lo) / xp.where(near, 1.0, d)
+        return xp.where(near, lo * ratio, far)
+
+    def negligible_cut(self, t_max: float, gap: float) -> float:
+        """``t_max - gap``: ``psi'' = exp(. - 1)`` increases, and a divided difference equals
+        ``psi''`` at a point between its two arguments (mean value theorem), so
+        ``G_jk <= e^(t_c - 1) = e^(-gap) psi''(t_max)`` below the cut."""
+        return float(t_max) - gap
+
     def normalizing_shift(self, t, total: float):
         xp = _xp(t)
         tmax = xp.max(t)
@@ -192,6 +225,10 @@ class Quadratic(Regularizer):
 
     def d2psi(self, t):
         return (t > 0).astype(t.dtype)
+
+    def negligible_cut(self, t_max: float, gap: float) -> float:
+        """``0``: ``psi' = max(t, 0)`` vanishes on ``t <= 0``, so ``G_jk = 0`` exactly there."""
+        return 0.0
 
     def normalizing_shift(self, t, total: float):
         xp = _xp(t)
@@ -233,6 +270,19 @@ class Tsallis(Regularizer):
     def psi(self, t):
         x = self.dpsi(t)
         return t * x - self.phi(x)
+
+    def negligible_cut(self, t_max: float, gap: float) -> float:
+        """The edge ``-1/(q-1)`` of the support of ``psi'`` (``G_jk = 0`` below it exactly); for
+        ``q < 2``, where ``psi''(t) = b(t)^((2-q)/(q-1)) / q`` with ``b(t) = ((q-1) t + 1)/q``
+        increases, also the level where ``psi''`` is ``e^(-gap) psi''(t_max)`` (mean value
+        theorem, as for von Neumann), whichever is higher."""
+        q = self.order
+        edge = -1.0 / (q - 1.0)
+        b_max = ((q - 1.0) * float(t_max) + 1.0) / q
+        if q >= 2.0 or b_max <= 0.0:
+            return edge
+        b_cut = b_max * math.exp(-gap * (q - 1.0) / (2.0 - q))
+        return max(edge, (q * b_cut - 1.0) / (q - 1.0))
 
     def d2psi(self, t):
         q = self.order

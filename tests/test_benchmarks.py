@@ -83,3 +83,35 @@ def test_block_eigh_small(tmp_path):
     rows = load("block_eigh").main(["--cases", "3x8", "--repeats", "1", "--out", str(out)])
     assert "| 3 | 8 | 24 |" in out.read_text()
     assert rows[0]["blocks"] > 0 and rows[0]["full"] > 0
+
+
+def test_scaling_subset(tmp_path):
+    out = tmp_path / "scaling.md"
+    load("scaling").main(
+        ["--families", "wasserstein", "--min-dim", "9", "--max-dim", "16", "--time-limit", "60"]
+        + ["--out", str(out)]
+    )
+    rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| wasserstein")]
+    assert [r.split("|")[2].strip() for r in rows] == ["9", "16"]
+    assert "tomography" not in out.read_text().split("|---")[1]
+
+
+def test_low_rank_products_small(tmp_path):
+    out = tmp_path / "lr.md"
+    load("low_rank_products").main(
+        ["--sizes", "4", "--fractions", "0.25", "1.0", "--out", str(out)]
+    )
+    rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| partial")]
+    assert len(rows) == 1
+    # the relative differences in brackets are at rounding level
+    diffs = [float(c.split("(")[1].rstrip(") ")) for c in rows[0].split("|")[4:6]]
+    assert max(diffs) < 1e-13
+
+
+def test_gpu_check_without_cupy(capsys):
+    import cvxqreg
+
+    if "cupy" in cvxqreg.available_backends():
+        pytest.skip("a GPU is present: the script would run its full check")
+    assert load("gpu_check").main([]) == 2
+    assert "CuPy backend unavailable" in capsys.readouterr().out

@@ -239,6 +239,7 @@ OPTION_VALUES = {
     "stage_tol": 1e-2,
     "ladder_ratio": 5.0,
     "hessian": "cg",
+    "hessian_products": "full",
     "regularization": 0.0,
     "predictor": False,
     "progress": True,
@@ -259,6 +260,7 @@ CLI_ARGS = {
     "stage_tol": ["--stage-tol", "1e-2"],
     "ladder_ratio": ["--ladder-ratio", "5"],
     "hessian": ["--hessian", "cg"],
+    "hessian_products": ["--hessian-products", "full"],
     "regularization": ["--regularization", "0"],
     "predictor": ["--no-predictor"],
     "progress": [],  # the command line supplies its own progress bar

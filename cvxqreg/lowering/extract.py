@@ -39,7 +39,16 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import InvalidInputError, UnsupportedModelError
-from .linear_form import form_rows, scalar_form, validate_forms
+from .linear_form import (
+    form_rows,
+    random_point,
+    sandwich_form,
+    sandwich_rows,
+    scalar_form,
+    validate_forms,
+    validate_sandwich,
+    values_at,
+)
 from .rewrite import rewrite_expression
 from .validate import ModelParts, constraint_label
 
@@ -198,10 +207,10 @@ def extract(problem, parts: ModelParts) -> Extraction:
             (_, c0), n_re, n_im, (re_row, im_row) = fast[k]
             if n_re:
                 row_parts.append(re_row)
-                rhs_parts.append([-c0.real])
+                rhs_parts.append(np.atleast_1d(-c0.real))
             if n_im:
                 row_parts.append(im_row)
-                rhs_parts.append([-c0.imag])
+                rhs_parts.append(np.atleast_1d(-c0.imag))
         else:
             re, im = next(slow_rows)
             n_re = re[0].shape[0] if re is not None else 0
@@ -224,7 +233,8 @@ def extract(problem, parts: ModelParts) -> Extraction:
     # Objective.
     if "objective" in fast:
         (B, c0), _, _, _ = fast["objective"]
-        H = 0.5 * (B + B.conj().T)
+        # accepted only when Im f vanishes: for Hermitian X that is B == B^* exactly
+        H = B if not parts.real else 0.5 * (B + B.conj().T)
         c0 = c0.real
     else:
         H, c0 = cv.H, cv.c0
@@ -257,9 +267,14 @@ def _fast_forms(X, objective, equalities, evaluated) -> dict:
         (k, uc, c.expr) for k, ((_, uc), c) in enumerate(zip(equalities, evaluated, strict=True))
     ]
     items.append(("objective", None, objective))
-    cand = []
+    cand, sandwiches = [], []
     for k, user_c, expr in items:
         form = scalar_form(expr, X)
+        if form is None and user_c is not None:
+            got = _sandwich_rows(X, user_c, expr)
+            if got is not None:
+                sandwiches.append((k, expr, got))
+            continue
         if form is None:
             continue
         if user_c is None:  # the objective: only H is needed, and Im f must vanish
@@ -278,12 +293,43 @@ def _fast_forms(X, objective, equalities, evaluated) -> dict:
         ):
             continue  # the part the layout omits is not identically zero
         cand.append((k, expr, form, n_re, n_im, rows))
-    flags = validate_forms(X, [(e, f) for _, e, f, _, _, _ in cand])
-    return {
+    if not cand and not sandwiches:
+        return {}
+    # every form is checked against CVXPY's own evaluation at one random point
+    X0 = random_point(X)
+    values = values_at(X, X0, [c[1] for c in cand] + [e for _, e, _ in sandwiches])
+    flags = validate_forms(X, [(e, f) for _, e, f, _, _, _ in cand], X0, values[: len(cand)])
+    out = {
         k: (f, n_re, n_im, rows)
         for (k, _, f, n_re, n_im, rows), ok in zip(cand, flags, strict=True)
         if ok
     }
+    for (k, _, (entry, (G_re, G_im, C))), val in zip(sandwiches, values[len(cand) :], strict=True):
+        if validate_sandwich(X0, val, G_re, G_im, C):
+            out[k] = entry
+    return out
+
+
+def _sandwich_rows(X, user_c, expr):
+    """``(entry, (G_re, G_im, C))`` for a matrix-valued equality ``sum_t c_t L_t X R_t + C == 0``
+    (:func:`.linear_form.sandwich_form`: partial traces): ``entry`` is the fast-path entry
+    ``((None, vec_F C), n_re, n_im, (re_rows, im_rows))``, the rest what
+    :func:`.linear_form.validate_sandwich` checks. ``None`` when not recognised or when the part
+    the layout omits is not identically zero."""
+    D, real = int(X.shape[0]), not X.is_complex()
+    form = sandwich_form(expr, X)
+    if form is None:
+        return None
+    terms, C = form
+    G_re, G_im = sandwich_rows(terms, D, real=real)
+    n_re, n_im = int(not user_c.is_imag()), int(not user_c.is_real())
+    c = C.reshape(-1, order="F")
+    if (not n_re and (G_re.count_nonzero() or np.any(c.real))) or (
+        not n_im and (G_im.count_nonzero() or np.any(c.imag))
+    ):
+        return None
+    rows = (hermitian_rows(G_re, D), hermitian_rows(G_im, D))
+    return ((None, c), n_re * c.size, n_im * c.size, rows), (G_re, G_im, C)
 
 
 @dataclasses.dataclass

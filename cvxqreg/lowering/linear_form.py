@@ -181,37 +181,60 @@ def _trace_form(arg, X, D):
     raise _NoForm
 
 
-def validate_forms(X, items, rng=None) -> list[bool]:
-    """Check ``expr(X0) == Tr[B X0] + c_0`` at a random positive definite ``X0``.
-
-    ``items`` is a list of ``(expr, (B, c_0))``; returns one flag per item. ``X.value`` is
-    restored afterwards.
-    """
-    if not items:
-        return []
+def random_point(X, rng=None) -> np.ndarray:
+    """A random positive definite point of ``X``'s kind (real symmetric or Hermitian) in
+    ``O(D^2)``: ``G = (R + R^*)/2`` with ``R`` uniform in the centred unit square, shifted by
+    ``||G||_F + 1 >= ||G||_2 + 1``."""
     rng = np.random.default_rng(12345) if rng is None else rng
     D = X.shape[0]
-    G = rng.standard_normal((D, D))
     if X.is_complex():
-        G = G + 1j * rng.standard_normal((D, D))
-    X0 = G @ G.conj().T / D + np.eye(D)
-    X0 = 0.5 * (X0 + X0.conj().T)
+        R = np.empty((D, D), dtype=np.complex128)
+        R.real, R.imag = rng.random((D, D)), rng.random((D, D))
+        R -= 0.5 + 0.5j
+    else:
+        R = rng.random((D, D)) - 0.5
+    G = 0.5 * (R + R.conj().T)
+    G[np.diag_indices(D)] += np.linalg.norm(G) + 1.0
+    return G
+
+
+def values_at(X, X0, exprs) -> list[np.ndarray]:
+    """The values of ``exprs`` at ``X = X0`` (one assignment; ``X.value`` is restored)."""
     old = X.value
     try:
         X.value = X0
-        flags = []
-        for expr, (B, c0) in items:
-            want = complex(np.asarray(expr.value).reshape(-1)[0])
-            if B is None:
-                got, mag = c0, abs(c0)
-            else:
-                prod = B.multiply(X0.T) if sp.issparse(B) else B * X0.T
-                got = complex(prod.sum()) + c0
-                mag = float(abs(prod).sum()) + abs(c0)
-            flags.append(abs(want - got) <= 1e-9 * (1.0 + mag))
-        return flags
+        out = []
+        for e in exprs:
+            v = e.value
+            out.append(np.asarray(v.toarray() if sp.issparse(v) else v, dtype=np.complex128))
+        return out
     finally:
         X.save_value(old)
+
+
+def validate_forms(X, items, X0=None, values=None) -> list[bool]:
+    """Check ``expr(X0) == Tr[B X0] + c_0`` at a random positive definite ``X0``
+    (:func:`random_point`).
+
+    ``items`` is a list of ``(expr, (B, c_0))``; returns one flag per item. ``values`` are the
+    expressions' values at ``X0`` when already computed (:func:`values_at`).
+    """
+    if not items:
+        return []
+    X0 = random_point(X) if X0 is None else X0
+    if values is None:
+        values = values_at(X, X0, [e for e, _ in items])
+    flags = []
+    for val, (_, (B, c0)) in zip(values, items, strict=True):
+        want = complex(val.reshape(-1)[0])
+        if B is None:
+            got, mag = c0, abs(c0)
+        else:
+            prod = B.multiply(X0.T) if sp.issparse(B) else B * X0.T
+            got = complex(prod.sum()) + c0
+            mag = float(abs(prod).sum()) + abs(c0)
+        flags.append(abs(want - got) <= 1e-9 * (1.0 + mag))
+    return flags
 
 
 def form_rows(B, D: int, *, real: bool):
@@ -244,3 +267,137 @@ def form_rows(B, D: int, *, real: bool):
         row.eliminate_zeros()
         out.append(row)
     return out
+
+
+# ------------------------------------------------------------------ matrix-valued sandwich forms
+#: largest number of nonzeros a sandwich form may produce before the CVXPY path is preferred
+_MAX_SANDWICH_NNZ = 50_000_000
+
+
+def sandwich_form(expr, X):
+    """``(terms, C)`` with ``expr(X) = sum_t c_t L_t X R_t + C`` for a matrix-valued ``expr``, or
+    ``None``.
+
+    ``terms`` is a list of ``(c_t, L_t, R_t)`` (complex scalar, CSR or ``None`` for the identity);
+    ``C`` a complex ndarray of ``expr``'s shape. Recognizes sums, negation, scalar constant
+    scalings and divisions, constant left/right matrix products and CVXPY's wrap atoms: what
+    ``cp.partial_trace`` builds (a sum of ``(e_j^T (x) I) X (e_j (x) I)`` sandwiches), so that
+    partial-trace constraints skip CVXPY's ``O(D^2)``-per-term canonicalization. Then
+    ``vec_F(expr) = sum_t c_t (R_t^T (x) L_t) vec_F(X) + vec_F(C)`` (:func:`sandwich_rows`).
+    """
+    if len(expr.shape) != 2 or expr.size == 1:
+        return None
+    try:
+        terms, C = _sandwich(expr, X)
+    except _NoForm:
+        return None
+    D = X.shape[0]
+    nnz = sum((D if L is None else L.nnz) * (D if R is None else R.nnz) for _, L, R in terms)
+    if nnz > _MAX_SANDWICH_NNZ:
+        return None
+    return terms, C
+
+
+def _const_matrix(e):
+    v = e.value
+    if sp.issparse(v):
+        return sp.csr_matrix(v, dtype=np.complex128)
+    v = np.asarray(v, dtype=np.complex128)
+    if v.ndim != 2:
+        raise _NoForm
+    return sp.csr_matrix(v)
+
+
+def _scalar_const(e) -> complex | None:
+    """The value of a constant scalar, or of a constant scalar promoted to a matrix; else None."""
+    if not _is_const(e):
+        return None
+    if e.size == 1:
+        return _scalar_value(e)
+    if type(e) is Promote and e.args[0].size == 1:
+        return _scalar_value(e.args[0])
+    return None
+
+
+def _sandwich(e, X):
+    from cvxpy.atoms.affine.wraps import Wrap
+
+    shape = e.shape
+    if _is_const(e):
+        v = e.value
+        v = v.toarray() if sp.issparse(v) else np.asarray(v)
+        return [], np.broadcast_to(np.asarray(v, dtype=np.complex128), shape).copy()
+    if e is X:
+        return [(1.0 + 0j, None, None)], np.zeros(shape, dtype=np.complex128)
+    t = type(e)
+    if t is AddExpression:
+        terms, C = [], np.zeros(shape, dtype=np.complex128)
+        for a in e.args:
+            if a.shape != shape and not (_is_const(a) and a.size == 1):
+                raise _NoForm  # a broadcast variable term
+            ta, Ca = _sandwich(a, X) if a.shape == shape else ([], _sandwich(a, X)[1])
+            terms += ta
+            C = C + Ca
+        return terms, C
+    if t is NegExpression:
+        terms, C = _sandwich(e.args[0], X)
+        return [(-c, L, R) for c, L, R in terms], -C
+    if isinstance(e, Wrap):
+        return _sandwich(e.args[0], X)
+    if t in (multiply, MulExpression, DivExpression) and _scalar_const(e.args[1]) is not None:
+        s = _scalar_const(e.args[1])
+        s = 1.0 / s if t is DivExpression else s
+        terms, C = _sandwich(e.args[0], X)
+        return [(c * s, L, R) for c, L, R in terms], C * s
+    if t in (multiply, MulExpression) and _scalar_const(e.args[0]) is not None:
+        s = _scalar_const(e.args[0])
+        terms, C = _sandwich(e.args[1], X)
+        return [(c * s, L, R) for c, L, R in terms], C * s
+    if t is MulExpression:
+        left, right = e.args
+        if _is_const(left) and len(right.shape) == 2:
+            M = _const_matrix(left)
+            terms, C = _sandwich(right, X)
+            return [(c, M if L is None else (M @ L).tocsr(), R) for c, L, R in terms], M @ C
+        if _is_const(right) and len(left.shape) == 2:
+            M = _const_matrix(right)
+            terms, C = _sandwich(left, X)
+            return [(c, L, M if R is None else (R @ M).tocsr()) for c, L, R in terms], (M.T @ C.T).T
+    raise _NoForm
+
+
+def sandwich_rows(terms, D: int, *, real: bool):
+    """Coefficients of ``vec_F(sum_t c_t L_t X R_t)`` on ``[vec_F Re X; vec_F Im X]``: the ``Re``
+    and ``Im`` parts, each a CSR matrix with one row per entry (``[Re G, -Im G]`` and
+    ``[Im G, Re G]`` for ``G = sum_t c_t R_t^T (x) L_t``; for real ``X`` only the ``vec_F Re X``
+    columns). Feed them to :func:`cvxqreg.lowering.extract.hermitian_rows`."""
+    eye = sp.identity(D, dtype=np.complex128, format="csr")
+    G = None
+    for c, L, R in terms:
+        L = eye if L is None else L
+        R = eye if R is None else R
+        K = sp.kron(R.T, L, format="csr") * c
+        G = K if G is None else G + K
+    Gr, Gi = G.real.tocsr(), G.imag.tocsr()
+    if real:
+        return Gr, Gi
+    return sp.hstack([Gr, -Gi], format="csr"), sp.hstack([Gi, Gr], format="csr")
+
+
+def validate_sandwich(X0, value, G_re, G_im, C) -> bool:
+    """Check ``vec_F(expr(X0)) == G vec_F(X0) + vec_F(C)`` (real and imaginary parts), with
+    ``value`` the expression's value at the random point ``X0`` (:func:`values_at`). Only the
+    entries of ``X0`` that ``G`` reads are gathered (``O(nnz G)``, not ``O(D^2)``)."""
+    D = X0.shape[0]
+    nn = D * D
+    G_re, G_im = G_re.tocsr(), G_im.tocsr()
+    cols = np.unique(np.concatenate([G_re.indices, G_im.indices]).astype(np.int64))
+    p = cols % nn  # vec_F position (row p % D, column p // D) of Re X (cols < nn) or Im X
+    vals = X0[p % D, p // D]
+    xs = np.where(cols < nn, vals.real, vals.imag)
+    G_re, G_im = G_re[:, cols], G_im[:, cols]
+    want = np.asarray(value, dtype=np.complex128).reshape(-1, order="F")
+    c = C.reshape(-1, order="F")
+    got = (G_re @ xs + c.real) + 1j * (G_im @ xs + c.imag)
+    mag = abs(G_re) @ np.abs(xs) + abs(G_im) @ np.abs(xs) + np.abs(c)
+    return bool(want.shape == got.shape and np.all(np.abs(want - got) <= 1e-9 * (1.0 + mag)))

@@ -31,6 +31,7 @@ import math
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..backend import Backend, get_backend
 from ..errors import InfeasibleDataError, InvalidInputError
@@ -38,10 +39,19 @@ from ..operators.blocks import block_eigh
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer
 
-__all__ = ["DualOracle", "Evaluation"]
+__all__ = ["LOW_RANK_GAP", "LOW_RANK_MAX_FRACTION", "DualOracle", "Evaluation"]
 
 #: eigenvalues with weight below this fraction of the largest are dropped when forming X
 _WEIGHT_CUTOFF = 1e-18
+#: gap ``c`` of the low-rank Hessian products: divided differences with both eigenvalues more
+#: than ``c`` below the top (``t = lam / eps``) are at most ``e^-c = 8.5e-17`` of the largest
+LOW_RANK_GAP = 37.0
+#: the low-rank product is used while the top block has at most this fraction of D eigenvalues,
+#: per backend. NumPy, one BLAS thread (benchmarks/results/low_rank_products.md, CPU time): the
+#: low-rank product costs 0.6-0.75 of the full one at r/D = 0.5, 0.04-0.15 at r/D = 0.01 (D >= 256),
+#: and breaks even near r/D = 0.8 for partial-trace and Pauli rows alike. CuPy: not yet measured
+#: on a device (benchmarks/gpu_check.py measures it); the NumPy value meanwhile
+LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
@@ -69,6 +79,10 @@ class Evaluation:
     def grad_norm(self) -> float:
         """``||grad||_2``."""
         return float(np.linalg.norm(self.grad))
+
+
+#: how Hessian-vector products are formed (:meth:`DualOracle.hessian_operator`)
+HESSIAN_PRODUCTS = ("auto", "full", "low_rank")
 
 
 class DualOracle:
@@ -103,9 +117,11 @@ class DualOracle:
         self.reg = regularizer
         self.be = get_backend(backend)
         xp = self.be.xp
-        self.real = problem.real
+        self.imag_rows = None if problem.real else _real_reduction(problem)
+        self.real = problem.real or self.imag_rows is not None
         self.A = problem.A.to_backend(self.be)
-        self.H = self.be.asarray(problem.H, dtype=xp.float64 if self.real else xp.complex128)
+        H = np.real(problem.H) if self.real else problem.H
+        self.H = self.be.asarray(H, dtype=xp.float64 if self.real else xp.complex128)
         self.q = np.asarray(problem.q, dtype=np.float64)
         c = problem.trace_direction
         if eliminate not in ("auto", True, False):
@@ -116,6 +132,10 @@ class DualOracle:
                 "combination of the Q_i); add cp.trace(X) == 1"
             )
         self.c = c if eliminate in ("auto", True) else None
+        if self.c is not None and self.imag_rows is not None:
+            # A*(c) = I is real: c's imaginary rows carry only LSQR rounding; zeroing them keeps
+            # every shifted point alpha + s c on the real reduction (W's real part is exact)
+            self.c = np.where(self.imag_rows, 0.0, self.c)
         self.tau = None if self.c is None else float(self.c @ self.q)
         if self.c is not None and not self.tau > 0:
             raise InfeasibleDataError(
@@ -123,6 +143,7 @@ class DualOracle:
                 "semidefinite X needs a positive trace"
             )
         self.n_evals = 0
+        self.last_products = None  # which Hessian product the last hessian_operator built
         self._shared: dict[str, Any] = {}  # lazily built data, shared with with_eps copies
 
     def with_eps(self, eps: float) -> DualOracle:
@@ -134,11 +155,22 @@ class DualOracle:
 
     # ------------------------------------------------------------------ pieces
     def W(self, alpha: np.ndarray):
-        """``A*(alpha) - H`` on the device."""
+        """``A*(alpha) - H`` on the device (real symmetric for a real or real-reduced problem,
+        where ``alpha`` is taken with its :attr:`imag_rows` zeroed: ``W(P alpha)``, exact)."""
+        alpha = self._project(np.asarray(alpha, dtype=np.float64))
         Wd = self.A.adjoint(self.be.asarray(alpha, dtype=self.be.xp.float64))
         if self.real:
             Wd = Wd.real
         return Wd - self.H
+
+    def _project(self, alpha: np.ndarray) -> np.ndarray:
+        """``P alpha``: ``alpha`` with the imaginary rows of the real reduction zeroed
+        (:func:`_real_reduction`; the identity without it)."""
+        if self.imag_rows is None or not np.any(alpha[self.imag_rows]):
+            return alpha
+        alpha = alpha.copy()
+        alpha[self.imag_rows] = 0.0
+        return alpha
 
     def factor(self, U, w):
         """``V = U_k diag(sqrt(w_k))`` over the columns with non-negligible weight, so that
@@ -160,6 +192,7 @@ class DualOracle:
         with ``spectral_native`` then compute ``A(X)`` without forming it)."""
         xp, eps, reg = self.be.xp, self.eps, self.reg
         alpha = np.asarray(alpha, dtype=np.float64)
+        alpha = self._project(alpha)
         # several PSD variables: W is block diagonal, one eigh per block
         lam, U = block_eigh(self.be, self.W(alpha), self.problem.blocks)
         self.n_evals += 1
@@ -186,7 +219,7 @@ class DualOracle:
             X = None  # A(X) straight from the factor: X is never formed
             AX = self.A.apply_spectral(V)
         else:
-            X = self.be.outer(V)
+            X = self._state(V)
             AX = self.A.apply(X)
         grad = self.q - self.be.to_host(AX)
         return Evaluation(
@@ -204,9 +237,17 @@ class DualOracle:
         """``ev`` with its state ``X = U diag(w) U^*`` formed (as ``evaluate(want_state=True)``)."""
         if ev.X is not None:
             return ev
-        return dataclasses.replace(ev, X=self.be.outer(self.factor(ev.U, ev.w)))
+        return dataclasses.replace(ev, X=self._state(self.factor(ev.U, ev.w)))
 
-    def hessian_operator(self, ev: Evaluation):
+    def _state(self, V):
+        """``X = V V^*``, complex for a Hermitian problem even when the real reduction made it
+        real (the caller's variable is Hermitian)."""
+        X = self.be.outer(V)
+        if self.imag_rows is not None:
+            X = X.astype(self.be.xp.complex128)
+        return X
+
+    def hessian_operator(self, ev: Evaluation, products: str = "auto"):
         """``v -> -Hess D(alpha) v`` (positive semidefinite) at an evaluation, on the host.
 
         Daleckii-Krein (docs/theory.md, 'Daleckii-Krein Hessian'): with ``t = lam / eps`` and the
@@ -214,27 +255,32 @@ class DualOracle:
 
             Hess D_eps(alpha) v = -(1/eps) A( U (G o (U^* A*(v) U)) U^* ),
 
-        reusing the eigendecomposition (four matrix products per call, no new eigh). With
+        reusing the eigendecomposition (four ``D x D`` products per call, no new eigh). With
         normalization elimination the Hessian of ``D~(alpha) = max_s D_eps(alpha + s c)`` is the
         Schur complement along ``c``:
         ``Hess D~ = Hess D - (Hess D c)(Hess D c)^T / (c^T Hess D c)``, and ``Hess D c`` needs
         only ``A(U diag(psi''(t)) U^*)`` since ``A*(c) = I``.
+
+        ``products``: ``"full"``, ``"low_rank"`` (:meth:`_low_rank_split`, where the regularizer
+        allows it) or ``"auto"`` (low rank when the top block is at most
+        :data:`LOW_RANK_MAX_FRACTION` of ``D`` for this backend).
         """
-        xp, eps = self.be.xp, self.eps
-        U = ev.U
-        t = ev.lam / eps
-        G = self.reg.divided_differences(t)
-        Uh = U.conj().T
-
-        def neg_hess(v):
-            B = self.A.adjoint(self.be.asarray(v, dtype=xp.float64))
-            if self.real:
-                B = B.real
-            C = G * (Uh @ B @ U)
-            Y = U @ C @ Uh
-            return self.be.to_host(self.A.apply(Y)) / eps
-
-        along = self._trace_curvature(ev)
+        if products not in HESSIAN_PRODUCTS:
+            raise InvalidInputError(
+                f"products must be 'auto', 'full' or 'low_rank', got {products!r}"
+            )
+        split = None if products == "full" else self._low_rank_split(ev)
+        if split is not None and products == "auto":
+            frac = LOW_RANK_MAX_FRACTION.get(self.be.name, LOW_RANK_MAX_FRACTION["numpy"])
+            if split > frac * ev.U.shape[0]:
+                split = None
+        if split is None:
+            neg_hess = self._full_product(ev)
+            along = self._trace_curvature(ev)
+        else:
+            neg_hess = self._low_rank_product(ev, split)
+            along = self._trace_curvature(ev, split)
+        self.last_products = "full" if split is None else f"low_rank(r={split})"
         if along is None:
             return neg_hess
         hc, chc = along
@@ -243,6 +289,72 @@ class DualOracle:
             return neg_hess(v) - hc * (float(hc @ v) / chc)
 
         return neg_hess_eliminated
+
+    def _adjoint(self, v):
+        B = self.A.adjoint(self.be.asarray(v, dtype=self.be.xp.float64))
+        return B.real if self.real else B
+
+    def _full_product(self, ev: Evaluation):
+        """``v -> -(1/eps) A(U (G o (U^* A*(v) U)) U^*)``: four ``D x D`` products."""
+        U = ev.U
+        G = self.reg.divided_differences(ev.lam / self.eps)
+        Uh = U.conj().T
+
+        def neg_hess(v):
+            C = G * (Uh @ self._adjoint(v) @ U)
+            return self.be.to_host(self.A.apply(U @ C @ Uh)) / self.eps
+
+        return neg_hess
+
+    def _low_rank_split(self, ev: Evaluation) -> int | None:
+        """The size ``r`` of the top block ``T`` of eigenvalues (``t = lam/eps`` above the
+        regularizer's :meth:`~cvxqreg.regularizers.Regularizer.negligible_cut` at gap
+        :data:`LOW_RANK_GAP`), or ``None`` when the regularizer gives no cut."""
+        t = ev.lam / self.eps
+        cut = self.reg.negligible_cut(float(t[-1]), LOW_RANK_GAP)
+        if cut is None:
+            return None
+        return int(self.be.xp.count_nonzero(t > cut))
+
+    def _low_rank_product(self, ev: Evaluation, r: int):
+        """The Hessian product on the top block ``T`` (the last ``r`` eigenvalues; ``B`` the rest).
+
+        With ``C = U^* E U`` (``E = A*(v)``) and ``G`` split into blocks, ``G_BB`` is dropped
+        (below ``e^-gap psi''(t_max)`` entrywise, or exactly zero): since ``G`` and ``C`` are
+        Hermitian the ``(B, T)`` block mirrors ``(T, B)``, and
+
+            U (G o C) U^*  ~=  P + P^*,   P = U_T (Z' U^*),   Z' = G_T. o (U_T^* E U),
+
+        with the ``T`` columns of ``Z'`` halved (``Z'_TT + Z'_TT^* = G_TT o C_TT``). Every
+        factor is ``r x D``: ``4 r D^2`` flops instead of ``4 D^3``. The dropped operator
+        ``v -> (1/eps) A(U_B (G_BB o C_BB) U_B^*)`` is positive semidefinite with norm at most
+        ``e^-gap psi''(t_max) ||A||^2 / eps``, i.e. ``e^-gap`` times the bound
+        ``psi''(t_max) ||A||^2 / eps`` on the whole Hessian when ``psi''`` is monotone
+        (docs/theory.md, 'Low-rank Hessian products').
+        """
+        xp, eps = self.be.xp, self.eps
+        U = ev.U
+        D = U.shape[0]
+        t = ev.lam / eps
+        UT = U[:, D - r :]
+        UTh = UT.conj().T
+        Uh = U.conj().T
+        GT = self.reg.divided_differences(t[D - r :], t)  # r x D rows of G
+        GT[:, D - r :] *= 0.5
+
+        def neg_hess(v):
+            if r == 0:
+                return np.zeros(self.q.size)
+            K = (GT * ((UTh @ self._adjoint(v)) @ U)) @ Uh  # Z' U^*, r x D
+            # the D x D sum P + P^* is formed (r D^2 flops) and applied: measured on the Ising
+            # instance at D = 256, writing A(P + P^*) as a difference of two Gram terms
+            # A(X+ X+^*) - A(X- X-^*) (which saves that product) made the operator 6x less
+            # symmetric, enough to stall conjugate gradients on its near-null directions
+            # P + P^* = [U_T, K^*] [K; U_T^*]: one product, no separate transpose pass
+            Y = xp.concatenate([UT, K.conj().T], axis=1) @ xp.concatenate([K, UTh], axis=0)
+            return self.be.to_host(self.A.apply(Y)) / eps
+
+        return neg_hess
 
     def dense_hessian_fits(self) -> bool:
         """Whether :meth:`hessian_matrix` pays: its ``2 m D^3`` flops against conjugate gradients
@@ -285,21 +397,29 @@ class DualOracle:
         J = J.reshape(m, -1)
         Hm = (J @ (J * G[None, :]).T) / eps
         Hm = self.be.to_host(0.5 * (Hm + Hm.T))
+        if self.imag_rows is not None:  # D(P alpha) is flat along the reduction's dropped rows
+            Hm[self.imag_rows, :] = 0.0
+            Hm[:, self.imag_rows] = 0.0
         along = self._trace_curvature(ev)
         return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
 
-    def _trace_curvature(self, ev: Evaluation):
+    def _trace_curvature(self, ev: Evaluation, r: int | None = None):
         """``(-Hess D c, -c^T Hess D c)`` along the trace direction ``c`` (``A*(c) = I``, so only
         ``A(U diag(psi''(t)) U^*)`` is needed), for the Schur complement of the eliminated dual;
-        ``None`` without elimination or with no curvature along ``c``."""
+        ``None`` without elimination or with no curvature along ``c``. With ``r`` only the top
+        ``r`` eigenvalues count: the same truncation as the low-rank product, so that the Schur
+        complement is taken of the truncated (positive semidefinite) operator itself."""
         if self.c is None:
             return None
         eps, U = self.eps, ev.U
         d2 = self.reg.d2psi(ev.lam / eps)
+        if r is not None:
+            U, d2 = U[:, U.shape[1] - r :], d2[d2.size - r :]
         chc = float(self.be.xp.sum(d2)) / eps
         if chc <= 0:
             return None
-        hc = self.be.to_host(self.A.apply((U * d2[None, :]) @ U.conj().T)) / eps
+        V = U * self.be.xp.sqrt(self.be.xp.maximum(d2, 0.0))[None, :]
+        hc = self.be.to_host(self.A.apply_spectral(V)) / eps
         return hc, chc
 
     def primal_parts(self, ev: Evaluation) -> tuple[float, float]:
@@ -354,6 +474,34 @@ class DualOracle:
         aq = alpha * self.q
         rounding = 4.0 * u * (self.q.size * float(np.abs(aq).sum()) + abs(t * tau))
         return float(aq.sum()) - t * tau - rounding
+
+
+def _real_reduction(problem: LoweredProblem) -> np.ndarray | None:
+    """The rows to drop when a Hermitian problem has real data, else ``None``.
+
+    When ``H`` is real and every ``Q_i`` is either real symmetric or purely imaginary with
+    ``q_i = 0``, complex conjugation maps feasible states to feasible states with the same
+    energy and entropy, so the regularized optimum (unique: ``phi`` is strictly convex) is real
+    and the dual maximum is attained with ``alpha_i = 0`` on the imaginary rows (their gradient
+    ``q_i - Tr[Q_i X] = 0`` there for every real ``X``). The oracle then evaluates
+    ``D(P alpha)``, ``P`` zeroing those rows: a concave function with the same maximum, whose
+    every point ``P alpha`` is a genuine dual point (so bounds stay rigorous), and whose
+    eigendecompositions and Hessian products are real: about 4x cheaper than complex ones.
+    Returns the boolean mask of the imaginary rows.
+    """
+    if np.iscomplexobj(problem.H) and np.any(np.imag(problem.H)):
+        return None
+    M = sp.csr_matrix(problem.A.matrix())
+    M.eliminate_zeros()
+    m = M.shape[0]
+    rows = np.repeat(np.arange(m), np.diff(M.indptr))
+    odd = (M.indices % 2).astype(bool)
+    has_re = np.bincount(rows[~odd], minlength=m) > 0
+    has_im = np.bincount(rows[odd], minlength=m) > 0
+    imag = has_im & ~has_re
+    if np.any(has_re & has_im) or np.any(np.asarray(problem.q)[imag] != 0):
+        return None
+    return imag
 
 
 def _check_eps(eps: Any) -> float:

@@ -21,7 +21,7 @@ from ..problem import LoweredProblem
 from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
 from .bounded import bounded_lbfgs_maximize, projected_newton_maximize
-from .dual import DualOracle, _check_eps
+from .dual import HESSIAN_PRODUCTS, DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
 from .newton import newton_cg_maximize
 from .optimize import LbfgsOutcome, lbfgs_maximize
@@ -73,6 +73,9 @@ class DualSolver:
     hessian : {"auto", "dense", "cg"}
         How Newton solves for its step: the dense ``m x m`` Hessian, factored (``"auto"`` when
         ``m D^3 <= 4e6``: small problems), or conjugate gradients on Hessian-vector products.
+    hessian_products : {"auto", "full", "low_rank"}
+        Newton-CG's Hessian-vector products: on the top block of eigenvalues only (``r x D``
+        factors, exact to ``e^-37``; ``"auto"`` when that block is small), or the full product.
     regularization : float
         ``kappa`` of Newton's Levenberg-Marquardt shift ``mu = kappa ||grad|| / max(eps, s)``
         (``s`` the cost's spread); 0 gives plain Newton.
@@ -106,6 +109,7 @@ class DualSolver:
     stage_tol: float = 1e-3
     ladder_ratio: float = 10.0
     hessian: str = "auto"
+    hessian_products: str = "auto"
     regularization: float = 1e-3
     predictor: bool = True
     progress: Any = None
@@ -136,6 +140,7 @@ class DualSolver:
         for name, choices in (
             ("optimizer", OPTIMIZER_NAMES),
             ("hessian", HESSIAN_MODES),
+            ("hessian_products", HESSIAN_PRODUCTS),
             ("eliminate", ("auto", True, False)),
         ):
             _check_choice(name, getattr(self, name), choices)
@@ -210,7 +215,12 @@ class DualSolver:
             return lbfgs_maximize_hz(fun_of(oracle), x0, memory=self.memory, **common)
         if self.optimizer == "newton":
             return newton_cg_maximize(
-                oracle, x0, hessian=self.hessian, regularization=self.regularization, **common
+                oracle,
+                x0,
+                hessian=self.hessian,
+                regularization=self.regularization,
+                products=self.hessian_products,
+                **common,
             )
 
         return OPTIMIZERS[self.optimizer](fun_of(oracle), x0, memory=self.memory, **common)

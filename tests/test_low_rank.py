@@ -1,0 +1,235 @@
+"""Low-rank Hessian-vector products: equal to the full Daleckii-Krein product up to the
+documented truncation, and to finite differences of the gradient."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cvxqreg import DualSolver, InvalidInputError
+from cvxqreg.operators import Dense
+from cvxqreg.problem import LoweredProblem
+from cvxqreg.regularizers import Custom, Quadratic, Tsallis, VonNeumann
+from cvxqreg.solvers.dual import LOW_RANK_GAP, DualOracle
+
+from .conftest import BACKENDS, qot_problem, rand_herm, rand_state, tomography_problem
+
+REGS = [VonNeumann(), Quadratic(), Tsallis(1.5), Tsallis(3.0)]
+
+
+def _real_problem(rng, D=8, n_obs=6):
+    rho = rand_state(rng, D, real=True)
+    Qs = [np.eye(D)] + [rand_herm(rng, D, real=True) for _ in range(n_obs)]
+    q = np.array([np.trace(Q @ rho) for Q in Qs])
+    return LoweredProblem(rand_herm(rng, D, real=True), Dense(np.stack(Qs)), q, real=True)
+
+
+PROBLEMS = {
+    "partial_trace": lambda rng: qot_problem(rng, n=4)[0],  # spectral-native operator
+    "dense_complex": lambda rng: tomography_problem(rng, D=12, n_obs=8)[0],
+    "dense_real": _real_problem,
+}
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+@pytest.mark.parametrize("kind", sorted(PROBLEMS))
+@pytest.mark.parametrize("eps", [5.0, 0.05, 0.005])
+@pytest.mark.parametrize("eliminate", [True, False])
+def test_low_rank_product_equals_full_product(rng, reg, kind, eps, eliminate):
+    P = PROBLEMS[kind](rng)
+    oracle = DualOracle(P, eps, reg, "numpy", eliminate=eliminate)
+    # a centred iterate keeps the plain von Neumann dual finite at small eps
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    if not eliminate and not np.all(np.isfinite(ev.w)):
+        pytest.skip("the plain dual overflows at this iterate (its true value is -inf)")
+    full = oracle.hessian_operator(ev, "full")
+    assert oracle.last_products == "full"
+    low = oracle.hessian_operator(ev, "low_rank")
+    r = int(oracle.last_products.split("=")[1].rstrip(")"))
+    assert 1 <= r <= P.dim
+    # the plain (non-eliminated) operator bounds the scale of every entry: the Schur complement
+    # cancels against it, so its magnitude is the scale of the rounding error
+    scale_op = DualOracle(P, eps, reg, "numpy", eliminate=False).hessian_operator(ev, "full")
+    for v in rng.normal(size=(3, P.n_rows)):
+        a, b = full(v), low(v)
+        scale = np.abs(scale_op(v)).max() + np.abs(a).max()
+        assert np.abs(a - b).max() <= 1e-12 * scale
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+def test_low_rank_product_is_truncated_when_the_state_is_low_rank(rng, reg):
+    """A state with a few dominant eigenvalues gives a small top block, and the product still
+    matches finite differences of the gradient."""
+    n = 4
+    P, _, _ = qot_problem(rng, n=n)
+    oracle = DualOracle(P, 0.01, reg, "numpy")
+    alpha = rng.normal(size=P.n_rows) * 0.3
+    ev = oracle.evaluate(alpha)
+    neg_hess = oracle.hessian_operator(ev, "low_rank")
+    r = int(oracle.last_products.split("=")[1].rstrip(")"))
+    assert r < P.dim  # the bottom block really is dropped
+    h = 1e-7
+    for v in rng.normal(size=(3, P.n_rows)):
+        fd = -(oracle.evaluate(alpha + h * v).grad - oracle.evaluate(alpha - h * v).grad) / (2 * h)
+        np.testing.assert_allclose(neg_hess(v), fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
+
+
+def test_dropped_block_is_below_the_bound(rng):
+    """Every divided difference with both eigenvalues under the cut is at most e^-gap times
+    psi''(t_max) (von Neumann, Tsallis q < 2), or exactly zero (quadratic, Tsallis q >= 2)."""
+    t = np.sort(rng.uniform(-200.0, 3.0, size=300))
+    for reg in REGS:
+        cut = reg.negligible_cut(t[-1], LOW_RANK_GAP)
+        low = t[t <= cut]
+        assert low.size > 10
+        G = reg.divided_differences(low)
+        top = float(reg.d2psi(t[-1:])[0])
+        assert np.all(G >= 0)
+        if isinstance(reg, Quadratic) or (isinstance(reg, Tsallis) and reg.order >= 2):
+            assert np.all(G == 0)
+        else:
+            assert G.max() <= math.exp(-LOW_RANK_GAP) * top * (1 + 1e-12)
+            # and the cut is not needlessly low: just above it the bound is nearly attained
+            assert reg.d2psi(np.array([cut + 1.0]))[0] > math.exp(-LOW_RANK_GAP) * top
+
+
+def test_von_neumann_divided_differences_are_accurate(rng):
+    """The expm1 form has no cancellation at small gaps and no 0 * inf at large ones."""
+    reg = VonNeumann()
+    t = np.array([-800.0, -1.0, -1.0 + 1e-7, -1.0 + 1e-3, 0.5, 2.0])
+    G = reg.divided_differences(t)
+    assert np.all(np.isfinite(G))
+    assert G[0, 5] == pytest.approx((math.exp(1.0) - 0.0) / 802.0, rel=1e-15)
+    exact = math.exp(-2.0) * math.expm1(1e-7) / 1e-7
+    assert G[1, 2] == pytest.approx(exact, rel=1e-15)
+    exact = math.exp(-2.0) * math.expm1(1e-3) / 1e-3
+    assert G[1, 3] == pytest.approx(exact, rel=1e-15)
+    np.testing.assert_array_equal(G, G.T)
+    np.testing.assert_allclose(np.diag(G), np.exp(t - 1.0), rtol=1e-15)
+    # rows against a subset of columns are the same entries
+    np.testing.assert_array_equal(reg.divided_differences(t[3:], t), G[3:])
+
+
+def test_custom_regularizer_uses_the_full_product(rng):
+    P, _ = tomography_problem(rng, D=5, n_obs=4)
+    vn = VonNeumann()
+    custom = Custom(phi_fn=vn.phi, psi_fn=vn.psi, dpsi_fn=vn.dpsi, d2psi_fn=vn.d2psi)
+    oracle = DualOracle(P, 0.05, custom, "numpy")
+    ev = oracle.evaluate(np.zeros(P.n_rows))
+    oracle.hessian_operator(ev, "low_rank")
+    assert oracle.last_products == "full"
+    with pytest.raises(InvalidInputError, match="products"):
+        oracle.hessian_operator(ev, "approximate")
+
+
+@pytest.mark.parametrize("reg", ["von_neumann", "quadratic"])
+def test_solves_agree_with_either_product(reg):
+    """Newton-CG with low-rank products reaches the same optimum as with full products."""
+    P, _, _ = qot_problem(np.random.default_rng(3), n=4)
+    res = {}
+    for products in ("full", "low_rank"):
+        s = DualSolver(reg, backend="numpy", hessian="cg", tol=1e-9, hessian_products=products)
+        res[products] = s(P, 0.02)
+        assert ("low-rank" in res[products].message) == (products == "low_rank")
+    assert res["full"].converged and res["low_rank"].converged
+    assert abs(res["full"].dual_value - res["low_rank"].dual_value) < 1e-10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+def test_low_rank_product_on_each_backend(rng, backend, reg):
+    """The low-rank product on a backend equals the full NumPy product."""
+    P, _, _ = qot_problem(rng, n=4)
+    alpha = rng.normal(size=P.n_rows) * 0.3
+    ref_oracle = DualOracle(P, 0.01, reg, "numpy")
+    ref = ref_oracle.hessian_operator(ref_oracle.evaluate(alpha), "full")
+    oracle = DualOracle(P, 0.01, reg, backend)
+    low = oracle.hessian_operator(oracle.evaluate(alpha), "low_rank")
+    assert oracle.last_products.startswith("low_rank")
+    for v in rng.normal(size=(2, P.n_rows)):
+        a = ref(v)
+        assert np.abs(low(v) - a).max() <= 1e-11 * np.abs(a).max()
+
+
+# ------------------------------------------------------------------ the real reduction
+def _imag_rows_problem(rng, real_data):
+    """Two-qubit transport whose data are real (``real_data``) or have complex marginals."""
+    from cvxqreg.operators import PartialTrace, Stacked
+
+    n = 3
+    if real_data:
+        rho, sigma = rand_state(rng, n, real=True), rand_state(rng, n, real=True)
+        H = rand_herm(rng, n * n, real=True)
+    else:
+        rho, sigma = rand_state(rng, n), rand_state(rng, n)
+        H = rand_herm(rng, n * n)
+    op = Stacked([PartialTrace((n, n), 1), PartialTrace((n, n), 0)])
+    q = np.asarray(op.apply(np.kron(rho, sigma)))
+    return LoweredProblem(H.astype(complex), op, q)
+
+
+def test_real_reduction_detected_only_for_real_data(rng):
+    P = _imag_rows_problem(rng, True)
+    oracle = DualOracle(P, 0.1, VonNeumann(), "numpy")
+    assert oracle.real and oracle.imag_rows is not None
+    assert 0 < oracle.imag_rows.sum() < P.n_rows
+    assert oracle.imag_rows is not None and not np.any(P.q[oracle.imag_rows])
+    assert DualOracle(_imag_rows_problem(rng, False), 0.1, VonNeumann(), "numpy").imag_rows is None
+    tomo, _ = tomography_problem(rng, D=4, n_obs=5)
+    assert DualOracle(tomo, 0.1, VonNeumann(), "numpy").imag_rows is None
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+def test_real_reduction_equals_the_complex_oracle(rng, reg, monkeypatch):
+    import cvxqreg.solvers.dual as dual_mod
+
+    P = _imag_rows_problem(rng, True)
+    red = DualOracle(P, 0.1, reg, "numpy")
+    with monkeypatch.context() as m:
+        m.setattr(dual_mod, "_real_reduction", lambda problem: None)
+        full = DualOracle(P, 0.1, reg, "numpy")
+    assert not full.real
+    alpha = rng.normal(size=P.n_rows)
+    alpha[red.imag_rows] = 0.0
+    a, b = red.evaluate(alpha), full.evaluate(alpha)
+    assert abs(a.value - b.value) <= 1e-12 * (1 + abs(b.value))
+    np.testing.assert_allclose(a.grad, b.grad, atol=1e-12)
+    assert np.all(a.grad[red.imag_rows] == 0) or np.abs(a.grad[red.imag_rows]).max() < 1e-14
+    assert np.iscomplexobj(a.X) and np.allclose(a.X, b.X, atol=1e-12)
+    # the Hessian agrees on directions within the reduction
+    Ha, Hb = red.hessian_operator(a), full.hessian_operator(b)
+    for v in rng.normal(size=(2, P.n_rows)):
+        v[red.imag_rows] = 0.0
+        np.testing.assert_allclose(Ha(v), Hb(v), atol=1e-10 * np.abs(Hb(v)).max())
+    # a point off the reduction is evaluated at its projection (a genuine dual point)
+    off = alpha.copy()
+    off[red.imag_rows] = 1.0
+    assert red.evaluate(off).value == pytest.approx(a.value, abs=1e-12)
+    assert np.array_equal(red.evaluate(off).alpha, a.alpha)
+
+
+def test_real_reduction_solve_matches_the_complex_solve(monkeypatch):
+    import cvxqreg.solvers.dual as dual_mod
+
+    P = _imag_rows_problem(np.random.default_rng(5), True)
+    r_red = DualSolver(backend="numpy", tol=1e-9)(P, 0.05)
+    with monkeypatch.context() as m:
+        m.setattr(dual_mod, "_real_reduction", lambda problem: None)
+        r_full = DualSolver(backend="numpy", tol=1e-9)(P, 0.05)
+    assert r_red.converged and r_full.converged
+    assert abs(r_red.dual_value - r_full.dual_value) < 1e-10
+    assert abs(r_red.certified_bound - r_full.certified_bound) < 1e-8
+    assert np.iscomplexobj(r_red.X) and np.allclose(r_red.X, r_full.X, atol=1e-6)
+
+
+def test_real_reduction_dense_hessian_matches_products(rng):
+    P = _imag_rows_problem(rng, True)
+    oracle = DualOracle(P, 0.3, VonNeumann(), "numpy")
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    Hm = oracle.hessian_matrix(ev)
+    for products in ("full", "low_rank"):
+        op = oracle.hessian_operator(ev, products)
+        cols = np.column_stack([op(e) for e in np.eye(P.n_rows)])
+        np.testing.assert_allclose(Hm, cols, rtol=1e-10, atol=1e-12 * np.abs(cols).max())
