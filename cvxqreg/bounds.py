@@ -1,32 +1,76 @@
-"""Bounds on the exact (eps = 0) value from a regularized solve (MATH.md section 6).
+"""Certified bounds on the exact (eps = 0) value ``F_0 = min {Tr[H X] : X >= 0, A(X) = q}``.
 
-Work in minimization form. For a convex ``phi`` with ``phi(0)`` finite and states of fixed trace
-``tau`` on ``C^D``, ``Tr[phi(X)]`` lies in
+Everything is in minimization form (a ``Maximize`` was negated by the lowering; the user's
+convention is applied by the callers, where the roles of the two ends swap).
 
-    [phi_min, phi_max] = [D phi(tau / D),  phi(tau) + (D - 1) phi(0)]
+**Lower bound L (weak duality).** For any ``alpha`` and ``s = lambda_max(A*(alpha) - H)``, the
+point ``alpha - s c`` (``A*(c) = I``) is dual feasible, so ``F_0 >= <alpha, q> - s tau``
+(:func:`shift_lower_bound`). For a convex ``phi`` and states of fixed trace ``tau`` on ``C^D``,
 
-(the minimum at the maximally mixed state by Jensen, the maximum at a pure state, since a convex
-function on the simplex peaks at a vertex). Comparing the two optimization problems gives
+    Tr[phi(X)]  in  [phi_min, phi_max] = [D phi(tau / D),  phi(tau) + (D - 1) phi(0)]
 
-    F_eps - eps phi_max  <=  F_0  <=  F_eps - eps phi_min.
+(Jensen; a convex function on the simplex peaks at a vertex), so ``F_eps - eps phi_max <= F_0``,
+and ``D_eps(alpha) <= F_eps`` makes ``D_eps(alpha) - eps phi_max`` a lower bound at any iterate
+(:func:`regularization_lower_bound`). Von Neumann, unit trace:
+``F_eps <= F_0 <= F_eps + eps log D``.
 
-Von Neumann, unit trace: ``F_eps <= F_0 <= F_eps + eps log D``. Quadratic, unit trace:
-``F_eps - eps/2 <= F_0 <= F_eps - eps/(2D)``. Because ``D_eps(alpha) <= F_eps`` for every alpha, the
-left end computed from the *dual* value is a rigorous lower bound at any iterate. On the right,
-any feasible state gives ``F_0 <= Tr[H X]``, and for the regularized optimum
-``Tr[H X_eps] = F_eps - eps Tr[phi(X_eps)] <= F_eps - eps phi_min``: the energy is the sharper upper
-end, valid as the residual of ``X_eps`` vanishes.
+**Upper bound U (a feasible state).** ``X_eps`` satisfies ``A(X) = q`` only to the gradient
+tolerance, so ``Tr[H X_eps]`` bounds nothing. :func:`feasible_upper_bound`
+
+1. restores feasibility: ``X' = X + A*(y)`` with ``A A* y = q - A(X)`` (conjugate gradients on the
+   structured operators, two rounds), so ``A(X') = q`` up to rounding;
+2. bounds ``lambda_min(X')`` from below: Weyl, ``lambda_min(X) - ||A*(y)||_F``, or one eigenvalue
+   solve of ``X'``, whichever is sharper;
+3. mixes with a strictly feasible *anchor* ``X_s`` (:func:`anchor_state`: the projection of the
+   maximally mixed state onto ``A(X) = q`` when that is well inside the cone, otherwise the
+   maximum-entropy feasible state, which for two marginal constraints is ``rho (x) sigma``):
+   ``X^ = (1 - t) X' + t X_s`` with the smallest ``t`` that keeps ``lambda_min(X^)`` above the
+   rounding-level correction ``zeta`` still needed to make ``A(X^) = q`` hold exactly;
+4. returns ``U = (1 - t) Tr[H X'] + t Tr[H X_s] + ||H||_F zeta`` plus the rounding error of the
+   energies, so that ``U >= F_0`` holds for the exact feasible state ``X^ + A*(z)``,
+   ``||A*(z)||_F <= zeta``.
+
+Rounding model: a computed eigenvalue of a Hermitian ``M`` is within ``8 D u ||M||_2`` of an
+exact one (backward-stable solvers); a length-``n`` sum is off by at most ``n u`` times the sum of
+the absolute values of its terms (``n = D`` for partial-trace and Pauli rows, ``D^2`` for dense
+rows and for the energy). The Gram matrix ``A A*`` enters through estimates of its extreme
+eigenvalues (Lanczos, with a factor 2 of safety on each side); those terms are at rounding level.
+When no strictly feasible state is found (singular marginals, data that fix a pure state) ``U`` is
+``inf`` with a reason, and only ``L`` is guaranteed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
+import weakref
+from typing import Any
+
 import numpy as np
+import scipy.sparse.linalg as spla
 
 from .regularizers import Regularizer
 
-__all__ = ["entropy_range", "regularization_bracket"]
+__all__ = [
+    "Anchor",
+    "FeasibleBound",
+    "anchor_state",
+    "entropy_range",
+    "feasible_upper_bound",
+    "infeasibility_threshold",
+    "regularization_lower_bound",
+    "restore_feasibility",
+    "shift_lower_bound",
+]
+
+_U = float(np.finfo(np.float64).eps)
+#: an anchor from the maximally mixed state is accepted without trying the maximum-entropy state
+#: when its smallest eigenvalue is at least this fraction of tau / D
+_WELL_CENTRED = 0.05
 
 
+# ---------------------------------------------------------------------------- lower bounds
 def entropy_range(reg: Regularizer, tau: float, dim: int) -> tuple[float, float]:
     """``(min, max)`` of ``Tr[phi(X)]`` over ``X >= 0`` with ``Tr X = tau`` on ``C^dim``."""
     lo = dim * float(reg.phi(np.array([tau / dim]))[0])
@@ -34,9 +78,507 @@ def entropy_range(reg: Regularizer, tau: float, dim: int) -> tuple[float, float]
     return lo, hi
 
 
-def regularization_bracket(
-    reg: Regularizer, eps: float, tau: float, dim: int, dual_value: float, energy: float
-) -> tuple[float, float]:
-    """``(D_eps(alpha) - eps phi_max, Tr[H X])``: a bracket on ``F_0`` (minimization form)."""
+def regularization_lower_bound(
+    reg: Regularizer, eps: float, tau: float, dim: int, dual_value: float
+) -> float:
+    """``D_eps(alpha) - eps phi_max <= F_eps - eps phi_max <= F_0`` (minimization form); pass a
+    ``dual_value`` already lowered by its rounding error (:func:`dual_rounding`)."""
     _, hi = entropy_range(reg, tau, dim)
-    return dual_value - eps * hi, energy
+    return dual_value - eps * hi
+
+
+def dual_rounding(value: float, alpha: np.ndarray, q: np.ndarray, dim: int) -> float:
+    """A bound on the rounding error of a computed ``D_eps(alpha)``."""
+    m = q.size
+    return 8.0 * _U * (m * float(np.abs(alpha * q).sum()) + dim * abs(value))
+
+
+def infeasibility_threshold(problem, reg: Regularizer, eps: float, tau: float | None):
+    """An upper bound on ``F_eps(X)`` over *all* states with ``Tr X = tau`` (not only feasible):
+
+        Tr[H X] <= tau lambda_max(H),   Tr[phi(X)] <= phi(tau) + (D - 1) phi(0).
+
+    A dual value above it certifies, by weak duality, that no feasible state exists. ``None``
+    when the trace is not fixed.
+    """
+    if tau is None:
+        return None
+    _, hi = entropy_range(reg, tau, problem.dim)
+    bound = tau * problem.cost_max + eps * hi
+    return bound + 1e-9 * (1.0 + abs(bound))
+
+
+def shift_lower_bound(problem, backend, W, alpha: np.ndarray) -> float:
+    """``<alpha, q> - s tau`` with ``s = lambda_max(W)``, ``W = A*(alpha) - H``, minus margins.
+
+    ``alpha - s c`` satisfies ``A*(alpha - s c) <= H``, so by weak duality this is a lower bound
+    on ``F_0`` (minimization form, offset excluded) for *any* alpha. The margin ``8 D u ||W||``
+    covers the eigenvalue error; ``||A*(c) - I||_F`` (the trace direction's residual) and the
+    rounding of ``<alpha, q>`` are covered too. ``nan`` when the trace is not fixed.
+    """
+    c = problem.trace_direction
+    if c is None:
+        return math.nan
+    q = problem.q
+    D, tau = problem.dim, float(c @ q)
+    lam = backend.eigvalsh(W)
+    s = float(backend.xp.max(lam))
+    delta = 8.0 * D * _U * (float(backend.xp.max(backend.xp.abs(lam))) + problem.cost_norm)
+    t = s + delta
+    t += abs(t) * 2.0 * problem.trace_residual  # A*(c) = I + E, ||E|| <= residual
+    aq = alpha * q
+    rounding = 4.0 * _U * (q.size * float(np.abs(aq).sum()) + abs(t * tau))
+    return float(aq.sum()) - t * tau - rounding
+
+
+# ---------------------------------------------------------------------------- geometry of A
+@dataclasses.dataclass(frozen=True)
+class _Geometry:
+    """The Gram matrix ``G = A A*`` as far as the bounds need it: estimates of its extreme nonzero
+    eigenvalues (safety factors applied), the summation length ``n`` of one row, and for small
+    ``m`` its eigendecomposition restricted to the range (``basis``, ``values``) and a basis
+    ``null`` of the dependencies among the rows."""
+
+    gram_min: float
+    gram_max: float
+    row_length: int
+    basis: np.ndarray | None = None
+    values: np.ndarray | None = None
+    null: np.ndarray | None = None
+
+
+_GEOMETRY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_ANCHORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: up to this many rows the Gram matrix is formed and diagonalized (m applications of A A*)
+_DENSE_GRAM_ROWS = 400
+
+
+def _host_op(problem):
+    return problem.A.to_backend("numpy")
+
+
+def _gram_operator(problem):
+    op = _host_op(problem)
+    real = problem.real
+
+    def mv(y):
+        Y = op.adjoint(np.asarray(y, dtype=np.float64).reshape(-1))
+        return np.asarray(op.apply(Y.real if real else Y), dtype=np.float64)
+
+    m = problem.n_rows
+    return spla.LinearOperator((m, m), matvec=mv, rmatvec=mv, dtype=np.float64)
+
+
+def _geometry(problem) -> _Geometry:
+    geo = _GEOMETRY.get(problem)
+    if geo is not None:
+        return geo
+    m, D = problem.n_rows, problem.dim
+    structured = problem.A.structure in ("partial_trace", "pauli", "stacked")
+    n = D if structured else D * D
+    if m <= _DENSE_GRAM_ROWS:
+        G = _gram_operator(problem) @ np.eye(m)
+        lam, V = np.linalg.eigh(0.5 * (G + G.T))
+        top = float(lam[-1]) if m else 0.0
+        keep = lam > 1e-10 * top
+        geo = _Geometry(
+            gram_min=0.5 * float(lam[keep][0]) if keep.any() else 0.0,
+            gram_max=2.0 * top,
+            row_length=n,
+            basis=V[:, keep],
+            values=lam[keep],
+            null=V[:, ~keep],
+        )
+    else:
+        Gop = _gram_operator(problem)
+        v0 = np.random.default_rng(0).standard_normal(m)
+        hi = float(spla.eigsh(Gop, k=1, which="LA", tol=1e-4, v0=v0, return_eigenvectors=False)[0])
+        try:
+            lo = float(
+                spla.eigsh(
+                    Gop, k=1, which="SA", tol=1e-4, v0=v0, maxiter=20 * m, return_eigenvectors=False
+                )[0]
+            )
+        except spla.ArpackNoConvergence:
+            lo = 0.0
+        lo = lo if lo > 1e-10 * hi else 0.0  # dependent rows: lower the problem first
+        geo = _Geometry(gram_min=0.5 * lo, gram_max=2.0 * hi, row_length=n)
+    _GEOMETRY[problem] = geo
+    return geo
+
+
+def _inconsistency(problem, geo: _Geometry) -> float:
+    """``||P q||``, ``P`` the projector onto the dependencies of the rows: ``A(X)`` has no
+    component there for any ``X``, so this part of ``q`` is rounding in the data (exactly
+    consistent data have none)."""
+    if geo.null is None or geo.null.shape[1] == 0:
+        return 0.0
+    return float(np.linalg.norm(geo.null.T @ problem.q))
+
+
+def _solve_gram(problem, geo: _Geometry, r: np.ndarray) -> np.ndarray:
+    """``y`` with ``A A* y = r`` on the range of ``A`` (least squares when rows are dependent)."""
+    if geo.basis is not None:
+        return geo.basis @ ((geo.basis.T @ r) / geo.values)
+    y, _ = spla.cg(_gram_operator(problem), r, rtol=1e-13, atol=0.0, maxiter=50 + problem.n_rows)
+    return y
+
+
+# ---------------------------------------------------------------------------- restoration
+def restore_feasibility(problem, X: np.ndarray, rounds: int = 3) -> tuple[np.ndarray, float]:
+    """``(X', ||A*(y)||_F)``: ``X' = X + A*(y)`` with ``A A* y = q - A(X)`` solved by conjugate
+    gradients, or through the Gram matrix's eigendecomposition for few rows (``rounds`` rounds of
+    refinement), so that ``A(X') = q`` up to rounding.
+
+    ``X'`` is the Frobenius-nearest point of the affine set ``A(X) = q``; it need not be positive
+    semidefinite (see :func:`feasible_upper_bound`)."""
+    op = _host_op(problem)
+    geo = _geometry(problem)
+    Xr = np.array(X, dtype=np.float64 if problem.real else np.complex128, copy=True)
+    total = np.zeros_like(Xr)
+    last = math.inf
+    for _ in range(rounds):
+        r = _project_range(geo, problem.q - np.asarray(op.apply(Xr), dtype=np.float64))
+        nr = float(np.linalg.norm(r))
+        if not nr < 0.5 * last:  # refinement stopped paying (rounding level)
+            break
+        last = nr
+        with np.errstate(all="ignore"):
+            y = _solve_gram(problem, geo, r)
+        if not np.all(np.isfinite(y)):
+            break
+        Y = op.adjoint(y)
+        Y = Y.real if problem.real else Y
+        Y = 0.5 * (Y + Y.conj().T)
+        Xr = Xr + Y
+        total = total + Y
+    Xr = 0.5 * (Xr + Xr.conj().T)
+    return Xr, float(np.linalg.norm(total))
+
+
+def _project_range(geo: _Geometry, r: np.ndarray) -> np.ndarray:
+    if geo.null is None or geo.null.shape[1] == 0:
+        return r
+    return r - geo.null @ (geo.null.T @ r)
+
+
+def _residual_bound(problem, X: np.ndarray, geo: _Geometry) -> float:
+    """``||A(X) - q||_2`` for the exact ``A(X)`` of the stored ``X``: the computed residual plus
+    the rounding of ``A(X)`` (``n u ||Q_i||_F ||X||_F`` per row) and of ``q - A(X)``."""
+    op = _host_op(problem)
+    AX = np.asarray(op.apply(X), dtype=np.float64)
+    r = _project_range(geo, problem.q - AX)
+    m = problem.n_rows
+    xf = float(np.linalg.norm(X))
+    apply_err = geo.row_length * _U * math.sqrt(m * geo.gram_max) * xf
+    sub_err = _U * (float(np.linalg.norm(problem.q)) + float(np.linalg.norm(AX)))
+    return float(np.linalg.norm(r)) * (1.0 + 4.0 * m * _U) + 2.0 * (apply_err + sub_err)
+
+
+def _lambda_min_lower(X: np.ndarray) -> float:
+    """A lower bound on ``lambda_min(X)`` from one eigenvalue solve (backward-error margin)."""
+    lam = np.linalg.eigvalsh(X)
+    D = X.shape[0]
+    return float(lam[0]) - 8.0 * D * _U * float(np.abs(lam).max())
+
+
+def _energy(problem, X: np.ndarray) -> tuple[float, float]:
+    """``(fl(Re Tr[H X]), bound on its rounding error)``."""
+    H = problem.H
+    e = float(np.real(np.vdot(H, X)))  # H Hermitian: Tr[H X] = sum conj(H_ij) X_ij
+    n = 2 * X.size
+    err = 1.01 * n * _U * float(np.sum(np.abs(H) * np.abs(X))) + 2 * _U * abs(e)
+    return e, err
+
+
+# ---------------------------------------------------------------------------- the anchor
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    """A strictly feasible state ``X_s`` (``A(X_s) = q`` up to rounding, ``X_s > 0``).
+
+    ``lam_lower`` is a certified lower bound on ``lambda_min(X_s)``, ``energy`` and ``energy_err``
+    the computed ``Tr[H X_s]`` and a bound on its rounding, ``residual`` a bound on
+    ``||A(X_s) - q||_2``, ``source`` says how it was found. ``X`` is ``None`` (with ``note``) when
+    no strictly feasible state was found."""
+
+    X: np.ndarray | None
+    lam_lower: float
+    energy: float
+    energy_err: float
+    residual: float
+    source: str
+    note: str = ""
+
+
+def _make_anchor(problem, X, source, geo) -> Anchor:
+    Xr, _ = restore_feasibility(problem, X)
+    lam = _lambda_min_lower(Xr)
+    e, err = _energy(problem, Xr)
+    return Anchor(Xr, lam, e, err, _residual_bound(problem, Xr, geo), source)
+
+
+def _max_entropy_state(problem, time_limit: float) -> np.ndarray | None:
+    """The maximum-entropy feasible state, ``argmin {Tr[X log X] : A(X) = q}`` (von Neumann dual
+    with ``H = 0``, eps = 1, Newton). For marginal constraints it is ``rho (x) sigma``."""
+    from .problem import LoweredProblem
+    from .regularizers import VonNeumann
+    from .solvers.dual import DualOracle
+    from .solvers.newton import newton_cg_maximize
+
+    lp0 = LoweredProblem(
+        H=np.zeros((problem.dim, problem.dim)),
+        A=_host_op(problem),
+        q=problem.q,
+        real=problem.real,
+    )
+    oracle = DualOracle(lp0, 1.0, VonNeumann(), "numpy")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = newton_cg_maximize(
+            oracle, np.zeros(problem.n_rows), tol=1e-11, max_iter=200, time_limit=time_limit
+        )
+        ev = oracle.evaluate(out.x)
+    if not np.isfinite(ev.value):
+        return None
+    return np.asarray(ev.X)
+
+
+def anchor_state(problem, time_limit: float = 120.0) -> Anchor:
+    """A strictly feasible, well-centred state for :func:`feasible_upper_bound` (cached per
+    problem).
+
+    First the projection of the maximally mixed state ``tau I / D`` onto ``A(X) = q``; accepted
+    if its ``lambda_min`` is at least ``0.05 tau / D``. Otherwise the maximum-entropy feasible
+    state (``rho (x) sigma`` for two marginals), restored. The candidate with the larger certified
+    ``lambda_min`` wins; if neither is positive definite, the result has ``X = None`` and a note.
+    """
+    cached = _ANCHORS.get(problem)
+    if cached is not None:
+        return cached
+    geo = _geometry(problem)
+    D = problem.dim
+    tau = problem.trace_value
+    cands = []
+    if tau is not None and tau > 0:
+        a = _make_anchor(problem, (tau / D) * np.eye(D), "projected maximally mixed state", geo)
+        cands.append(a)
+    if not cands or cands[0].lam_lower < _WELL_CENTRED * tau / D:
+        Xme = _max_entropy_state(problem, time_limit)
+        if Xme is not None and np.all(np.isfinite(Xme)):
+            cands.append(_make_anchor(problem, Xme, "maximum-entropy feasible state", geo))
+    best = max(cands, key=lambda a: a.lam_lower) if cands else None
+    if best is None or not best.lam_lower > _zeta(best.residual, geo):
+        best = Anchor(
+            None,
+            -math.inf if best is None else best.lam_lower,
+            math.nan,
+            math.nan,
+            math.inf,
+            "none",
+            "no strictly feasible state found: the maximum-entropy feasible state is singular "
+            "(to rounding), so the feasible set has no positive definite point (singular "
+            "marginals, or data that fix a low-rank state); only the lower bound is guaranteed",
+        )
+    _ANCHORS[problem] = best
+    return best
+
+
+def _zeta(residual: float, geo: _Geometry) -> float:
+    """Frobenius bound on the correction ``A*(z)``, ``A A* z = r``, for ``||r|| <= residual``."""
+    if geo.gram_min <= 0:
+        return math.inf
+    return residual / math.sqrt(geo.gram_min)
+
+
+# ---------------------------------------------------------------------------- the upper bound
+@dataclasses.dataclass(frozen=True)
+class FeasibleBound:
+    """A certified upper bound ``U >= F_0`` (minimization form, offset excluded) and the state.
+
+    Attributes
+    ----------
+    value : float
+        ``U``; ``inf`` when no bound is available (``note`` says why).
+    X : ndarray or None
+        ``X^ = (1 - t) X' + t X_s``, positive definite with ``A(X^) = q`` up to a correction of
+        Frobenius norm ``<= zeta`` that ``value`` already accounts for.
+    t : float
+        Weight of the anchor.
+    lam_lower : float
+        Certified lower bound on ``lambda_min`` of the restored state ``X'``.
+    restoration : float
+        ``||X' - X||_F``, the size of the feasibility correction.
+    zeta : float
+        Bound on the rounding-level correction still needed after mixing.
+    energy : float
+        ``Tr[H X']`` of the restored state before mixing.
+    note : str
+    time : float
+    """
+
+    value: float
+    X: np.ndarray | None
+    t: float
+    lam_lower: float
+    restoration: float
+    zeta: float
+    energy: float
+    note: str = ""
+    time: float = 0.0
+
+    @property
+    def available(self) -> bool:
+        """Whether ``value`` is finite."""
+        return math.isfinite(self.value)
+
+
+def feasible_upper_bound(
+    problem,
+    X: Any,
+    *,
+    anchor: Anchor | np.ndarray | None = None,
+    eig: bool | str = "auto",
+    lam_min_X: float | None = None,
+) -> FeasibleBound:
+    """``U >= F_0`` from an approximately feasible ``X`` (see the module docstring).
+
+    Parameters
+    ----------
+    problem : LoweredProblem
+    X : array_like
+        Any Hermitian ``D x D`` matrix, typically the regularized state ``X_eps``.
+    anchor : Anchor or ndarray, optional
+        A strictly feasible state (an array is restored and checked); default
+        :func:`anchor_state`.
+    eig : bool or "auto"
+        Bound ``lambda_min(X')`` with one eigenvalue solve of ``X'`` (``True``), by Weyl only
+        (``False``: ``lambda_min(X) - ||X' - X||_F``, needs ``lam_min_X``), or by Weyl first and
+        the eigenvalue solve only when Weyl's bound would need the anchor (``"auto"``).
+    lam_min_X : float, optional
+        A certified lower bound on ``lambda_min(X)`` (e.g. from the eigenvalues the state was
+        built from), for the Weyl bound.
+    """
+    t0 = time.perf_counter()
+    geo = _geometry(problem)
+    if anchor is None:
+        anc = anchor_state(problem)
+    elif isinstance(anchor, Anchor):
+        anc = anchor
+    else:
+        anc = _make_anchor(problem, np.asarray(anchor), "user-provided state", geo)
+    X = np.asarray(X)
+    if not np.all(np.isfinite(X)):
+        return FeasibleBound(
+            math.inf,
+            None,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            "the state contains NaN or inf",
+            time.perf_counter() - t0,
+        )
+    nu = _inconsistency(problem, geo)
+    if nu > 1e-8 * (1.0 + float(np.linalg.norm(problem.q))):
+        return FeasibleBound(
+            math.inf,
+            None,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            f"the rows of A are dependent and q violates the dependence by {nu:.2e}: "
+            "no state satisfies A(X) = q",
+            time.perf_counter() - t0,
+        )
+    Xh = 0.5 * (X + X.conj().T)
+    Xr, corr = restore_feasibility(problem, Xh)
+    rho = _residual_bound(problem, Xr, geo)
+    # Weyl: lambda_min(X + Y) >= lambda_min(X) - ||Y||_2 >= lambda_min(X) - ||Y||_F
+    zeta = _zeta(max(rho, anc.residual if anc.X is not None else 0.0), geo)
+    lam = -math.inf if lam_min_X is None else lam_min_X - corr * (1.0 + 1e-12)  # Weyl
+    if eig is True or (eig == "auto" and lam < zeta):
+        lam = max(lam, _lambda_min_lower(Xr))
+    energy, e_err = _energy(problem, Xr)
+    if lam >= zeta:
+        t = 0.0
+    elif anc.X is None:
+        return FeasibleBound(
+            math.inf, None, math.nan, lam, corr, zeta, energy, anc.note, time.perf_counter() - t0
+        )
+    elif not anc.lam_lower > zeta:
+        return FeasibleBound(
+            math.inf,
+            None,
+            math.nan,
+            lam,
+            corr,
+            zeta,
+            energy,
+            "the anchor's smallest eigenvalue does not exceed the rounding-level correction",
+            time.perf_counter() - t0,
+        )
+    else:
+        t = (zeta - lam) / (anc.lam_lower - lam)
+        t = min(1.0, t * (1.0 + 1e-12) + 4 * _U)
+        while (1 - t) * lam + t * anc.lam_lower < zeta and t < 1.0:
+            t = min(1.0, t * (1.0 + 1e-9) + 1e-15)
+    if t == 0.0:
+        Xhat = Xr
+        value = energy + e_err
+    else:
+        Xhat = (1.0 - t) * Xr + t * anc.X
+        value = (1.0 - t) * (energy + e_err) + t * (anc.energy + anc.energy_err)
+        value += 4 * _U * (abs(energy) + abs(anc.energy))
+    hf = float(np.linalg.norm(problem.H))
+    value += hf * zeta * (1.0 + 1e-6)
+    note = (
+        "restored onto A(X) = q"
+        if t == 0.0
+        else (f"restored onto A(X) = q and mixed with the {anc.source} (weight t = {t:.3e})")
+    )
+    if nu > 0:
+        note += (
+            f"; the rows of A are dependent and q meets the dependence only to {nu:.1e} "
+            "(rounding in the data): U is for q projected onto the range of A"
+        )
+    return FeasibleBound(value, Xhat, t, lam, corr, zeta, energy, note, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- the two ends
+def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBound]:
+    """``(L, FeasibleBound)`` for one evaluation of a dual oracle: ``L`` the sharper of
+    :func:`shift_lower_bound` and :func:`regularization_lower_bound` (``nan`` when the trace is
+    not fixed), ``U`` from :func:`feasible_upper_bound` on the evaluation's state. With
+    ``usable=False`` (a failed or infeasible solve) only the shift bound is computed."""
+    problem = oracle.problem
+    lb = oracle.certified_lower_bound(ev)
+    tau = problem.trace_value
+    if not usable:
+        return lb, FeasibleBound(
+            math.inf,
+            None,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            "not computed: the solve failed or the data are infeasible",
+        )
+    if tau is not None and np.isfinite(ev.value):
+        lo = regularization_lower_bound(
+            oracle.reg, oracle.eps, tau, problem.dim, ev.value - oracle.dual_rounding(ev)
+        )
+        lb = max(lb, lo)  # both rigorous; keep the sharper
+    X = oracle.be.to_host(oracle.with_state(ev).X)
+    return lb, feasible_upper_bound(problem, X)
+
+
+def user_bracket(problem, lower: float, upper: float) -> tuple[float, float]:
+    """``(low, high)`` in the user's convention from ``L <= F_0 <= U`` in minimization form (the
+    offset added; for a ``Maximize`` the ends swap). A missing end is infinite."""
+    lo = lower if math.isfinite(lower) else -math.inf
+    hi = upper if not math.isnan(upper) else math.inf
+    a, b = problem.user_value(lo), problem.user_value(hi)
+    return (a, b) if problem.sense == 1 else (b, a)
