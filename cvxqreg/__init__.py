@@ -14,6 +14,7 @@ Typical use::
 
 from . import operators, plotting, problems, regularizers
 from .backend import Backend, available_backends, get_backend
+from .certify import CertifyResult, certify
 from .cvxpy_method import register as _register
 from .errors import (
     BackendUnavailableError,
@@ -37,6 +38,7 @@ _register()
 __all__ = [
     "Backend",
     "BackendUnavailableError",
+    "CertifyResult",
     "Custom",
     "CvxqregError",
     "DualSolver",
@@ -55,6 +57,7 @@ __all__ = [
     "UnsupportedModelError",
     "VonNeumann",
     "available_backends",
+    "certify",
     "get_backend",
     "get_regularizer",
     "lower",

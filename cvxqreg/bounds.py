@@ -45,6 +45,7 @@ import dataclasses
 import math
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -413,6 +414,9 @@ class FeasibleBound:
         ``Tr[H X']`` of the restored state before mixing.
     note : str
     time : float
+    restored : Anchor or None
+        The restored state ``X'`` with its certified data: a candidate anchor for later bounds
+        when its ``lam_lower`` is positive.
     """
 
     value: float
@@ -424,6 +428,7 @@ class FeasibleBound:
     energy: float
     note: str = ""
     time: float = 0.0
+    restored: Anchor | None = dataclasses.field(default=None, repr=False)
 
     @property
     def available(self) -> bool:
@@ -431,11 +436,25 @@ class FeasibleBound:
         return math.isfinite(self.value)
 
 
+def _unavailable(note: str, t0: float, **kw) -> FeasibleBound:
+    fields = dict(
+        value=math.inf,
+        X=None,
+        t=math.nan,
+        lam_lower=math.nan,
+        restoration=math.nan,
+        zeta=math.nan,
+        energy=math.nan,
+    )
+    fields.update(kw)
+    return FeasibleBound(**fields, note=note, time=time.perf_counter() - t0)
+
+
 def feasible_upper_bound(
     problem,
     X: Any,
     *,
-    anchor: Anchor | np.ndarray | None = None,
+    anchor: Anchor | np.ndarray | Sequence[Anchor] | None = None,
     eig: bool | str = "auto",
     lam_min_X: float | None = None,
 ) -> FeasibleBound:
@@ -446,9 +465,9 @@ def feasible_upper_bound(
     problem : LoweredProblem
     X : array_like
         Any Hermitian ``D x D`` matrix, typically the regularized state ``X_eps``.
-    anchor : Anchor or ndarray, optional
-        A strictly feasible state (an array is restored and checked); default
-        :func:`anchor_state`.
+    anchor : Anchor, ndarray or sequence of Anchor, optional
+        Strictly feasible state(s) to mix with (an array is restored and checked first); with
+        several, the one giving the smallest ``U`` is used. Default :func:`anchor_state`.
     eig : bool or "auto"
         Bound ``lambda_min(X')`` with one eigenvalue solve of ``X'`` (``True``), by Weyl only
         (``False``: ``lambda_min(X) - ||X' - X||_F``, needs ``lam_min_X``), or by Weyl first and
@@ -456,94 +475,113 @@ def feasible_upper_bound(
     lam_min_X : float, optional
         A certified lower bound on ``lambda_min(X)`` (e.g. from the eigenvalues the state was
         built from), for the Weyl bound.
+
+    Returns
+    -------
+    FeasibleBound
+        ``value = inf`` with a ``note`` when no bound is available.
     """
     t0 = time.perf_counter()
     geo = _geometry(problem)
     if anchor is None:
-        anc = anchor_state(problem)
+        anchors = [anchor_state(problem)]
     elif isinstance(anchor, Anchor):
-        anc = anchor
+        anchors = [anchor]
+    elif isinstance(anchor, np.ndarray):
+        anchors = [_make_anchor(problem, anchor, "user-provided state", geo)]
     else:
-        anc = _make_anchor(problem, np.asarray(anchor), "user-provided state", geo)
+        anchors = list(anchor)
     X = np.asarray(X)
-    if not np.all(np.isfinite(X)):
-        return FeasibleBound(
-            math.inf,
-            None,
-            math.nan,
-            math.nan,
-            math.nan,
-            math.nan,
-            math.nan,
-            "the state contains NaN or inf",
-            time.perf_counter() - t0,
-        )
+    if X.shape != (problem.dim, problem.dim) or not np.all(np.isfinite(X)):
+        return _unavailable("the state is not a finite D x D matrix", t0)
     nu = _inconsistency(problem, geo)
     if nu > 1e-8 * (1.0 + float(np.linalg.norm(problem.q))):
-        return FeasibleBound(
-            math.inf,
-            None,
-            math.nan,
-            math.nan,
-            math.nan,
-            math.nan,
-            math.nan,
+        return _unavailable(
             f"the rows of A are dependent and q violates the dependence by {nu:.2e}: "
             "no state satisfies A(X) = q",
-            time.perf_counter() - t0,
+            t0,
         )
     Xh = 0.5 * (X + X.conj().T)
     Xr, corr = restore_feasibility(problem, Xh)
     rho = _residual_bound(problem, Xr, geo)
-    # Weyl: lambda_min(X + Y) >= lambda_min(X) - ||Y||_2 >= lambda_min(X) - ||Y||_F
-    zeta = _zeta(max(rho, anc.residual if anc.X is not None else 0.0), geo)
-    lam = -math.inf if lam_min_X is None else lam_min_X - corr * (1.0 + 1e-12)  # Weyl
-    if eig is True or (eig == "auto" and lam < zeta):
-        lam = max(lam, _lambda_min_lower(Xr))
     energy, e_err = _energy(problem, Xr)
-    if lam >= zeta:
-        t = 0.0
-    elif anc.X is None:
+    # Weyl: lambda_min(X + Y) >= lambda_min(X) - ||Y||_2 >= lambda_min(X) - ||Y||_F
+    lam = -math.inf if lam_min_X is None else lam_min_X - corr * (1.0 + 1e-12)
+    need = _zeta(rho, geo)
+    if eig is True or (eig == "auto" and lam < need):
+        lam = max(lam, _lambda_min_lower(Xr))
+    restored = Anchor(Xr, lam, energy, e_err, rho, "restored state")
+    hf = float(np.linalg.norm(problem.H))
+    if lam >= need:  # X' itself is (to rounding) feasible and positive definite
+        value = energy + e_err + hf * need * (1.0 + 1e-6)
         return FeasibleBound(
-            math.inf, None, math.nan, lam, corr, zeta, energy, anc.note, time.perf_counter() - t0
-        )
-    elif not anc.lam_lower > zeta:
-        return FeasibleBound(
-            math.inf,
-            None,
-            math.nan,
+            value,
+            Xr,
+            0.0,
             lam,
             corr,
-            zeta,
+            need,
             energy,
-            "the anchor's smallest eigenvalue does not exceed the rounding-level correction",
+            _note("", 0.0, nu),
             time.perf_counter() - t0,
+            restored,
         )
-    else:
+    best = None
+    notes = []
+    for anc in anchors:
+        if anc.X is None:
+            notes.append(anc.note)
+            continue
+        zeta = _zeta(max(rho, anc.residual), geo)
+        if not anc.lam_lower > zeta:
+            notes.append(f"the {anc.source} is not certified positive definite")
+            continue
         t = (zeta - lam) / (anc.lam_lower - lam)
         t = min(1.0, t * (1.0 + 1e-12) + 4 * _U)
         while (1 - t) * lam + t * anc.lam_lower < zeta and t < 1.0:
             t = min(1.0, t * (1.0 + 1e-9) + 1e-15)
-    if t == 0.0:
-        Xhat = Xr
-        value = energy + e_err
-    else:
-        Xhat = (1.0 - t) * Xr + t * anc.X
         value = (1.0 - t) * (energy + e_err) + t * (anc.energy + anc.energy_err)
-        value += 4 * _U * (abs(energy) + abs(anc.energy))
-    hf = float(np.linalg.norm(problem.H))
-    value += hf * zeta * (1.0 + 1e-6)
+        value += 4 * _U * (abs(energy) + abs(anc.energy)) + hf * zeta * (1.0 + 1e-6)
+        if best is None or value < best[0]:
+            best = (value, t, zeta, anc)
+    if best is None:
+        return _unavailable(
+            "; ".join(dict.fromkeys(notes)) or "no strictly feasible state to mix with",
+            t0,
+            lam_lower=lam,
+            restoration=corr,
+            zeta=need,
+            energy=energy,
+            restored=restored,
+        )
+    value, t, zeta, anc = best
+    Xhat = (1.0 - t) * Xr + t * anc.X
+    return FeasibleBound(
+        value,
+        Xhat,
+        t,
+        lam,
+        corr,
+        zeta,
+        energy,
+        _note(anc.source, t, nu),
+        time.perf_counter() - t0,
+        restored,
+    )
+
+
+def _note(source: str, t: float, nu: float) -> str:
     note = (
         "restored onto A(X) = q"
         if t == 0.0
-        else (f"restored onto A(X) = q and mixed with the {anc.source} (weight t = {t:.3e})")
+        else f"restored onto A(X) = q and mixed with the {source} (weight t = {t:.3e})"
     )
     if nu > 0:
         note += (
             f"; the rows of A are dependent and q meets the dependence only to {nu:.1e} "
             "(rounding in the data): U is for q projected onto the range of A"
         )
-    return FeasibleBound(value, Xhat, t, lam, corr, zeta, energy, note, time.perf_counter() - t0)
+    return note
 
 
 # ---------------------------------------------------------------------------- the two ends
@@ -556,16 +594,7 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
     lb = oracle.certified_lower_bound(ev)
     tau = problem.trace_value
     if not usable:
-        return lb, FeasibleBound(
-            math.inf,
-            None,
-            math.nan,
-            math.nan,
-            math.nan,
-            math.nan,
-            math.nan,
-            "not computed: the solve failed or the data are infeasible",
-        )
+        return lb, _unavailable("not computed: the solve failed or the data are infeasible", 0.0)
     if tau is not None and np.isfinite(ev.value):
         lo = regularization_lower_bound(
             oracle.reg, oracle.eps, tau, problem.dim, ev.value - oracle.dual_rounding(ev)
