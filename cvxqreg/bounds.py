@@ -31,9 +31,9 @@ tolerance, so ``Tr[H X_eps]`` bounds nothing. :func:`feasible_upper_bound`
    ``||A*(z)||_F <= zeta``.
 
 Rounding model: a computed eigenvalue of a Hermitian ``M`` is within ``8 D u ||M||_2`` of an
-exact one (backward-stable solvers); a length-``n`` sum is off by at most ``n u`` times the sum of
-the absolute values of its terms (``n = D`` for partial-trace and Pauli rows, ``D^2`` for dense
-rows and for the energy). The Gram matrix ``A A*`` enters through estimates of its extreme
+exact one (backward-stable solvers); a length-``n`` sum, in any order, is off by at most
+``n u`` times the sum of the absolute values of its terms (``n`` the nonzeros of a row of ``A``
+for the residual, ``2 D^2`` for the energy). The Gram matrix ``A A*`` enters through estimates of its extreme
 eigenvalues (Lanczos, with a factor 2 of safety on each side); those terms are at rounding level.
 When no strictly feasible state is found (singular marginals, data that fix a pure state) ``U`` is
 ``inf`` with a reason, and only ``L`` is guaranteed.
@@ -136,13 +136,15 @@ def shift_lower_bound(problem, backend, W, alpha: np.ndarray) -> float:
 @dataclasses.dataclass(frozen=True)
 class _Geometry:
     """The Gram matrix ``G = A A*`` as far as the bounds need it: estimates of its extreme nonzero
-    eigenvalues (safety factors applied), the summation length ``n`` of one row, and for small
+    eigenvalues (safety factors applied), the rows' absolute values and lengths (for rounding
+    bounds), and for small
     ``m`` its eigendecomposition restricted to the range (``basis``, ``values``) and a basis
     ``null`` of the dependencies among the rows."""
 
     gram_min: float
     gram_max: float
-    row_length: int
+    abs_rows: Any = None  # |M| (sparse), M the rows acting on X.view(float)
+    row_nnz: np.ndarray | None = None
     basis: np.ndarray | None = None
     values: np.ndarray | None = None
     null: np.ndarray | None = None
@@ -174,9 +176,9 @@ def _geometry(problem) -> _Geometry:
     geo = _GEOMETRY.get(problem)
     if geo is not None:
         return geo
-    m, D = problem.n_rows, problem.dim
-    structured = problem.A.structure in ("partial_trace", "pauli", "stacked")
-    n = D if structured else D * D
+    m = problem.n_rows
+    M = problem.A.to_backend("numpy").matrix().tocsr()
+    rows = dict(abs_rows=abs(M), row_nnz=np.diff(M.indptr))
     if m <= _DENSE_GRAM_ROWS:
         G = _gram_operator(problem) @ np.eye(m)
         lam, V = np.linalg.eigh(0.5 * (G + G.T))
@@ -185,7 +187,7 @@ def _geometry(problem) -> _Geometry:
         geo = _Geometry(
             gram_min=0.5 * float(lam[keep][0]) if keep.any() else 0.0,
             gram_max=2.0 * top,
-            row_length=n,
+            **rows,
             basis=V[:, keep],
             values=lam[keep],
             null=V[:, ~keep],
@@ -203,7 +205,7 @@ def _geometry(problem) -> _Geometry:
         except spla.ArpackNoConvergence:
             lo = 0.0
         lo = lo if lo > 1e-10 * hi else 0.0  # dependent rows: lower the problem first
-        geo = _Geometry(gram_min=0.5 * lo, gram_max=2.0 * hi, row_length=n)
+        geo = _Geometry(gram_min=0.5 * lo, gram_max=2.0 * hi, **rows)
     _GEOMETRY[problem] = geo
     return geo
 
@@ -264,16 +266,17 @@ def _project_range(geo: _Geometry, r: np.ndarray) -> np.ndarray:
 
 
 def _residual_bound(problem, X: np.ndarray, geo: _Geometry) -> float:
-    """``||A(X) - q||_2`` for the exact ``A(X)`` of the stored ``X``: the computed residual plus
-    the rounding of ``A(X)`` (``n u ||Q_i||_F ||X||_F`` per row) and of ``q - A(X)``."""
+    """A bound on ``||A(X) - q||_2`` for the exact ``A(X)`` of the stored ``X`` (on the range of
+    ``A``): the computed residual plus, per row, ``(n_i + 2) u sum_j |M_ij| |x_j|`` for the
+    rounding of a length-``n_i`` sum (any order) and ``u (|q_i| + |A(X)_i|)`` for the
+    subtraction."""
     op = _host_op(problem)
     AX = np.asarray(op.apply(X), dtype=np.float64)
     r = _project_range(geo, problem.q - AX)
+    x = np.abs(np.ascontiguousarray(X, dtype=np.complex128).reshape(-1).view(np.float64))
+    err = (geo.row_nnz + 2) * _U * (geo.abs_rows @ x) + _U * (np.abs(problem.q) + np.abs(AX))
     m = problem.n_rows
-    xf = float(np.linalg.norm(X))
-    apply_err = geo.row_length * _U * math.sqrt(m * geo.gram_max) * xf
-    sub_err = _U * (float(np.linalg.norm(problem.q)) + float(np.linalg.norm(AX)))
-    return float(np.linalg.norm(r)) * (1.0 + 4.0 * m * _U) + 2.0 * (apply_err + sub_err)
+    return float(np.linalg.norm(r)) * (1.0 + 4.0 * m * _U) + 1.01 * float(np.linalg.norm(err))
 
 
 def _lambda_min_lower(X: np.ndarray) -> float:

@@ -11,8 +11,8 @@ the best of each over all stages is kept. The width ``U - L`` has two parts:
   proportional to the residual ``||q - A(X_eps)||``): it shrinks with the gradient tolerance.
 
 :func:`certify` halves the larger part each stage: it divides eps by ``ratio`` (warm-started from
-the previous ``alpha``) when the first dominates, and tightens the gradient tolerance 100-fold at
-the same eps when the second does, until ``U - L <= rtol max(1, |L|)`` or the budget ends.
+the previous ``alpha``) when the first dominates, and tightens the gradient tolerance at
+the same eps when the second does (aimed from the measured residual), until ``U - L <= rtol max(1, |L|)`` or the budget ends.
 Restored states of earlier stages that are certified positive definite are kept as extra anchors
 for the mixing (they are often much closer to optimal than the maximum-entropy state).
 """
@@ -159,7 +159,7 @@ def certify(
     eps_start: float | None = None,
     ratio: float = 10.0,
     tol: float | None = None,
-    min_tol: float = 1e-13,
+    min_tol: float = 1e-12,
     progress=None,
     **solver_options,
 ) -> CertifyResult:
@@ -254,6 +254,7 @@ def certify(
                 status = "infeasible"
             break
         eps_min = min(eps_min, eps)
+        width_before = best_U - best_L
         L = internal(res.certified_bound) if math.isfinite(res.certified_bound) else -math.inf
         if L > best_L:
             best_L, best_alpha = L, res.alpha
@@ -262,7 +263,6 @@ def certify(
             anchors.append(dataclasses.replace(fb.restored, source=f"restored eps={eps:.1e} state"))
             if len(anchors) > 4:  # keep the max-entropy state and the last three
                 del anchors[1]
-        width_before = best_U - best_L
         if fb.value < best_U:
             best_U, best_X, note = fb.value, fb.X, fb.note
         elif not math.isfinite(best_U):
@@ -305,7 +305,9 @@ def certify(
         at_floor = res.status == Status.PRECISION_LIMIT or tol_k <= min_tol
         alpha = res.alpha
         if f_part > e_part and not at_floor:
-            tol_k = max(min_tol, tol_k / 100)
+            # the feasibility part scales with the residual: aim it at a quarter of the target
+            target = 0.25 * rtol * max(1.0, abs(best_L + off))
+            tol_k = max(min_tol, min(tol_k / 10, res.grad_norm * target / f_part))
             eps_prev = eps
         else:
             eps_prev, eps = eps, eps / ratio
