@@ -33,10 +33,11 @@ tolerance, so ``Tr[H X_eps]`` bounds nothing. :func:`feasible_upper_bound`
 Rounding model: a computed eigenvalue of a Hermitian ``M`` is within ``8 D u ||M||_2`` of an
 exact one (backward-stable solvers); a length-``n`` sum, in any order, is off by at most
 ``n u`` times the sum of the absolute values of its terms (``n`` the nonzeros of a row of ``A``
-for the residual, ``2 D^2`` for the energy). The Gram matrix ``A A*`` enters through estimates of its extreme
-eigenvalues (Lanczos, with a factor 2 of safety on each side); those terms are at rounding level.
-When no strictly feasible state is found (singular marginals, data that fix a pure state) ``U`` is
-``inf`` with a reason, and only ``L`` is guaranteed.
+for the residual, ``2 D^2`` for the energy). The Gram matrix ``A A*`` enters through its extreme
+eigenvalues (computed exactly up to 400 rows, by Lanczos above; a factor 2 of safety on each
+side); those terms are at rounding level. When no strictly feasible state is found (singular
+marginals, data that fix a pure state) ``U`` is ``inf`` with a reason, and only ``L`` is
+guaranteed.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ the best of each over all stages is kept. The width ``U - L`` has two parts:
   proportional to the residual ``||q - A(X_eps)||``): it shrinks with the gradient tolerance.
 
 :func:`certify` halves the larger part each stage: it divides eps by ``ratio`` (warm-started from
-the previous ``alpha``) when the first dominates, and tightens the gradient tolerance at
-the same eps when the second does (aimed from the measured residual), until ``U - L <= rtol max(1, |L|)`` or the budget ends.
+the previous ``alpha``) when the first dominates, and tightens the gradient tolerance at the same
+eps when the second does (aimed from the measured residual), until ``U - L <= rtol max(1, |L|)``
+or the budget ends.
 Restored states of earlier stages that are certified positive definite are kept as extra anchors
 for the mixing (they are often much closer to optimal than the maximum-entropy state).
 """

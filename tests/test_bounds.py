@@ -96,7 +96,8 @@ def test_certify_helstrom(rng):
 
 
 def fidelity_model(rng, d=3):
-    """F(rho, sigma) = max Re Tr[Y] over [[rho, Y], [Y^*, sigma]] >= 0 = ||sqrt(rho) sqrt(sigma)||_1."""
+    """F(rho, sigma) = max Re Tr[Y] over [[rho, Y], [Y^*, sigma]] >= 0, which is
+    ||sqrt(rho) sqrt(sigma)||_1."""
     rho, sigma = rand_state(rng, d), rand_state(rng, d)
     X = cp.Variable((2 * d, 2 * d), hermitian=True)
     prob = cp.Problem(
