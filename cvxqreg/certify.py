@@ -10,10 +10,11 @@ the best of each over all stages is kept. The width ``U - L`` has two parts:
 * ``U - Tr[H X']``, the price of feasibility (the weight of the strictly feasible state mixed in is
   proportional to the residual ``||q - A(X_eps)||``): it shrinks with the gradient tolerance.
 
-:func:`certify` halves the larger part each stage: it divides eps by ``ratio`` (warm-started from
-the previous ``alpha``) when the first dominates, and tightens the gradient tolerance at the same
-eps when the second does (aimed from the measured residual), until ``U - L <= rtol max(1, |L|)``
-or the budget ends.
+:func:`certify` first drives eps down (warm-started from the previous ``alpha``): the eps part is
+measured as ``kappa eps`` and the next eps aimed at ``0.4 rtol max(1, |L|) / kappa`` (at least a
+factor ``ratio``, at most ``1e4`` per stage). Once the eps part is below half the target, it
+tightens the gradient tolerance at the same eps, aimed from the measured residual, until
+``U - L <= rtol max(1, |L|)`` or the budget ends.
 Restored states of earlier stages that are certified positive definite are kept as extra anchors
 for the mixing (they are often much closer to optimal than the maximum-entropy state).
 """
@@ -34,6 +35,9 @@ from .results import Status
 from .solvers.regularized import DualSolver
 
 __all__ = ["CertifyResult", "CertifyStage", "certify"]
+
+#: eps is divided by at most this much between two stages
+_MAX_JUMP = 1e4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,10 +187,10 @@ def certify(
     max_stages : int
         At most this many regularized solves.
     eps_start : float, optional
-        The first eps (default: the cost's spread ``lambda_max(H) - lambda_min(H)``; the first
-        solve runs the usual continuation ladder down to it).
+        The first eps (default: a tenth of the cost's spread ``lambda_max(H) - lambda_min(H)``;
+        the first solve runs the usual continuation ladder down to it).
     ratio : float
-        eps is divided by this between stages.
+        eps is divided by at least this between stages that decrease it.
     tol : float, optional
         Gradient tolerance of the first stage (default ``min(1e-6, rtol / 100)``).
     min_tol : float
@@ -218,7 +222,7 @@ def certify(
     def internal(user_value: float) -> float:
         return sense * user_value - off
 
-    eps = float(eps_start) if eps_start is not None else (lp.cost_spread or 1.0)
+    eps = float(eps_start) if eps_start is not None else 0.1 * (lp.cost_spread or 10.0)
     tol_k = float(tol) if tol is not None else min(1e-6, rtol / 100)
     tol_k = max(tol_k, min_tol)
     anchors: list[Anchor] = [anchor_state(lp)]
@@ -300,18 +304,23 @@ def certify(
                 ),
             )
             break
-        # which part of the width dominates: eps (energy above L) or feasibility (U above energy)
+        # the two parts of the width: eps (energy above L) and feasibility (U above energy)
         e_part = (fb.energy - L) if math.isfinite(fb.energy) else math.inf
         f_part = (fb.value - fb.energy) if math.isfinite(fb.value) else math.inf
         at_floor = res.status == Status.PRECISION_LIMIT or tol_k <= min_tol
+        target = rtol * max(1.0, abs(best_L + off))
         alpha = res.alpha
-        if f_part > e_part and not at_floor:
-            # the feasibility part scales with the residual: aim it at a quarter of the target
-            target = 0.25 * rtol * max(1.0, abs(best_L + off))
-            tol_k = max(min_tol, min(tol_k / 10, res.grad_norm * target / f_part))
+        if e_part <= 0.5 * target and f_part > 0.5 * target and not at_floor:
+            # eps is small enough; the feasibility part scales with the residual: aim it at a
+            # quarter of the target
+            tol_k = max(min_tol, min(tol_k / 10, res.grad_norm * 0.25 * target / f_part))
             eps_prev = eps
         else:
-            eps_prev, eps = eps, eps / ratio
+            # the eps part is about kappa * eps: aim it at 0.4 target, at least one factor
+            # `ratio` and at most _MAX_JUMP per stage (the solver's own ladder fills the gap)
+            kappa = e_part / eps if math.isfinite(e_part) and e_part > 0 else 0.0
+            aim = 0.4 * target / kappa if kappa > 0 else eps / ratio
+            eps_prev, eps = eps, min(eps / ratio, max(aim, eps / _MAX_JUMP))
     lo, hi = user_bracket(lp, best_L, best_U)
     return CertifyResult(
         status=status,
