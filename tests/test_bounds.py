@@ -261,3 +261,37 @@ def test_certify_result_and_budget(rng):
         certify(lp, rtol=0)
     with pytest.raises(cvxqreg.InvalidInputError):
         certify(lp, ratio=1.0)
+
+
+def test_cli_certify(tmp_path, capsys):
+    from cvxqreg.cli import main
+
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import cvxpy as cp, numpy as np\n"
+        "H = np.diag([1.0, 2.0, 3.0])\n"
+        "X = cp.Variable((3, 3), hermitian=True)\n"
+        "problem = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), [X >> 0, cp.trace(X) == 1])\n"
+    )
+    state = tmp_path / "X.npy"
+    code = main(
+        ["certify", str(model), "--rtol", "1e-6", "--backend", "numpy", "--save-state", str(state)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "status=certified" in out and "F_0 in [" in out
+    X = np.load(state)
+    assert np.linalg.eigvalsh(X)[0] > -1e-12 and abs(np.trace(X).real - 1) < 1e-12
+    lo, hi = (float(v) for v in out.split("F_0 in [")[1].split("]")[0].split(","))
+    assert lo <= 1.0 <= hi
+
+
+def test_sweep_reports_feasible_bound_and_width(rng):
+    lp, _, _ = qot_problem(rng, n=2)
+    sw = cvxqreg.sweep(
+        lp, eps=(1.0, 1e-2), reference=None, backend="numpy", regularizers=["von_neumann"]
+    )
+    for row in sw.rows:
+        assert row.feasible_bound == row.bracket_high
+        assert row.bracket_width == pytest.approx(row.bracket_high - row.bracket_low)
+    assert "feas. bound" in sw.to_markdown() and "width" in sw.to_markdown()
+    assert sw.rows[1].bracket_width < sw.rows[0].bracket_width
