@@ -295,3 +295,31 @@ def test_sweep_reports_feasible_bound_and_width(rng):
         assert row.bracket_width == pytest.approx(row.bracket_high - row.bracket_low)
     assert "feas. bound" in sw.to_markdown() and "width" in sw.to_markdown()
     assert sw.rows[1].bracket_width < sw.rows[0].bracket_width
+
+
+def test_benchmark_script_runs_small(tmp_path):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "certify.py"
+    spec = importlib.util.spec_from_file_location("bench_certify", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "certify.md"
+    rows = mod.main(
+        [
+            "--scale",
+            "small",
+            "--cases",
+            "transport144",
+            "im1024",
+            "--no-scs",
+            "--time-limit",
+            "60",
+            "--out",
+            str(out),
+        ]
+    )
+    assert [r["status"] for r in rows] == ["certified", "certified"]
+    assert all(r["low"] <= r["high"] for r in rows)
+    assert "| transport n=3 (D=9) |" in out.read_text()
