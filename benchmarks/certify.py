@@ -33,7 +33,7 @@ from cvxqreg.backend import blas_threads
 
 
 def transport_model(n: int, seed: int = 0) -> cp.Problem:
-    """Random bipartite transport on C^n (x) C^n: dense complex Hermitian cost, Wishart marginals."""
+    """Random transport on C^n (x) C^n: dense complex Hermitian cost, Wishart marginals."""
     rng = np.random.default_rng(seed)
 
     def state(k):
