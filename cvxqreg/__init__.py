@@ -14,7 +14,7 @@ Typical use::
 
 from . import operators, plotting, problems, regularizers
 from .backend import Backend, available_backends, get_backend
-from .certify import CertifyResult, certify
+from .certification import CertifyResult, certify
 from .cvxpy_method import register as _register
 from .errors import (
     BackendUnavailableError,

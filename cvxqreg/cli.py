@@ -486,7 +486,7 @@ def _cmd_sweep(args) -> int:
 
 
 def _cmd_certify(args) -> int:
-    from .certify import certify
+    from .certification import certify
 
     problem = load_model(args.model, args.name)
     lp = _lower(problem)
