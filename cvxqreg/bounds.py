@@ -339,7 +339,7 @@ def _max_entropy_state(problem, time_limit: float) -> np.ndarray | None:
     oracle = DualOracle(lp0, 1.0, VonNeumann(), "numpy")
     with np.errstate(over="ignore", invalid="ignore"):
         out = newton_cg_maximize(
-            oracle, np.zeros(problem.n_rows), tol=1e-11, max_iter=200, time_limit=time_limit
+            oracle, np.zeros(problem.n_rows), tol=1e-11, max_iter=100, time_limit=time_limit
         )
         ev = oracle.evaluate(out.x)
     if not np.isfinite(ev.value):
@@ -347,14 +347,41 @@ def _max_entropy_state(problem, time_limit: float) -> np.ndarray | None:
     return np.asarray(ev.X)
 
 
-def anchor_state(problem, time_limit: float = 120.0) -> Anchor:
+def _bipartite_dims(op) -> tuple[int, int] | None:
+    """``(n1, n2)`` when ``op`` holds partial traces over a two-factor space (through
+    :class:`~cvxqreg.operators.Selected` and :class:`~cvxqreg.operators.Stacked`)."""
+    from .operators import PartialTrace, Selected, Stacked
+
+    while isinstance(op, Selected):
+        op = op.base
+    parts = op.parts if isinstance(op, Stacked) else (op,)
+    for p in parts:
+        if isinstance(p, PartialTrace) and len(p.dims) == 2:
+            return p.dims
+    return None
+
+
+def _product_state(X: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
+    """``Tr_2 X (x) Tr_1 X / Tr X``: the product of the marginals of ``X`` (the maximum-entropy
+    state with those marginals)."""
+    n1, n2 = dims
+    T = X.reshape(n1, n2, n1, n2)
+    rho = np.einsum("ajbj->ab", T)
+    sigma = np.einsum("iaib->ab", T)
+    return np.kron(rho, sigma) / np.trace(X).real
+
+
+def anchor_state(problem, time_limit: float = 60.0) -> Anchor:
     """A strictly feasible, well-centred state for :func:`feasible_upper_bound` (cached per
     problem).
 
     First the projection of the maximally mixed state ``tau I / D`` onto ``A(X) = q``; accepted
-    if its ``lambda_min`` is at least ``0.05 tau / D``. Otherwise the maximum-entropy feasible
-    state (``rho (x) sigma`` for two marginals), restored. The candidate with the larger certified
-    ``lambda_min`` wins; if neither is positive definite, the result has ``X = None`` and a note.
+    if its ``lambda_min`` is at least ``0.05 tau / D``. For marginal (two-factor partial-trace)
+    constraints, next the product ``rho (x) sigma`` of the marginals (the maximum-entropy state
+    with those marginals). If neither is positive definite, the maximum-entropy feasible state,
+    ``argmin {Tr[X log X] : A(X) = q}``, by Newton within ``time_limit`` seconds. The candidate
+    with the largest certified ``lambda_min`` wins; if none is positive definite, the result has
+    ``X = None`` and a note.
     """
     cached = _ANCHORS.get(problem)
     if cached is not None:
@@ -366,7 +393,15 @@ def anchor_state(problem, time_limit: float = 120.0) -> Anchor:
     if tau is not None and tau > 0:
         a = _make_anchor(problem, (tau / D) * np.eye(D), "projected maximally mixed state", geo)
         cands.append(a)
-    if not cands or cands[0].lam_lower < _WELL_CENTRED * tau / D:
+    dims = _bipartite_dims(problem.A)
+    if cands and dims is not None and cands[0].lam_lower < _WELL_CENTRED * tau / D:
+        # the marginals of the restored I / D are the data's: their product is feasible
+        prod = _product_state(cands[0].X, dims)
+        if np.all(np.isfinite(prod)):
+            cands.append(_make_anchor(problem, prod, "product of the marginals", geo))
+    if max((a.lam_lower for a in cands), default=-math.inf) < _WELL_CENTRED * (tau or 1) / D and (
+        not cands or max(a.lam_lower for a in cands) <= 0
+    ):
         Xme = _max_entropy_state(problem, time_limit)
         if Xme is not None and np.all(np.isfinite(Xme)):
             cands.append(_make_anchor(problem, Xme, "maximum-entropy feasible state", geo))

@@ -268,6 +268,7 @@ class DualSolver:
                 ),
                 "trace": oracle.tau,
                 "device": be.device,
+                "bound_time": ub.time,  # seconds spent on the feasible bound (cvxqreg.bounds)
             },
         )
 
