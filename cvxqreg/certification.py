@@ -13,8 +13,9 @@ the best of each over all stages is kept. The width ``U - L`` has two parts:
 :func:`certify` first drives eps down (warm-started from the previous ``alpha``): the eps part is
 measured as ``kappa eps`` and the next eps aimed at ``0.4 rtol max(1, |L|) / kappa`` (at least a
 factor ``ratio``, at most ``1e4`` per stage). Once the eps part is below half the target, it
-tightens the gradient tolerance at the same eps, aimed from the measured residual, until
-``U - L <= rtol max(1, |L|)`` or the budget ends.
+re-solves, with a gradient tolerance aimed from the measured residual, at the *largest* eps whose
+restored state's energy is already within half the target of ``L`` (the float64 floor of the
+residual is lower at larger eps), until ``U - L <= rtol max(1, |L|)`` or the budget ends.
 Restored states of earlier stages that are certified positive definite are kept as extra anchors
 for the mixing (they are often much closer to optimal than the maximum-entropy state).
 """
@@ -224,7 +225,10 @@ def certify(
 
     eps = float(eps_start) if eps_start is not None else 0.1 * (lp.cost_spread or 10.0)
     tol_k = float(tol) if tol is not None else min(1e-6, rtol / 100)
-    tol_k = max(tol_k, min_tol)
+    tol_k = tol0 = max(tol_k, min_tol)
+    visited: list[
+        tuple
+    ] = []  # (eps, alpha, restored energy, feasibility part, ||grad||, tol, floor)
     anchors: list[Anchor] = [anchor_state(lp)]
     best_L, best_U = -math.inf, math.inf
     best_X = best_alpha = None
@@ -308,18 +312,24 @@ def certify(
         e_part = (fb.energy - L) if math.isfinite(fb.energy) else math.inf
         f_part = (fb.value - fb.energy) if math.isfinite(fb.value) else math.inf
         at_floor = res.status == Status.PRECISION_LIMIT or tol_k <= min_tol
+        visited.append((eps, res.alpha, fb.energy, f_part, res.grad_norm, tol_k, at_floor))
         target = rtol * max(1.0, abs(best_L + off))
-        alpha = res.alpha
-        if e_part <= 0.5 * target and f_part > 0.5 * target and not at_floor:
-            # eps is small enough; the feasibility part scales with the residual: aim it at a
-            # quarter of the target
-            tol_k = max(min_tol, min(tol_k / 10, res.grad_norm * 0.25 * target / f_part))
-            eps_prev = eps
+        gap_L = (fb.energy - best_L) if math.isfinite(fb.energy) else math.inf
+        # U can come from a larger eps than L: the float64 floor of the residual is lower there.
+        # Candidates: stages whose restored energy is within half the target of L.
+        cands = [v for v in visited if v[2] - best_L <= 0.5 * target and not v[6]]
+        if gap_L <= 0.5 * target and cands:
+            e_u, a_u, _, f_u, g_u, t_u, _ = max(cands, key=lambda v: v[0])
+            visited = [v for v in visited if v[0] != e_u]  # replaced by the re-solve
+            # the feasibility part scales with the residual: aim it at a quarter of the target
+            tol_k = max(min_tol, min(t_u / 10, g_u * 0.25 * target / max(f_u, 1e-300)))
+            eps_prev, eps, alpha = e_u, e_u, a_u
         else:
             # the eps part is about kappa * eps: aim it at 0.4 target, at least one factor
             # `ratio` and at most _MAX_JUMP per stage (the solver's own ladder fills the gap)
             kappa = e_part / eps if math.isfinite(e_part) and e_part > 0 else 0.0
             aim = 0.4 * target / kappa if kappa > 0 else eps / ratio
+            alpha, tol_k = res.alpha, tol0
             eps_prev, eps = eps, min(eps / ratio, max(aim, eps / _MAX_JUMP))
     lo, hi = user_bracket(lp, best_L, best_U)
     return CertifyResult(
