@@ -7,10 +7,11 @@ value, its error against the bracket midpoint and whether the value lies inside 
 
 Cases (``--scale paper``): random bipartite transport (n = 12, D = 144, dense complex cost, Wishart
 marginals) and QWD (12 Fock levels, D = 144) with SCS; IM (N = 5, D = 1024) and QWD (32 levels,
-D = 1024) without SCS (out of reach), each with ``--time-limit`` seconds. ``--scale small`` runs
-the same families at D <= 36 in seconds (a check that the script works, not a measurement).
+D = 1024) without SCS (out of reach), each with ``--time-limit`` seconds. ``--scale medium``: the
+same families at D = 64 (D = 256 for the last QWD); ``--scale small`` at D <= 36 in seconds (a
+check that the script works, not a measurement).
 
-Usage:  OPENBLAS_NUM_THREADS=1 python benchmarks/certify.py [--scale paper|small]
+Usage:  OPENBLAS_NUM_THREADS=1 python benchmarks/certify.py [--scale paper|medium|small]
             [--cases transport144 qwd144 im1024 qwd1024] [--rtol-small-d 1e-4]
             [--rtol-large-d 1e-3] [--time-limit 600] [--no-scs] [--plot bracket.png]
             [--json rows.json] [--out benchmarks/results/certify.md]
@@ -52,29 +53,34 @@ def transport_model(n: int, seed: int = 0) -> cp.Problem:
     return cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), cons)
 
 
-#: name -> (builder at paper scale, builder at small scale, large (no SCS)?)
+#: name -> (builders at the paper, medium and small scales, large (no SCS)?)
 CASES = {
     "transport144": (
         lambda: ("transport n=12 (D=144)", transport_model(12)),
+        lambda: ("transport n=8 (D=64)", transport_model(8)),
         lambda: ("transport n=3 (D=9)", transport_model(3)),
         False,
     ),
     "qwd144": (
         lambda: ("QWD 12 levels (D=144)", problems.wasserstein(12).problem),
+        lambda: ("QWD 8 levels (D=64)", problems.wasserstein(8).problem),
         lambda: ("QWD 4 levels (D=16)", problems.wasserstein(4).problem),
         False,
     ),
     "im1024": (
         lambda: ("IM N=5 (D=1024)", problems.ising(5).problem),
+        lambda: ("IM N=3 (D=64)", problems.ising(3).problem),
         lambda: ("IM N=1 (D=4)", problems.ising(1).problem),
         True,
     ),
     "qwd1024": (
         lambda: ("QWD 32 levels (D=1024)", problems.wasserstein(32).problem),
+        lambda: ("QWD 16 levels (D=256)", problems.wasserstein(16).problem),
         lambda: ("QWD 6 levels (D=36)", problems.wasserstein(6).problem),
         True,
     ),
 }
+SCALES = ("paper", "medium", "small")
 
 
 def run_scs(problem: cp.Problem) -> tuple[float, float, str]:
@@ -89,7 +95,7 @@ def run_scs(problem: cp.Problem) -> tuple[float, float, str]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--scale", choices=("paper", "small"), default="paper")
+    ap.add_argument("--scale", choices=SCALES, default="paper")
     ap.add_argument("--cases", nargs="+", choices=tuple(CASES), default=list(CASES))
     ap.add_argument("--rtol-small-d", type=float, default=1e-4)
     ap.add_argument("--rtol-large-d", type=float, default=1e-3)
@@ -119,8 +125,8 @@ def main(argv=None):
     rows = []
     first_lp = None
     for name in args.cases:
-        paper, small, large = CASES[name]
-        label, problem = (paper if args.scale == "paper" else small)()
+        *builders, large = CASES[name]
+        label, problem = builders[SCALES.index(args.scale)]()
         rtol = args.rtol_large_d if large else args.rtol_small_d
         lp = cvxqreg.lower(problem)
         if not rows:
