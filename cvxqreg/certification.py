@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .bounds import Anchor, anchor_state, feasible_upper_bound, user_bracket
+from .bounds import Anchor, anchor_states, feasible_upper_bound, user_bracket
 from .errors import InvalidInputError
 from .problem import LoweredProblem
 from .results import Status
@@ -229,7 +229,9 @@ def certify(
     visited: list[
         tuple
     ] = []  # (eps, alpha, restored energy, feasibility part, ||grad||, tol, floor)
-    anchors: list[Anchor] = [anchor_state(lp)]
+    budget = 60.0 if time_limit is None else max(1.0, 0.1 * time_limit)
+    anchors: list[Anchor] = anchor_states(lp, time_limit=budget, centre=True)
+    n_fixed = len(anchors)
     best_L, best_U = -math.inf, math.inf
     best_X = best_alpha = None
     note = anchors[0].note
@@ -270,8 +272,8 @@ def certify(
         fb = feasible_upper_bound(lp, res.X, anchor=anchors)
         if fb.restored is not None and fb.restored.lam_lower > fb.zeta:
             anchors.append(dataclasses.replace(fb.restored, source=f"restored eps={eps:.1e} state"))
-            if len(anchors) > 4:  # keep the max-entropy state and the last three
-                del anchors[1]
+            if len(anchors) > n_fixed + 3:  # keep the problem's anchors and the last three
+                del anchors[n_fixed]
         if fb.value < best_U:
             best_U, best_X, note = fb.value, fb.X, fb.note
         elif not math.isfinite(best_U):
