@@ -403,7 +403,7 @@ def _product_state(X: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return np.kron(rho, sigma) / np.trace(X).real
 
 
-def anchor_state(problem, time_limit: float = 60.0, centre: bool = False) -> Anchor:
+def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anchor:
     """A strictly feasible, well-centred state for :func:`feasible_upper_bound` (cached per
     problem).
 
@@ -470,7 +470,7 @@ def anchor_state(problem, time_limit: float = 60.0, centre: bool = False) -> Anc
     return best
 
 
-def anchor_states(problem, time_limit: float = 60.0, centre: bool = False) -> list[Anchor]:
+def anchor_states(problem, time_limit: float = 20.0, centre: bool = False) -> list[Anchor]:
     """Every certified strictly feasible candidate of :func:`anchor_state` (the best first);
     :func:`feasible_upper_bound` mixes with whichever gives the smallest bound."""
     anchor_state(problem, time_limit, centre)
@@ -688,7 +688,9 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
     lb = oracle.certified_lower_bound(ev)
     tau = problem.trace_value
     if not usable:
-        return lb, _unavailable("not computed: the solve failed or the data are infeasible", 0.0)
+        return lb, _unavailable(
+            "not computed: the solve failed or the data are infeasible", time.perf_counter()
+        )
     if tau is not None and np.isfinite(ev.value):
         lo = regularization_lower_bound(
             oracle.reg, oracle.eps, tau, problem.dim, ev.value - oracle.dual_rounding(ev)
