@@ -18,6 +18,7 @@ The regularized problem is solved through its dual by regularized Newton with ep
 from . import operators, plotting, problems, regularizers
 from .backend import Backend, available_backends, get_backend
 from .batch import BatchResult, scan, solve_many
+from .certification import CertifyResult, certify
 from .cvxpy_method import register as _register
 from .errors import (
     BackendUnavailableError,
@@ -42,6 +43,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "BatchResult",
+    "CertifyResult",
     "Custom",
     "CvxqregError",
     "DualSolver",
@@ -60,6 +62,7 @@ __all__ = [
     "UnsupportedModelError",
     "VonNeumann",
     "available_backends",
+    "certify",
     "get_backend",
     "get_regularizer",
     "lower",

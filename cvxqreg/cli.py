@@ -1,4 +1,4 @@
-"""The ``cvxqreg`` command line: ``demo``, ``solve``, ``sweep`` and ``info``.
+"""The ``cvxqreg`` command line: ``demo``, ``solve``, ``sweep``, ``certify`` and ``info``.
 
 Run ``cvxqreg --help`` (or ``python -m cvxqreg --help``) for the sub-commands and examples. Exit
 codes: 0 success; 1 a solve did not converge, a solver failed, or the data are infeasible; 2 a usage
@@ -503,6 +503,39 @@ def _cmd_sweep(args) -> int:
     return _report_sweep(result, args)
 
 
+def _cmd_certify(args) -> int:
+    from .certification import certify
+
+    problem = load_model(args.model, args.name)
+    lp = lower(problem)
+    print(f"model {args.model}: {lp.describe()}")
+    show = _progress_enabled(args)
+
+    def progress(st):
+        if show:
+            _note(
+                f"eps={st.eps:.2e} tol={st.tol:.0e} {st.status}: [{st.low:.12g}, {st.high:.12g}]"
+                f" width {st.width:.3e} ({st.time:.2f} s)"
+            )
+
+    res = certify(
+        lp,
+        rtol=args.rtol,
+        regularizer=args.regularizer,
+        backend=args.backend,
+        time_limit=args.time_limit,
+        max_stages=args.max_stages,
+        progress=progress,
+    )
+    print(res.summary())
+    if res.note:
+        print(f"  feasible end: {res.note}")
+    if args.save_state and res.X is not None:
+        np.save(args.save_state, res.X)
+        print(f"feasible state saved to {args.save_state}")
+    return EXIT_OK if res.certified else EXIT_FAILED
+
+
 def _demo_problem(args):
     """The demo's CVXPY problem, a description and its closed-form optimum (or None)."""
     from .problems import two_point, wasserstein
@@ -607,6 +640,7 @@ examples:
   cvxqreg solve model.py --exact                 # exact SDP with SCS
   cvxqreg solve model.py --eps 1e-3              # entropy-regularized (von Neumann)
   cvxqreg sweep model.py --eps 1 1e-2 1e-4 --plot limit.png --csv sweep.csv
+  cvxqreg certify model.py --rtol 1e-4           # certified bracket [L, U] on the exact optimum
   cvxqreg info                                   # versions and backends
 
 A model file is a Python file that assigns a cvxpy.Problem over one Hermitian (or real
@@ -962,6 +996,50 @@ exit code 1 when any row did not converge (status "error" marks a task that rais
     bt.add_argument("--csv", metavar="FILE", help="write all columns as CSV")
     bt.add_argument("--json", metavar="FILE", help="write all columns as JSON")
     bt.set_defaults(func=_cmd_batch)
+    cert = sub.add_parser(
+        "certify",
+        parents=[common],
+        formatter_class=fmt,
+        help="bracket the exact optimum to a relative width (certified bounds)",
+        description=(
+            "Load MODEL.py and drive eps down with warm-started regularized solves until the "
+            "certified interval [L, U] that contains the exact optimum F_0 has relative width "
+            "<= RTOL (L by weak duality, U from a feasible state; docs/bounds.md)."
+        ),
+        epilog="""\
+examples:
+  cvxqreg certify model.py --rtol 1e-4
+  cvxqreg certify model.py --rtol 1e-6 --time-limit 600 --save-state X.npy
+
+exit code 1 when the width was not reached (time limit, stages, no strictly feasible state).
+""",
+    )
+    cert.add_argument("model", metavar="MODEL.py", help="the model file")
+    cert.add_argument(
+        "--name", default="problem", help="the variable holding the problem (default: problem)"
+    )
+    cert.add_argument(
+        "--rtol", type=_positive_float, default=1e-4, help="target relative width (default 1e-4)"
+    )
+    cert.add_argument(
+        "--regularizer",
+        default="von_neumann",
+        type=_check_regularizer,
+        help="von_neumann (default), quadratic or tsallis:ORDER",
+    )
+    cert.add_argument(
+        "--backend", default="auto", type=str.lower, choices=("auto", "numpy", "cupy")
+    )
+    cert.add_argument(
+        "--time-limit", type=_positive_float, default=None, metavar="SECONDS", help="total time"
+    )
+    cert.add_argument(
+        "--max-stages", type=_positive_int, default=60, help="at most this many solves"
+    )
+    cert.add_argument(
+        "--save-state", metavar="FILE.npy", help="save the feasible state with numpy.save"
+    )
+    cert.set_defaults(func=_cmd_certify)
 
     info = sub.add_parser(
         "info",

@@ -97,8 +97,10 @@ class RegularizedResult:
         ``lambda_max`` shift bound and the left end of the regularization bracket. ``nan`` if the
         constraints do not fix the trace.
     bracket : tuple of float
-        ``(low, high)`` interval that contains the exact optimum (see :mod:`cvxqreg.bounds`): the
-        end from the dual value is rigorous, the other is exact as the residual vanishes.
+        ``(low, high)``, a certified interval that contains the exact optimum ``F_0``
+        (:mod:`cvxqreg.bounds`, ``docs/bounds.md``): one end is :attr:`certified_bound` (weak
+        duality), the other :attr:`feasible_bound` (the objective at a feasible state). A missing
+        end is ``-inf``/``inf``.
     iterations, n_evals : int
         Optimizer iterations and dual-oracle calls (one eigendecomposition each).
     time : float
@@ -111,6 +113,15 @@ class RegularizedResult:
     backend : str
     sense : int
         ``1`` for a minimization, ``-1`` for a maximization.
+    feasible_bound : float
+        The objective at a certified feasible state (:func:`cvxqreg.bounds.feasible_upper_bound`):
+        an upper bound on ``F_0`` for a minimization, a lower bound for a maximization; ``inf``
+        (``-inf``) when no strictly feasible state exists, with the reason in :attr:`bound_note`.
+    feasible_state : ndarray or None
+        That feasible state (``X_eps`` restored onto ``A(X) = q`` and mixed with a strictly
+        feasible state).
+    bound_note : str
+        How :attr:`feasible_bound` was obtained, or why it is missing.
     """
 
     status: str
@@ -134,11 +145,19 @@ class RegularizedResult:
     backend: str
     sense: int = 1
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feasible_bound: float = float("nan")
+    feasible_state: np.ndarray | None = None
+    bound_note: str = ""
 
     @property
     def converged(self) -> bool:
         """``True`` when the stopping rule ``||grad D_eps||_2 < tol`` was met."""
         return self.status == Status.CONVERGED
+
+    @property
+    def bracket_width(self) -> float:
+        """``bracket[1] - bracket[0]``: how far the certified interval is from pinning ``F_0``."""
+        return float(self.bracket[1] - self.bracket[0])
 
     @property
     def gap(self) -> float:

@@ -35,7 +35,9 @@ class SweepRow:
 
     ``certified_bound`` is the certified bound of the solve on the exact optimum: a lower bound
     for a minimization (``sense == 1``), an upper bound for a maximization (``sense == -1``);
-    ``bracket_low``/``bracket_high`` the regularization bracket (:mod:`cvxqreg.bounds`).
+    ``bracket_low``/``bracket_high`` the certified bracket on the exact optimum and
+    ``bracket_width`` its width (:mod:`cvxqreg.bounds`; ``feasible_bound`` is its end from a
+    feasible state).
     """
 
     regularizer: str
@@ -57,6 +59,8 @@ class SweepRow:
     energy_error: float
     state_distance: float
     dual_distance: float
+    feasible_bound: float = math.nan
+    bracket_width: float = math.nan
 
     def as_dict(self) -> dict[str, Any]:
         """The row as a plain dict."""
@@ -70,6 +74,8 @@ _COLUMNS = [
     ("value", "F_eps", "{:.10f}"),
     ("energy", "Tr[HX]", "{:.10f}"),
     ("certified_bound", "cert. bound", "{:.10f}"),
+    ("feasible_bound", "feas. bound", "{:.10f}"),
+    ("bracket_width", "width", "{:.2e}"),
     ("value_error", "|F_eps-F_0|", "{:.2e}"),
     ("energy_error", "|Tr[HX]-F_0|", "{:.2e}"),
     ("state_distance", "||X-X_0||_1", "{:.2e}"),
@@ -248,4 +254,6 @@ def _row(res: RegularizedResult, ref: ExactResult | None, F0: float) -> SweepRow
         energy_error=eerr,
         state_distance=state_distance,
         dual_distance=dual_distance,
+        feasible_bound=res.feasible_bound,
+        bracket_width=res.bracket_width,
     )

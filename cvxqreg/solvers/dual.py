@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..backend import Backend, get_backend
+from ..bounds import dual_rounding, infeasibility_threshold, shift_lower_bound
 from ..errors import InfeasibleDataError, InvalidInputError
 from ..operators.blocks import block_eigh
 from ..problem import LoweredProblem
@@ -430,50 +431,24 @@ class DualOracle:
         return energy, entropy
 
     def dual_rounding(self, ev: Evaluation) -> float:
-        """A bound on the rounding error of the computed ``D_eps(alpha)``."""
-        u = np.finfo(np.float64).eps
-        m, D = self.q.size, self.problem.dim
-        return 8.0 * u * (m * float(np.abs(ev.alpha * self.q).sum()) + D * abs(ev.value))
+        """A bound on the rounding error of the computed ``D_eps(alpha)``
+        (:func:`cvxqreg.bounds.dual_rounding`)."""
+        return dual_rounding(ev.value, ev.alpha, self.q, self.problem.dim)
 
     def primal_upper_bound(self) -> float | None:
-        """An upper bound on ``F_eps(X)`` over *all* states with ``Tr X = tau`` (not only feasible):
-
-            Tr[H X] <= tau lambda_max(H),   Tr[phi(X)] <= phi(tau) + (D - 1) phi(0)
-
-        (a convex function on the simplex peaks at a vertex). A dual value above it certifies,
-        by weak duality, that no feasible state exists. ``None`` when the trace is not fixed.
-        """
-        if self.c is None:
-            return None
-        lam_h = self.problem.cost_max
-        phi_tau = float(self.reg.phi(np.array([self.tau]))[0])
-        phi_0 = float(self.reg.phi(np.array([0.0]))[0])
-        bound = self.tau * lam_h + self.eps * (phi_tau + (self.problem.dim - 1) * phi_0)
-        return bound + 1e-9 * (1.0 + abs(bound))
+        """An upper bound on ``F_eps`` over all states of the fixed trace; a dual value above it
+        certifies infeasibility (:func:`cvxqreg.bounds.infeasibility_threshold`)."""
+        return infeasibility_threshold(self.problem, self.reg, self.eps, self.tau)
 
     def certified_lower_bound(self, ev: Evaluation) -> float:
-        """``<alpha, q> - s tau`` with ``s = lambda_max(A*(alpha) - H)`` plus a rounding margin.
-
-        ``alpha - s c`` satisfies ``A*(alpha - s c) <= H``, so by weak duality this is a lower
-        bound on the exact value ``F_0`` (minimization form, offset excluded) for *any* alpha
-        (docs/theory.md, 'Weak-duality lower bound'). The margin ``8 D u ||W||`` (u = unit
-        roundoff) covers the error of the computed eigenvalues. ``nan`` when the trace is not fixed.
-        """
-        c = self.problem.trace_direction
-        if c is None:
+        """A rigorous lower bound on ``F_0`` from ``ev.alpha`` by weak duality
+        (:func:`cvxqreg.bounds.shift_lower_bound`; docs/theory.md, 'Weak-duality lower bound'),
+        taken at the sign-projected ``alpha`` (``alpha_I <= 0`` on inequality rows: weak duality
+        needs the sign); ``nan`` when the trace is not fixed."""
+        if self.problem.trace_direction is None:
             return math.nan
-        u = np.finfo(np.float64).eps
-        D, tau = self.problem.dim, float(c @ self.q)
-        alpha = self.problem.project_dual(ev.alpha)  # alpha_I <= 0: weak duality needs the sign
-        lam = self.be.eigvalsh(self.W(alpha))  # recomputed at the reported alpha itself
-        s = float(self.be.xp.max(lam))
-        # eigenvalue error of a backward-stable solver on the rounded W
-        delta = 8.0 * D * u * (float(self.be.xp.max(self.be.xp.abs(lam))) + self.problem.cost_norm)
-        t = s + delta
-        t += abs(t) * 2.0 * self.problem.trace_residual  # A*(c) = I + E, ||E|| <= residual
-        aq = alpha * self.q
-        rounding = 4.0 * u * (self.q.size * float(np.abs(aq).sum()) + abs(t * tau))
-        return float(aq.sum()) - t * tau - rounding
+        alpha = self.problem.project_dual(ev.alpha)
+        return shift_lower_bound(self.problem, self.be, self.W(alpha), alpha)
 
 
 def _real_reduction(problem: LoweredProblem) -> np.ndarray | None:

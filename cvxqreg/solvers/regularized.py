@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend, get_backend
-from ..bounds import regularization_bracket
+from ..bounds import bracket_of_solve, user_bracket
 from ..errors import InfeasibleDataError, InvalidInputError
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer, get_regularizer
@@ -324,19 +324,9 @@ class DualSolver:
         if not np.isfinite(ev.value):
             status, message = Status.FAILED, "the dual value is not finite at the last iterate"
         energy, entropy = oracle.primal_parts(ev)
-        lb = oracle.certified_lower_bound(ev)
-        tau = problem.trace_value
-        if tau is not None and status not in (Status.FAILED, Status.INFEASIBLE):
-            lo, hi = regularization_bracket(
-                reg, eps, tau, problem.dim, ev.value - oracle.dual_rounding(ev), energy
-            )
-            lb = max(lb, lo)  # both rigorous; keep the sharper
-            # the upper end needs a feasible X: reported when the residual is below tol or at
-            # the float64 floor (the smallest residual any solve reaches at this eps)
-            hi = hi if status in (Status.CONVERGED, Status.PRECISION_LIMIT) else float("nan")
-            bracket = tuple(sorted((problem.user_value(lo), problem.user_value(hi))))
-        else:
-            bracket = (float("nan"), float("nan"))
+        usable = status not in (Status.FAILED, Status.INFEASIBLE)
+        lb, ub = bracket_of_solve(oracle, ev, usable=usable)  # L <= F_0 <= U (min form)
+        bracket = user_bracket(problem, lb, ub.value)
         be.synchronize()
         elapsed = time.perf_counter() - t0
         log(f"cvxqreg: {status} after {out.iterations} iterations, {elapsed:.3f} s: {message}")
@@ -363,11 +353,14 @@ class DualSolver:
             grad_norm=float(np.linalg.norm(problem.projected_gradient(ev.alpha, ev.grad))),
             certified_bound=user(lb),
             bracket=bracket,
+            feasible_bound=user(ub.value),
+            bound_note=ub.note,
             iterations=out.iterations,
             n_evals=oracle.n_evals + extra_evals,
             time=elapsed,
             alpha=ev.alpha,
             X=be.to_host(ev.X) if return_state else None,
+            feasible_state=ub.X if return_state else None,
             history=hist,
             backend=be.name,
             sense=sense,
@@ -387,6 +380,7 @@ class DualSolver:
                 ),
                 "trace": oracle.tau,
                 "device": be.device,
+                "bound_time": ub.time,  # seconds spent on the feasible bound (cvxqreg.bounds)
             },
         )
 

@@ -1,0 +1,349 @@
+"""Certified bounds: L <= F_0 <= U on closed forms, against SCS at 1e-10, and under fuzzing."""
+
+from __future__ import annotations
+
+import math
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import scipy.linalg as sla
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+import cvxqreg
+from cvxqreg import DualSolver, certify, solve_exact
+from cvxqreg.bounds import anchor_state, feasible_upper_bound, restore_feasibility
+from cvxqreg.operators import Dense, PartialTrace, Stacked
+from cvxqreg.problem import LoweredProblem
+from cvxqreg.solvers.dual import DualOracle
+
+from .conftest import qot_problem, rand_herm, rand_state, tomography_problem
+
+REGS = ["von_neumann", "quadratic", "tsallis"]
+
+
+def _check(r, F0, slack=0.0):
+    """``low <= F0 <= high`` (slack: the reference's own accuracy)."""
+    lo, hi = r.bracket
+    assert lo <= hi
+    assert lo <= F0 + slack, (lo, F0)
+    assert hi >= F0 - slack, (hi, F0)
+
+
+# ---------------------------------------------------------------------------- closed forms
+def ground_state_problem(rng, D=6):
+    H = rand_herm(rng, D)
+    return LoweredProblem(H, Dense(np.eye(D)[None]), np.array([1.0])), float(
+        np.linalg.eigvalsh(H)[0]
+    )
+
+
+@pytest.mark.parametrize("reg", REGS)
+@pytest.mark.parametrize("eps", [1.0, 1e-2, 1e-4])
+def test_ground_state_bracketed(rng, reg, eps):
+    lp, lam0 = ground_state_problem(rng)
+    r = DualSolver(reg, backend="numpy")(lp, eps)
+    _check(r, lam0)
+    assert np.isfinite(r.bracket[1])
+    assert r.feasible_bound == r.bracket[1]
+    # the state that attains U is a state: PSD (to rounding), unit trace, energy = U (to margins)
+    X = r.feasible_state
+    assert np.linalg.eigvalsh(X)[0] > -1e-12 and abs(np.trace(X).real - 1) < 1e-12
+    assert np.real(np.vdot(lp.H, X)) <= r.feasible_bound + 1e-12
+
+
+def test_certify_ground_state_to_rtol(rng):
+    lp, lam0 = ground_state_problem(rng, D=8)
+    c = certify(lp, rtol=1e-8, backend="numpy")
+    assert c.certified, c.summary()
+    assert c.low <= lam0 <= c.high and c.width <= 1e-8 * max(1, abs(lam0))
+    assert c.X is not None and np.real(np.vdot(lp.H, c.X)) <= c.high + 1e-12
+
+
+def helstrom_model(rng, d=3, p=0.3):
+    """Maximize the success probability of telling rho0 from rho1: X on C^2 (x) C^d,
+    H = |0><0| (x) p rho0 + |1><1| (x) (1-p) rho1, Tr_1 X = I (a POVM on the diagonal blocks)."""
+    r0, r1 = rand_state(rng, d), rand_state(rng, d)
+    H = np.kron(np.diag([1.0, 0.0]), p * r0) + np.kron(np.diag([0.0, 1.0]), (1 - p) * r1)
+    X = cp.Variable((2 * d, 2 * d), hermitian=True)
+    prob = cp.Problem(
+        cp.Maximize(cp.real(cp.trace(H @ X))),
+        [X >> 0, cp.partial_trace(X, [2, d], axis=0) == np.eye(d)],
+    )
+    exact = 0.5 * (1 + np.abs(np.linalg.eigvalsh(p * r0 - (1 - p) * r1)).sum())
+    return prob, float(exact)
+
+
+@pytest.mark.parametrize("reg", REGS)
+def test_helstrom_maximize_bracketed(rng, reg):
+    prob, P = helstrom_model(rng)
+    lp = cvxqreg.lower(prob)
+    assert lp.sense == -1
+    for eps in (1e-1, 1e-3):
+        r = DualSolver(reg, backend="numpy")(lp, eps)
+        _check(r, P)
+        # for a Maximize the certified (dual) bound is the upper end, the feasible state the lower
+        assert r.certified_bound == r.bracket[1] and r.feasible_bound == r.bracket[0]
+
+
+def test_certify_helstrom(rng):
+    prob, P = helstrom_model(rng)
+    c = certify(prob, rtol=1e-6, backend="numpy")
+    assert c.certified, c.summary()
+    assert c.low <= P <= c.high and c.rel_width <= 1e-6
+
+
+def fidelity_model(rng, d=3):
+    """F(rho, sigma) = max Re Tr[Y] over [[rho, Y], [Y^*, sigma]] >= 0, which is
+    ||sqrt(rho) sqrt(sigma)||_1."""
+    rho, sigma = rand_state(rng, d), rand_state(rng, d)
+    X = cp.Variable((2 * d, 2 * d), hermitian=True)
+    prob = cp.Problem(
+        cp.Maximize(cp.real(cp.trace(X[:d, d:]))),
+        [X >> 0, X[:d, :d] == rho, X[d:, d:] == sigma],
+    )
+    F = np.linalg.svd(sla.sqrtm(rho) @ sla.sqrtm(sigma), compute_uv=False).sum()
+    return prob, float(F)
+
+
+def test_fidelity_bracketed(rng):
+    prob, F = fidelity_model(rng)
+    lp = cvxqreg.lower(prob)
+    for reg in REGS:
+        r = DualSolver(reg, backend="numpy")(lp, 1e-3)
+        _check(r, F)
+    c = certify(lp, rtol=1e-6, backend="numpy")
+    assert c.certified and c.low <= F <= c.high
+
+
+def classical_transport(rng, n=3):
+    """Diagonal cost and marginals: the quantum value is the classical transport LP's value."""
+    C = rng.uniform(size=(n, n))
+    a, b = rng.dirichlet(np.ones(n)), rng.dirichlet(np.ones(n))
+    H = np.diag(C.reshape(-1)).astype(complex)
+    A = Stacked([PartialTrace((n, n), 1), PartialTrace((n, n), 0)])
+    q = np.concatenate([np.diag(a).reshape(-1), np.zeros(n * n), np.diag(b).reshape(-1)])
+    q = np.concatenate([q, np.zeros(n * n)])
+    # equality rows of the LP: row sums a, column sums b
+    Aeq = np.vstack([np.kron(np.eye(n), np.ones(n)), np.kron(np.ones(n), np.eye(n))])
+    lp_val = linprog(C.reshape(-1), A_eq=Aeq, b_eq=np.concatenate([a, b]), method="highs").fun
+    return LoweredProblem(H, A, q), float(lp_val)
+
+
+def test_classical_transport_bracketed(rng):
+    lp, F0 = classical_transport(rng)
+    for reg in REGS:
+        for eps in (1e-1, 1e-3):
+            _check(DualSolver(reg, backend="numpy")(lp, eps), F0, slack=1e-9)
+    c = certify(lp, rtol=1e-6, backend="numpy")
+    # linprog's HiGHS answer is itself good to ~1e-9
+    assert c.certified and c.low <= F0 + 1e-9 and c.high >= F0 - 1e-9
+
+
+# ---------------------------------------------------------------------------- random SDPs vs SCS
+@pytest.fixture(scope="module")
+def scs_references():
+    rng = np.random.default_rng(2024)
+    refs = []
+    for make in (lambda: qot_problem(rng, n=2)[0], lambda: tomography_problem(rng, D=4)[0]):
+        lp = make()
+        ex = solve_exact(lp, "SCS", eps_abs=1e-10, eps_rel=1e-10)
+        # SCS's own accuracy, from its residuals and gap: the slack of the comparison
+        slack = 10 * (abs(ex.gap) + ex.primal_residual * np.abs(ex.alpha).sum() + 1e-9)
+        refs.append((lp, ex.value, slack))
+    return refs
+
+
+@pytest.mark.parametrize("reg", REGS)
+def test_random_sdps_against_scs(scs_references, reg):
+    for lp, F0, slack in scs_references:
+        for eps in (1.0, 1e-2, 1e-4):
+            r = DualSolver(reg, backend="numpy")(lp, eps)
+            _check(r, F0, slack)
+            assert np.isfinite(r.bracket[1]), r.bound_note
+
+
+def test_certify_random_sdps(scs_references):
+    for lp, F0, slack in scs_references:
+        c = certify(lp, rtol=1e-7, backend="numpy")
+        assert c.certified, c.summary()
+        assert c.low <= F0 + slack and c.high >= F0 - slack
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 10_000),
+    scale=st.sampled_from([1e-3, 1.0, 30.0]),
+    eps=st.sampled_from([1e-6, 1e-2, 10.0]),
+    which=st.integers(0, 1),
+)
+def test_fuzz_any_dual_point_and_any_state(scs_references, seed, scale, eps, which):
+    """L from a random dual point and U from a random (indefinite, infeasible) matrix, or from the
+    state of a random dual point, always bracket F_0."""
+    lp, F0, slack = scs_references[which]
+    rng = np.random.default_rng(seed)
+    oracle = DualOracle(lp, eps, cvxqreg.VonNeumann(), "numpy")
+    ev = oracle.evaluate(scale * rng.normal(size=lp.n_rows))
+    assert oracle.certified_lower_bound(ev) <= F0 + slack
+    for X in (ev.X, scale * rand_herm(rng, lp.dim)):
+        fb = feasible_upper_bound(lp, X)
+        assert fb.available, fb.note
+        assert fb.value >= F0 - slack
+        # the returned state is positive semidefinite up to the rounding of forming it
+        assert np.linalg.eigvalsh(fb.X)[0] >= -1e-13 * max(1.0, np.abs(fb.X).max())
+
+
+# ---------------------------------------------------------------------------- pieces and edge cases
+def test_restoration_meets_constraints(rng):
+    lp, _, _ = qot_problem(rng, n=3)
+    X = rand_state(rng, lp.dim)
+    Xr, corr = restore_feasibility(lp, X)
+    assert np.linalg.norm(lp.residual(Xr)) < 1e-14
+    assert corr > 1e-3  # it did move
+    assert np.allclose(Xr, Xr.conj().T)
+
+
+def test_anchor_for_transport_is_the_product_state(rng):
+    lp, rho, sigma = qot_problem(rng, n=3)
+    a = anchor_state(lp)
+    lam_prod = np.linalg.eigvalsh(rho)[0] * np.linalg.eigvalsh(sigma)[0]
+    assert a.X is not None and a.lam_lower > 0
+    # the maximum-entropy state (rho (x) sigma) or a better-centred projection of I / D
+    assert a.lam_lower >= lam_prod * (1 - 1e-6)
+
+
+def test_no_strictly_feasible_state_is_reported(rng):
+    """A pure marginal forces a singular coupling: only L is guaranteed, U = inf with a reason."""
+    n = 3
+    rho = np.zeros((n, n), complex)
+    rho[0, 0] = 1.0
+    sigma = rand_state(rng, n)
+    X = cp.Variable((n * n, n * n), hermitian=True)
+    H = rand_herm(rng, n * n)
+    prob = cp.Problem(
+        cp.Minimize(cp.real(cp.trace(H @ X))),
+        [
+            X >> 0,
+            cp.partial_trace(X, [n, n], axis=1) == rho,
+            cp.partial_trace(X, [n, n], axis=0) == sigma,
+        ],
+    )
+    lp = cvxqreg.lower(prob)
+    r = DualSolver("von_neumann", backend="numpy", time_limit=30)(lp, 1e-2)
+    assert r.bracket[1] == math.inf and "strictly feasible" in r.bound_note
+    assert np.isfinite(r.bracket[0])
+    c = certify(lp, rtol=1e-4, backend="numpy", max_stages=3)
+    assert c.status == "no_upper_bound" and c.high == math.inf
+    assert "strictly feasible" in c.message
+
+
+def test_bracket_never_contradictory_at_the_float64_floor():
+    """Quadratic at eps = 1e-9 stops at the float64 floor; the bracket's upper end is the energy
+    of a feasible state, so it cannot fall below the certified lower bound (it did when the upper
+    end was Tr[H X_eps])."""
+    lp = cvxqreg.lower(cvxqreg.problems.wasserstein(5).problem)
+    r = DualSolver("quadratic", backend="numpy", tol=1e-8, time_limit=60)(lp, 1e-9)
+    lo, hi = r.bracket
+    assert lo == r.certified_bound and hi == r.feasible_bound
+    assert lo <= hi < lo + 1e-2
+
+
+def test_certify_result_and_budget(rng):
+    lp, _, _ = qot_problem(rng, n=2)
+    seen = []
+    c = certify(lp, rtol=1e-12, backend="numpy", max_stages=3, progress=seen.append)
+    assert c.status in ("max_stages", "certified", "stalled") and len(c.stages) == len(seen) <= 3
+    widths = c.history["width"]
+    assert all(b <= a for a, b in zip(widths, widths[1:], strict=False))  # best-so-far
+    assert "F_0 in [" in c.summary() and "CertifyResult(" in repr(c)
+    with pytest.raises(cvxqreg.InvalidInputError):
+        certify(lp, rtol=0)
+    with pytest.raises(cvxqreg.InvalidInputError):
+        certify(lp, ratio=1.0)
+
+
+def test_cli_certify(tmp_path, capsys):
+    from cvxqreg.cli import main
+
+    model = tmp_path / "model.py"
+    model.write_text(
+        "import cvxpy as cp, numpy as np\n"
+        "H = np.diag([1.0, 2.0, 3.0])\n"
+        "X = cp.Variable((3, 3), hermitian=True)\n"
+        "problem = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), [X >> 0, cp.trace(X) == 1])\n"
+    )
+    state = tmp_path / "X.npy"
+    code = main(
+        ["certify", str(model), "--rtol", "1e-6", "--backend", "numpy", "--save-state", str(state)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "status=certified" in out and "F_0 in [" in out
+    X = np.load(state)
+    assert np.linalg.eigvalsh(X)[0] > -1e-12 and abs(np.trace(X).real - 1) < 1e-12
+    lo, hi = (float(v) for v in out.split("F_0 in [")[1].split("]")[0].split(","))
+    assert lo <= 1.0 <= hi
+
+
+def test_sweep_reports_feasible_bound_and_width(rng):
+    lp, _, _ = qot_problem(rng, n=2)
+    sw = cvxqreg.sweep(
+        lp, eps=(1.0, 1e-2), reference=None, backend="numpy", regularizers=["von_neumann"]
+    )
+    for row in sw.rows:
+        assert row.feasible_bound == row.bracket_high
+        assert row.bracket_width == pytest.approx(row.bracket_high - row.bracket_low)
+    assert "feas. bound" in sw.to_markdown() and "width" in sw.to_markdown()
+    assert sw.rows[1].bracket_width < sw.rows[0].bracket_width
+
+
+def test_benchmark_script_runs_small(tmp_path):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "certify.py"
+    spec = importlib.util.spec_from_file_location("bench_certify", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "certify.md"
+    rows = mod.main(
+        [
+            "--scale",
+            "small",
+            "--cases",
+            "transport144",
+            "im1024",
+            "--no-scs",
+            "--time-limit",
+            "60",
+            "--out",
+            str(out),
+        ]
+    )
+    assert [r["status"] for r in rows] == ["certified", "certified"]
+    assert all(r["low"] <= r["high"] for r in rows)
+    assert "| transport n=3 (D=9) |" in out.read_text()
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10_000), scale=st.sampled_from([1e-2, 1.0, 10.0]))
+def test_fuzz_maximize(seed, scale):
+    """Helstrom (a Maximize): in minimization form F = -P; any dual point bounds it from below
+    and any matrix, made feasible, from above; in the user's convention the roles swap."""
+    prob, P = helstrom_model(np.random.default_rng(0))
+    lp = cvxqreg.lower(prob)
+    rng = np.random.default_rng(seed)
+    oracle = DualOracle(lp, 1e-2, cvxqreg.Quadratic(), "numpy")
+    ev = oracle.evaluate(scale * rng.normal(size=lp.n_rows))
+    assert lp.user_value(oracle.certified_lower_bound(ev)) >= P - 1e-12
+    fb = feasible_upper_bound(lp, scale * rand_herm(rng, lp.dim))
+    assert fb.available and lp.user_value(fb.value) <= P + 1e-12
+
+
+@pytest.mark.parametrize("reg", ["quadratic", "tsallis"])
+def test_certify_other_regularizers(rng, reg):
+    lp, F0 = classical_transport(rng)
+    c = certify(lp, rtol=1e-5, regularizer=reg, backend="numpy")
+    assert c.certified, c.summary()
+    assert c.low <= F0 + 1e-9 and c.high >= F0 - 1e-9 and c.regularizer.startswith(reg[:4])
