@@ -380,18 +380,35 @@ def _centre_state(problem, reg: Regularizer, time_limit: float) -> np.ndarray | 
     return np.asarray(ev.X)
 
 
-def _bipartite_dims(op) -> tuple[int, int] | None:
-    """``(n1, n2)`` when ``op`` holds partial traces over a two-factor space (through
-    :class:`~cvxqreg.operators.Selected` and :class:`~cvxqreg.operators.Stacked`)."""
-    from .operators import PartialTrace, Selected, Stacked
+def _parts(op) -> tuple:
+    """The blocks of rows of ``op`` (through :class:`~cvxqreg.operators.Selected` and
+    :class:`~cvxqreg.operators.Stacked`)."""
+    from .operators import Selected, Stacked
 
     while isinstance(op, Selected):
         op = op.base
-    parts = op.parts if isinstance(op, Stacked) else (op,)
-    for p in parts:
+    return op.parts if isinstance(op, Stacked) else (op,)
+
+
+def _bipartite_dims(op) -> tuple[int, int] | None:
+    """``(n1, n2)`` when ``op`` holds partial traces over a two-factor space."""
+    from .operators import PartialTrace
+
+    for p in _parts(op):
         if isinstance(p, PartialTrace) and len(p.dims) == 2:
             return p.dims
     return None
+
+
+def _marginals_only(op) -> bool:
+    """Whether every row of ``op`` is a partial trace over one two-factor split: the feasible set
+    is then the set of couplings of two marginals, whose maximum-entropy point is their product."""
+    from .operators import PartialTrace
+
+    parts = _parts(op)
+    return all(isinstance(p, PartialTrace) and len(p.dims) == 2 for p in parts) and (
+        len({tuple(p.dims) for p in parts}) == 1
+    )
 
 
 def _product_state(X: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
@@ -436,8 +453,12 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
         prod = _product_state(cands[0].X, dims)
         if np.all(np.isfinite(prod)):
             cands.append(_make_anchor(problem, prod, "product of the marginals", geo))
-    if max((a.lam_lower for a in cands), default=-math.inf) < _WELL_CENTRED * (tau or 1) / D and (
-        not cands or max(a.lam_lower for a in cands) <= 0
+    # for couplings of two marginals the product (tried above) is the maximum-entropy state
+    product_is_max_entropy = len(cands) == 2 and _marginals_only(problem.A)
+    if (
+        not product_is_max_entropy
+        and max((a.lam_lower for a in cands), default=-math.inf) < _WELL_CENTRED * (tau or 1) / D
+        and (not cands or max(a.lam_lower for a in cands) <= 0)
     ):
         Xme = _centre_state(problem, VonNeumann(), time_limit)
         if Xme is not None and np.all(np.isfinite(Xme)):
