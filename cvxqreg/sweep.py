@@ -221,13 +221,14 @@ def sweep(
 
 
 def _row(res: RegularizedResult, ref: ExactResult | None, F0: float) -> SweepRow:
+    state_distance = dual_distance = verr = eerr = math.nan
     if ref is not None:
-        dX = res.X - ref.X
-        state_distance = float(np.abs(np.linalg.eigvalsh(0.5 * (dX + dX.conj().T))).sum())
-        dual_distance = float(np.linalg.norm(res.alpha - ref.alpha))
         verr, eerr = abs(res.value - F0), abs(res.energy - F0)
-    else:
-        state_distance = dual_distance = verr = eerr = math.nan
+        if res.X is not None and ref.X is not None:  # a failed solve may have no state
+            dX = res.X - ref.X
+            state_distance = float(np.abs(np.linalg.eigvalsh(0.5 * (dX + dX.conj().T))).sum())
+        if res.alpha is not None and ref.alpha is not None and res.alpha.shape == ref.alpha.shape:
+            dual_distance = float(np.linalg.norm(res.alpha - ref.alpha))
     return SweepRow(
         regularizer=res.regularizer,
         eps=res.eps,

@@ -40,3 +40,18 @@ def test_extreme_eps_is_finite_and_honest(eps, reg):
     assert np.isfinite(lo) and np.isfinite(hi) and lo <= hi
     F0 = cvxqreg.solve_exact(lp, "clarabel").value
     assert lo - 1e-6 <= F0 <= hi + 1e-6, (lo, F0, hi)
+
+
+def test_sweep_row_without_a_state():
+    """A solve that ends without a state (X = None) against a user-supplied reference gives a row
+    with nan distances, not a crash."""
+    from cvxqreg.solvers.regularized import infeasible_result
+    from cvxqreg.sweep import _row
+
+    lp, _, _ = qot_problem(np.random.default_rng(0), n=2)
+    ref = cvxqreg.solve_exact(lp, "clarabel")
+    res = infeasible_result("none", 0.1, "entropy", 1e-8, 1, lp.n_rows)
+    row = _row(res, ref, ref.value)
+    assert row.status == "infeasible"
+    assert np.isnan(row.state_distance) and np.isnan(row.dual_distance)
+    assert np.isnan(row.value_error)
