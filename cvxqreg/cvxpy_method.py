@@ -104,8 +104,9 @@ def _solver_stats(result, recovery):
 
     setup = None if recovery is None else recovery.timings.get("total")
     if isinstance(result, ExactResult):
-        name = f"cvxqreg.solve_exact ({result.solver})"
+        name = result.solver  # the conic solver's name, as after problem.solve(solver=...)
         extra = {
+            "solved_by": "cvxqreg.solve_exact",
             "status": result.status,
             "accuracy": result.accuracy,
             "primal_residual": result.primal_residual,
