@@ -19,7 +19,7 @@ from .errors import InvalidInputError
 from .regularizers import get_regularizer
 from .results import ExactResult, RegularizedResult
 from .solvers.dual import _check_eps
-from .solvers.exact import solve_exact
+from .solvers.exact import DEFAULT_SOLVER, solve_exact
 from .solvers.regularized import DualSolver
 from .table import Table
 
@@ -142,7 +142,7 @@ def sweep(
     problem,
     eps: Sequence[float] = DEFAULT_EPS,
     regularizers: Sequence[Any] | None = None,
-    reference: str | ExactResult | None = "scs",
+    reference: str | ExactResult | None = DEFAULT_SOLVER,
     *,
     warm_start: bool = True,
     on_solve: Callable[[str, float, RegularizedResult], None] | None = None,
@@ -159,8 +159,9 @@ def sweep(
         The grid (any order; solved from the largest down, warm-started).
     regularizers : sequence of str or Regularizer, optional
         Default ``("von_neumann", "quadratic")``; ``regularizer=...`` (one) is accepted too.
-    reference : {"scs", "clarabel"}, ExactResult or None
-        How to get ``F_0``: solve with that conic solver, reuse a result, or skip.
+    reference : {"SCS", "CLARABEL"} (any case), ExactResult or None
+        How to get ``F_0``: solve with that conic solver (default
+        :data:`cvxqreg.solvers.exact.DEFAULT_SOLVER`), reuse a result, or skip.
     warm_start : bool
         Start each solve from the previous eps's dual vector.
     on_solve : callable, optional

@@ -55,3 +55,22 @@ def test_sweep_row_without_a_state():
     assert row.status == "infeasible"
     assert np.isnan(row.state_distance) and np.isnan(row.dual_distance)
     assert np.isnan(row.value_error)
+
+
+def test_cli_exact_solver_default_comes_from_solve_exact(monkeypatch):
+    """The CLI's --reference/--solver defaults and choices are solve_exact's, not restated."""
+    import inspect
+
+    from cvxqreg import cli
+    from cvxqreg.solvers import exact
+    from cvxqreg.sweep import sweep
+
+    assert inspect.signature(sweep).parameters["reference"].default == exact.DEFAULT_SOLVER
+    assert inspect.signature(exact.solve_exact).parameters["solver"].default == exact.DEFAULT_SOLVER
+    monkeypatch.setattr(exact, "DEFAULT_SOLVER", "CLARABEL")
+    parser = cli.build_parser()
+    assert parser.parse_args(["sweep", "qot"]).reference == "clarabel"
+    assert parser.parse_args(["solve", "qot", "--exact"]).solver == "clarabel"
+    # with that default, --solver scs is the explicit choice that --eps rejects
+    assert parser.parse_args(["solve", "qot", "--eps", "0.1"]).solver == "clarabel"
+    assert parser.parse_args(["batch", "m.py", "--exact"]).solver == "clarabel"
