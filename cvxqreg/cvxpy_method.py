@@ -19,7 +19,9 @@ float64 floor ``"optimal_inaccurate"`` (with CVXPY's "Solution may be inaccurate
 farther away ``"solver_error"`` (no values written, and ``cvxpy.error.SolverError`` raised as
 CVXPY's own solve does; ``problem.cvxqreg_result`` keeps the last iterate);
 an infeasibility certificate, or data no state satisfies (inconsistent right-hand sides), gives
-``"infeasible"`` with ``problem.value = +inf`` (``-inf`` for a ``Maximize``), as CVXPY reports.
+``"infeasible"`` with ``problem.value = +inf`` (``-inf`` for a ``Maximize``), as CVXPY reports;
+a recession direction of an SDP without a fixed trace gives ``"unbounded"`` with ``-inf``
+(``+inf`` for a ``Maximize``).
 
 Keywords: ``eps`` (required), every option of :class:`~cvxqreg.DualSolver` (``regularizer``,
 ``tol``, ``max_iter``, ``verbose``, ...), ``warm_start=True`` (start from the dual vector of this
@@ -45,6 +47,7 @@ CVXPY_STATUS = {
     "max_iter": "user_limit",
     "time_limit": "user_limit",
     "infeasible": "infeasible",
+    "unbounded": "unbounded",
     "failed": "solver_error",
 }
 

@@ -29,6 +29,9 @@ class Status:
     #: noise, so the tolerance cannot be resolved (the certified bound and bracket still hold)
     PRECISION_LIMIT = "precision_limit"
     INFEASIBLE = "infeasible"  #: the dual exceeded an upper bound on F_eps: no feasible state
+    #: the constraints do not fix the trace and a recession direction R >= 0, A(R) = 0,
+    #: Tr[H R] < 0 was found: the SDP is unbounded (no dual solve is run)
+    UNBOUNDED = "unbounded"
     FAILED = "failed"  #: non-finite values or an internal error
 
 

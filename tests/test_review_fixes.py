@@ -74,3 +74,75 @@ def test_cli_exact_solver_default_comes_from_solve_exact(monkeypatch):
     # with that default, --solver scs is the explicit choice that --eps rejects
     assert parser.parse_args(["solve", "qot", "--eps", "0.1"]).solver == "clarabel"
     assert parser.parse_args(["batch", "m.py", "--exact"]).solver == "clarabel"
+
+
+def unbounded_model(sense):
+    """min Tr[H X] with H indefinite and one off-diagonal constraint: X = t e_2 e_2^T + ... is
+    feasible for every t, so the SDP is unbounded (SCS: "unbounded")."""
+    import cvxpy as cp
+
+    H = np.diag([1.0, -1.0, 0.5])
+    X = cp.Variable((3, 3), symmetric=True)
+    obj = cp.Minimize(cp.trace(H @ X)) if sense == "min" else cp.Maximize(cp.trace(-H @ X))
+    return cp.Problem(obj, [X >> 0, X[0, 1] == 0.1]), X, H
+
+
+@pytest.mark.parametrize("reg", ["von_neumann", "quadratic"])
+@pytest.mark.parametrize("sense", ["min", "max"])
+def test_unbounded_sdp_reported_unbounded_fast(reg, sense):
+    """Was: 10000 iterations then "failed" (von Neumann, eps = 1e-3) or "optimal" with the
+    regularized value -1000 (quadratic). Now: "unbounded" with -inf (+inf for a Maximize), as
+    CVXPY's own solvers say, and a recession direction that is checked here independently."""
+    prob, X, H = unbounded_model(sense)
+    for eps in (1e-1, 1e-3):
+        prob.solve(method="cvxqreg", eps=eps, regularizer=reg)
+        res = prob.cvxqreg_result
+        assert prob.status == "unbounded" and res.status == "unbounded", res.message
+        assert prob.value == (-np.inf if sense == "min" else np.inf)
+        assert X.value is None and res.iterations == 0
+        R = res.extras["recession_direction"]
+        assert np.linalg.eigvalsh(R).min() >= -1e-12 * np.abs(R).max()
+        assert np.trace(H @ R) == pytest.approx(-1.0)
+        assert abs(R[0, 1]) <= 1e-6
+
+
+def test_unbounded_lowered_problem_with_random_dense_rows():
+    """Reported by another helper: random Dense rows, no trace constraint, gave precision_limit
+    with a value of about -9e36. The rows A(X) = <Q_i, X> with Q_i = v_i v_i^T - w_i w_i^T leave
+    the PSD direction e e^T (e orthogonal to all v_i, w_i) free, and H = -e e^T + B makes the
+    SDP unbounded along it."""
+    from cvxqreg.operators import Dense
+    from cvxqreg.problem import LoweredProblem
+
+    from .conftest import rand_herm, rand_state
+
+    rng = np.random.default_rng(3)
+    D, k = 6, 3
+    V = np.linalg.qr(rng.normal(size=(D, D)))[0]
+    e, basis = V[:, 0], V[:, 1:]
+    Qs = []
+    for _ in range(k):
+        a, b = basis @ rng.normal(size=D - 1), basis @ rng.normal(size=D - 1)
+        Qs.append(np.outer(a, a) - np.outer(b, b))
+    X0 = rand_state(rng, D, real=True)
+    q = np.array([np.vdot(Q, X0).real for Q in Qs])
+    H = rand_herm(rng, D, real=True)
+    H = H - (e @ H @ e + 1.0) * np.outer(e, e)  # e^T H e = -1
+    lp = LoweredProblem(H, Dense(np.array(Qs)), q, real=True)
+    assert lp.trace_value is None
+    r = cvxqreg.solve(lp, 1e-3)
+    assert r.status == "unbounded" and r.value == -np.inf, (r.status, r.value, r.message)
+    R = r.extras["recession_direction"]
+    assert np.vdot(H, R).real == pytest.approx(-1.0)
+    assert max(abs(np.vdot(Q, R).real) for Q in Qs) <= 1e-6
+
+
+def test_bounded_sdp_without_trace_still_solved():
+    """The probe must not call a bounded SDP without a fixed trace unbounded (H >= 0 here)."""
+    import cvxpy as cp
+
+    X = cp.Variable((3, 3), symmetric=True)
+    H = np.diag([1.0, 2.0, 0.5])
+    prob = cp.Problem(cp.Minimize(cp.trace(H @ X)), [X >> 0, X[0, 1] == 0.1])
+    prob.solve(method="cvxqreg", eps=1e-2)
+    assert prob.status == "optimal" and np.isfinite(prob.value)

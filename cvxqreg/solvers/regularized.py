@@ -225,6 +225,61 @@ class DualSolver:
 
         return OPTIMIZERS[self.optimizer](fun_of(oracle), x0, memory=self.memory, **common)
 
+    def _recession_certificate(self, problem: LoweredProblem) -> dict | None:
+        """An approximate certificate that the SDP is unbounded, or ``None`` (not found).
+
+        Without a fixed trace the SDP is unbounded exactly when, besides a feasible state, a
+        recession direction ``R >= 0``, ``A(R) = 0`` (``<= 0`` on inequality rows),
+        ``Tr[H R] < 0`` exists (docs/solvers.md, 'Unbounded problems'). The probe
+
+            v* = min { Tr[H R] : R >= 0, Tr R = 1, A(R) = 0 (<= 0 on inequality rows) }
+
+        has a fixed trace, so it is solved by this same dual machinery (entropy-regularized at
+        ``1e-3 ||H||``). Its state ``R`` is a certificate, in the sense SCS uses, when
+        ``Tr[H R] <= -UNBOUNDED_TOL ||H||`` and ``||A(R)||_2 <= UNBOUNDED_TOL |Tr[H R]|``
+        (violations only on inequality rows). A probe found infeasible, one whose certified
+        bound is ``>= 0``, or an unresolved one give ``None``: the solve goes on as usual.
+        """
+        from ..operators import Dense, Stacked
+
+        D, m, scale = problem.dim, problem.n_rows, problem.cost_norm
+        if scale == 0.0:
+            return None
+        ineq = None if problem.inequality is None else np.append(problem.inequality, False)
+        probe = LoweredProblem(
+            problem.H,
+            Stacked([problem.A, Dense(np.eye(D))]),
+            np.append(np.zeros(m), 1.0),
+            real=problem.real,
+            inequality=ineq,
+            blocks=problem.blocks,
+        )
+        solver = dataclasses.replace(
+            self,
+            regularizer="von_neumann",
+            tol=1e-9,
+            max_iter=min(self.max_iter, 300),
+            progress=None,
+            verbose=False,
+        )
+        r = solver(probe, 1e-3 * scale)
+        if r.status == Status.INFEASIBLE or not r.certified_bound < 0 or r.X is None:
+            return None
+        R = r.X
+        energy = float(np.real(np.vdot(problem.H, R)))
+        AR = np.asarray(problem.A.to_backend("numpy").apply(np.asarray(R, dtype=np.complex128)))
+        if problem.inequality is not None:  # A(R)_i <= 0 is allowed on inequality rows
+            AR[problem.inequality] = np.maximum(AR[problem.inequality], 0.0)
+        resid = float(np.linalg.norm(AR))
+        if not (energy <= -UNBOUNDED_TOL * scale and resid <= UNBOUNDED_TOL * abs(energy)):
+            return None
+        return {
+            "recession_direction": R / abs(energy),  # Tr[H R] = -1
+            "recession_residual": resid / abs(energy),
+            "probe_iterations": r.iterations,
+            "probe_evals": r.n_evals,
+        }
+
     @property
     def _has_curvature(self) -> bool:
         """Newton needs ``psi''``; a regularizer without it (a Custom without ``d2psi_fn``) is
@@ -258,6 +313,10 @@ class DualSolver:
         be: Backend = self.backend
         reg: Regularizer = self.regularizer
         t0 = time.perf_counter()
+        if problem.trace_value is None:  # X is not bounded by the constraints: is the SDP?
+            unbounded = self._recession_certificate(problem)
+            if unbounded is not None:
+                return unbounded_result(unbounded, eps, self, problem, time.perf_counter() - t0)
         oracle = DualOracle(problem, eps, reg, be, eliminate=self.eliminate)
         m = problem.n_rows
         if alpha0 is None:
@@ -460,6 +519,49 @@ def solve_with(
     if recovery is not None:
         write_back(problem, recovery, result)
     return result
+
+
+#: relative tolerance of the approximate unboundedness certificate (SCS's ``eps_infeas`` is 1e-7)
+UNBOUNDED_TOL = 1e-6
+
+
+def unbounded_result(cert: dict, eps, solver, problem, elapsed) -> RegularizedResult:
+    """The :class:`RegularizedResult` of an SDP certified unbounded before any dual iteration:
+    status ``"unbounded"``, value ``-inf`` in minimization form (``+inf`` for a ``Maximize``), no
+    state; the certificate ``R`` (``Tr[H R] = -1``) is in ``extras["recession_direction"]``."""
+    nan, empty = float("nan"), np.zeros(0)
+    value = problem.sense * -np.inf
+    message = (
+        "the SDP is unbounded: R >= 0 with Tr[H R] = -1 and ||A(R)|| = "
+        f"{cert['recession_residual']:.1e} (extras['recession_direction']) is a recession "
+        "direction. The regularized problem at this eps has a finite optimum, but it tends to "
+        "-inf as eps -> 0 (see docs/solvers.md, 'Unbounded problems')"
+    )
+    if solver.verbose:
+        print(f"cvxqreg: {message}")
+    return RegularizedResult(
+        status=Status.UNBOUNDED,
+        message=message,
+        eps=float(eps),
+        regularizer=solver.regularizer.name,
+        tol=solver.tol,
+        value=value,
+        energy=value,
+        dual_value=nan,
+        entropy=nan,
+        grad_norm=nan,
+        certified_bound=nan,
+        bracket=(nan, nan),
+        iterations=0,
+        n_evals=cert["probe_evals"],
+        time=elapsed,
+        alpha=np.full(problem.n_rows, nan),
+        X=None,
+        history=History(empty, empty, empty, empty, empty),
+        backend=solver.backend.name,
+        sense=problem.sense,
+        extras=cert,
+    )
 
 
 def infeasible_result(message, eps, regularizer, tol, sense, m) -> RegularizedResult:
