@@ -163,6 +163,8 @@ class RegularizedResult:
             flag = ""
         elif self.status == Status.PRECISION_LIMIT:
             flag = "  [AT THE FLOAT64 FLOOR: tol not resolvable; residual = ||grad||]"
+        elif self.status == Status.UNBOUNDED:
+            flag = "  [UNBOUNDED: the SDP has no finite optimum; no dual solve was run]"
         else:
             flag = "  [NOT CONVERGED: value is the last iterate's]"
         return (

@@ -146,3 +146,14 @@ def test_bounded_sdp_without_trace_still_solved():
     prob = cp.Problem(cp.Minimize(cp.trace(H @ X)), [X >> 0, X[0, 1] == 0.1])
     prob.solve(method="cvxqreg", eps=1e-2)
     assert prob.status == "optimal" and np.isfinite(prob.value)
+
+
+def test_unbounded_in_a_sweep_and_summary():
+    """A sweep over an unbounded SDP: every row says "unbounded" (no state, no crash), and the
+    summary does not call -inf a last iterate."""
+    prob, _, _ = unbounded_model("min")
+    out = cvxqreg.sweep(prob, eps=[1e-1, 1e-3], regularizers=["quadratic"], reference="SCS")
+    assert out.reference.status == "unbounded"
+    assert [r.status for r in out.rows] == ["unbounded", "unbounded"]
+    assert all(r.value == -np.inf for r in out.rows)
+    assert "UNBOUNDED" in out.results[0].summary()
