@@ -157,3 +157,28 @@ def test_unbounded_in_a_sweep_and_summary():
     assert [r.status for r in out.rows] == ["unbounded", "unbounded"]
     assert all(r.value == -np.inf for r in out.rows)
     assert "UNBOUNDED" in out.results[0].summary()
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_random_dense_rows_without_trace_not_reported_near_optimal(seed):
+    """The reported case: random Hermitian Dense rows, no trace constraint, eps = 1e-2 gave
+    status precision_limit with values like -2.7e67 (measured before the fix). Clarabel calls
+    these SDPs unbounded; so must we, with a recession direction checked here."""
+    from cvxqreg.operators import Dense
+    from cvxqreg.problem import LoweredProblem
+
+    from .conftest import rand_herm, rand_state
+
+    rng = np.random.default_rng(seed)
+    D, k = 5, 4
+    Qs = np.array([rand_herm(rng, D) for _ in range(k)])
+    X0 = rand_state(rng, D)
+    q = np.array([np.vdot(Q, X0).real for Q in Qs])
+    H = rand_herm(rng, D)
+    lp = LoweredProblem(H, Dense(Qs), q)
+    r = cvxqreg.solve(lp, 1e-2)
+    assert r.status == "unbounded" and r.value == -np.inf, (r.status, r.value)
+    R = r.extras["recession_direction"]
+    assert np.linalg.eigvalsh(R).min() >= -1e-12 * np.abs(R).max()
+    assert np.vdot(H, R).real == pytest.approx(-1.0)
+    assert max(abs(np.vdot(Q, R)) for Q in Qs) <= 1e-6
