@@ -182,3 +182,30 @@ def test_random_dense_rows_without_trace_not_reported_near_optimal(seed):
     assert np.linalg.eigvalsh(R).min() >= -1e-12 * np.abs(R).max()
     assert np.vdot(H, R).real == pytest.approx(-1.0)
     assert max(abs(np.vdot(Q, R)) for Q in Qs) <= 1e-6
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # L-BFGS at 1e67
+def test_state_check_catches_what_the_probe_misses(monkeypatch):
+    """Without the probe, the final state itself is tested: the reported precision_limit at
+    -2.7e67 (seed 4, eps = 1e-2) becomes "unbounded"; an overflowing dual says why it failed."""
+    from cvxqreg.operators import Dense
+    from cvxqreg.problem import LoweredProblem
+
+    from .conftest import rand_herm, rand_state
+
+    monkeypatch.setattr(DualSolver, "_recession_certificate", lambda self, problem: None)
+    rng = np.random.default_rng(4)
+    Qs = np.array([rand_herm(rng, 5) for _ in range(4)])
+    q = np.array([np.vdot(Q, rand_state(rng, 5)).real for Q in Qs])
+    lp = LoweredProblem(rand_herm(rng, 5), Dense(Qs), q)
+    r = cvxqreg.solve(lp, 1e-2)
+    assert r.status == "unbounded" and r.value == -np.inf and r.iterations > 0, r.status
+    R = r.extras["recession_direction"]
+    assert np.vdot(lp.H, R).real == pytest.approx(-1.0)
+    assert max(abs(np.vdot(Q, R)) for Q in Qs) <= 1e-6 * np.linalg.norm(Qs[0])
+
+    prob, _, _ = unbounded_model("min")
+    r = cvxqreg.solve(prob, 1e-3, max_iter=50)
+    assert r.status in ("unbounded", "failed"), r.status
+    if r.status == "failed":
+        assert "probably unbounded" in r.message
