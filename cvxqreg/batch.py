@@ -476,7 +476,11 @@ class _Executor:
         if not out:
             return None
         res = out[0][1]
-        ok = res is not None and getattr(res, "status", "") not in ("failed", "infeasible")
+        ok = res is not None and getattr(res, "status", "") not in (
+            "failed",
+            "infeasible",
+            "unbounded",
+        )
         return res.alpha if ok and res.alpha is not None else None
 
     def record(self, index: int, outcome: list) -> None:

@@ -29,6 +29,7 @@ from .errors import (
 )
 from .lowering import lower
 from .results import EXACT_ACCURACY
+from .solvers import exact as _exact
 from .solvers.dual import HESSIAN_PRODUCTS
 from .solvers.regularized import HESSIAN_MODES
 from .sweep import DEFAULT_EPS as _DEFAULT_EPS
@@ -290,7 +291,7 @@ def _cmd_info(args) -> int:
 def _cmd_solve(args) -> int:
     if args.exact:
         _reject_regularized_options(args)
-    elif args.solver != "scs":
+    elif args.solver != _exact_default():
         raise CLIError("--solver chooses the conic solver of --exact; --eps solves by the dual")
     problem = load_model(args.model, args.name)
     lp = lower(problem)
@@ -772,10 +773,10 @@ def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> 
     )
     p.add_argument(
         "--reference",
-        default="scs",
+        default=_exact_default(),
         type=str.lower,
-        choices=("scs", "clarabel", "none"),
-        help="conic solver of the exact reference F_0, or none (default: scs)",
+        choices=(*_exact_solvers(), "none"),
+        help=f"conic solver of the exact reference F_0, or none (default: {_exact_default()})",
     )
     _add_solver_options(p)
     p.add_argument("--no-warm-start", action="store_true", help="solve every eps from alpha = 0")
@@ -801,6 +802,15 @@ def _add_sweep_options(p: argparse.ArgumentParser, plot_default: str | None) -> 
         metavar="FILE",
         help="also write the convergence plot (gradient norm per iteration, one panel per eps)",
     )
+
+
+def _exact_default() -> str:
+    """The exact solve's default conic solver (one place: ``solvers.exact.DEFAULT_SOLVER``)."""
+    return _exact.DEFAULT_SOLVER.lower()
+
+
+def _exact_solvers() -> tuple[str, ...]:
+    return tuple(name.lower() for name in _exact.DEFAULT_SETTINGS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -892,10 +902,10 @@ conic solver reports, or when a regularized solve is not "converged" (||grad||_2
     )
     solve.add_argument(
         "--solver",
-        default="scs",
+        default=_exact_default(),
         type=str.lower,
-        choices=("scs", "clarabel"),
-        help="conic solver for --exact (default: scs)",
+        choices=_exact_solvers(),
+        help=f"conic solver for --exact (default: {_exact_default()})",
     )
     solve.add_argument(
         "--regularizer",
@@ -977,7 +987,11 @@ exit code 1 when any row did not converge (status "error" marks a task that rais
         help="regularization strengths, solved largest first in each task (default: 1e-3)",
     )
     bt.add_argument(
-        "--solver", default="scs", type=str.lower, choices=("scs", "clarabel"), help="for --exact"
+        "--solver",
+        default=_exact_default(),
+        type=str.lower,
+        choices=_exact_solvers(),
+        help=f"conic solver for --exact (default: {_exact_default()})",
     )
     bt.add_argument(
         "--regularizer",

@@ -19,7 +19,9 @@ float64 floor ``"optimal_inaccurate"`` (with CVXPY's "Solution may be inaccurate
 farther away ``"solver_error"`` (no values written, and ``cvxpy.error.SolverError`` raised as
 CVXPY's own solve does; ``problem.cvxqreg_result`` keeps the last iterate);
 an infeasibility certificate, or data no state satisfies (inconsistent right-hand sides), gives
-``"infeasible"`` with ``problem.value = +inf`` (``-inf`` for a ``Maximize``), as CVXPY reports.
+``"infeasible"`` with ``problem.value = +inf`` (``-inf`` for a ``Maximize``), as CVXPY reports;
+a recession direction of an SDP without a fixed trace gives ``"unbounded"`` with ``-inf``
+(``+inf`` for a ``Maximize``).
 
 Keywords: ``eps`` (required), every option of :class:`~cvxqreg.DualSolver` (``regularizer``,
 ``tol``, ``max_iter``, ``verbose``, ...), ``warm_start=True`` (start from the dual vector of this
@@ -45,6 +47,7 @@ CVXPY_STATUS = {
     "max_iter": "user_limit",
     "time_limit": "user_limit",
     "infeasible": "infeasible",
+    "unbounded": "unbounded",
     "failed": "solver_error",
 }
 
@@ -104,8 +107,9 @@ def _solver_stats(result, recovery):
 
     setup = None if recovery is None else recovery.timings.get("total")
     if isinstance(result, ExactResult):
-        name = f"cvxqreg.solve_exact ({result.solver})"
+        name = result.solver  # the conic solver's name, as after problem.solve(solver=...)
         extra = {
+            "solved_by": "cvxqreg.solve_exact",
             "status": result.status,
             "accuracy": result.accuracy,
             "primal_residual": result.primal_residual,

@@ -29,6 +29,9 @@ class Status:
     #: noise, so the tolerance cannot be resolved (the certified bound and bracket still hold)
     PRECISION_LIMIT = "precision_limit"
     INFEASIBLE = "infeasible"  #: the dual exceeded an upper bound on F_eps: no feasible state
+    #: the constraints do not fix the trace and a recession direction R >= 0, A(R) = 0,
+    #: Tr[H R] < 0 was found: the SDP is unbounded
+    UNBOUNDED = "unbounded"
     FAILED = "failed"  #: non-finite values or an internal error
 
 
@@ -179,6 +182,8 @@ class RegularizedResult:
             flag = ""
         elif self.status == Status.PRECISION_LIMIT:
             flag = "  [AT THE FLOAT64 FLOOR: tol not resolvable; residual = ||grad||]"
+        elif self.status == Status.UNBOUNDED:
+            flag = "  [UNBOUNDED: the SDP has no finite optimum; see message]"
         else:
             flag = "  [NOT CONVERGED: value is the last iterate's]"
         return (

@@ -19,7 +19,7 @@ from .errors import InvalidInputError
 from .regularizers import get_regularizer
 from .results import ExactResult, RegularizedResult
 from .solvers.dual import _check_eps
-from .solvers.exact import solve_exact
+from .solvers.exact import DEFAULT_SOLVER, solve_exact
 from .solvers.regularized import DualSolver
 from .table import Table
 
@@ -148,7 +148,7 @@ def sweep(
     problem,
     eps: Sequence[float] = DEFAULT_EPS,
     regularizers: Sequence[Any] | None = None,
-    reference: str | ExactResult | None = "scs",
+    reference: str | ExactResult | None = DEFAULT_SOLVER,
     *,
     warm_start: bool = True,
     on_solve: Callable[[str, float, RegularizedResult], None] | None = None,
@@ -165,8 +165,9 @@ def sweep(
         The grid (any order; solved from the largest down, warm-started).
     regularizers : sequence of str or Regularizer, optional
         Default ``("von_neumann", "quadratic")``; ``regularizer=...`` (one) is accepted too.
-    reference : {"scs", "clarabel"}, ExactResult or None
-        How to get ``F_0``: solve with that conic solver, reuse a result, or skip.
+    reference : {"SCS", "CLARABEL"} (any case), ExactResult or None
+        How to get ``F_0``: solve with that conic solver (default
+        :data:`cvxqreg.solvers.exact.DEFAULT_SOLVER`), reuse a result, or skip.
     warm_start : bool
         Start each solve from the previous eps's dual vector.
     on_solve : callable, optional
@@ -227,13 +228,14 @@ def sweep(
 
 
 def _row(res: RegularizedResult, ref: ExactResult | None, F0: float) -> SweepRow:
+    state_distance = dual_distance = verr = eerr = math.nan
     if ref is not None:
-        dX = res.X - ref.X
-        state_distance = float(np.abs(np.linalg.eigvalsh(0.5 * (dX + dX.conj().T))).sum())
-        dual_distance = float(np.linalg.norm(res.alpha - ref.alpha))
         verr, eerr = abs(res.value - F0), abs(res.energy - F0)
-    else:
-        state_distance = dual_distance = verr = eerr = math.nan
+        if res.X is not None and ref.X is not None:  # a failed solve may have no state
+            dX = res.X - ref.X
+            state_distance = float(np.abs(np.linalg.eigvalsh(0.5 * (dX + dX.conj().T))).sum())
+        if res.alpha is not None and ref.alpha is not None and res.alpha.shape == ref.alpha.shape:
+            dual_distance = float(np.linalg.norm(res.alpha - ref.alpha))
     return SweepRow(
         regularizer=res.regularizer,
         eps=res.eps,

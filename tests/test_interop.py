@@ -115,7 +115,8 @@ def test_solve_returns_value_and_sets_solver_stats():
     assert problem.compilation_time == st.setup_time  # not the SCS solve's (was stale)
     exact = cvxqreg.solve_exact(problem)
     st = problem.solver_stats
-    assert "SCS" in st.solver_name and st.num_iters == exact.iterations
+    assert st.solver_name == "SCS" and st.num_iters == exact.iterations  # as CVXPY's own
+    assert st.extra_stats["solved_by"] == "cvxqreg.solve_exact"
     assert st.extra_stats["accuracy"] == exact.accuracy
     assert problem.compilation_time == st.setup_time
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -480,10 +481,12 @@ def _real_reduction(problem: LoweredProblem) -> np.ndarray | None:
 
 
 def _check_eps(eps: Any) -> float:
-    try:
-        e = float(eps)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"eps must be a positive number, got {eps!r}") from None
+    # a real number only: bool, str and complex are not (float(True), float("1e-3") would pass)
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, (numbers.Real, np.ndarray)):
+        raise InvalidInputError(f"eps must be a positive real number, got {eps!r}")
+    if isinstance(eps, np.ndarray) and (eps.ndim != 0 or eps.dtype.kind not in "iuf"):
+        raise InvalidInputError(f"eps must be a positive real number, got {eps!r}")
+    e = float(eps)
     if not (math.isfinite(e) and e > 0):
         raise InvalidInputError(
             f"eps must be a finite number > 0, got {eps!r}; for eps = 0 use cvxqreg.solve_exact"

@@ -20,7 +20,10 @@ from ..errors import InfeasibleDataError, InvalidInputError
 from ..problem import LoweredProblem
 from ..results import ExactResult
 
-__all__ = ["DEFAULT_SETTINGS", "solve_exact"]
+__all__ = ["DEFAULT_SETTINGS", "DEFAULT_SOLVER", "solve_exact"]
+
+#: The conic solver of :func:`solve_exact` (and of the CLI's and a sweep's reference) by default.
+DEFAULT_SOLVER = "SCS"
 
 #: Tight default tolerances (SCS's defaults are 1e-4; a reference needs more digits).
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
@@ -58,7 +61,7 @@ def _build(lp: LoweredProblem):
 
 
 def solve_exact(
-    problem, solver: str = "SCS", *, verbose: bool = False, **solver_options
+    problem, solver: str = DEFAULT_SOLVER, *, verbose: bool = False, **solver_options
 ) -> ExactResult:
     """Solve the exact SDP ``min Tr[H X] s.t. X >= 0, A(X) = q`` with a conic solver.
 

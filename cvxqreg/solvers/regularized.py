@@ -225,6 +225,50 @@ class DualSolver:
 
         return OPTIMIZERS[self.optimizer](fun_of(oracle), x0, memory=self.memory, **common)
 
+    def _recession_certificate(self, problem: LoweredProblem) -> dict | None:
+        """An approximate certificate that the SDP is unbounded, or ``None`` (not found).
+
+        Without a fixed trace the SDP is unbounded exactly when, besides a feasible state, a
+        recession direction ``R >= 0``, ``A(R) = 0`` (``<= 0`` on inequality rows),
+        ``Tr[H R] < 0`` exists (docs/solvers.md, 'Unbounded problems'). The probe
+
+            v* = min { Tr[H R] : R >= 0, Tr R = 1, A(R) = 0 (<= 0 on inequality rows) }
+
+        has a fixed trace, so it is solved by this same dual machinery (entropy-regularized at
+        ``1e-3 ||H||``). Its state ``R`` is an approximate certificate, in the sense SCS uses,
+        when it passes :func:`recession_check`. A probe found infeasible, one whose certified
+        bound is ``>= 0``, or an unresolved one give ``None``: the solve goes on as usual.
+        """
+        from ..operators import Dense, Stacked
+
+        D, m, scale = problem.dim, problem.n_rows, problem.cost_norm
+        if scale == 0.0:
+            return None
+        ineq = None if problem.inequality is None else np.append(problem.inequality, False)
+        probe = LoweredProblem(
+            problem.H,
+            Stacked([problem.A, Dense(np.eye(D))]),
+            np.append(np.zeros(m), 1.0),
+            real=problem.real,
+            inequality=ineq,
+            blocks=problem.blocks,
+        )
+        solver = dataclasses.replace(
+            self,
+            regularizer="von_neumann",
+            tol=1e-9,
+            max_iter=min(self.max_iter, 300),
+            progress=None,
+            verbose=False,
+        )
+        r = solver(probe, 1e-3 * scale)
+        if r.status == Status.INFEASIBLE or not r.certified_bound < 0 or r.X is None:
+            return None
+        cert = recession_check(problem, r.X)
+        if cert is not None:
+            cert.update(probe_iterations=r.iterations, probe_evals=r.n_evals)
+        return cert
+
     @property
     def _has_curvature(self) -> bool:
         """Newton needs ``psi''``; a regularizer without it (a Custom without ``d2psi_fn``) is
@@ -258,6 +302,10 @@ class DualSolver:
         be: Backend = self.backend
         reg: Regularizer = self.regularizer
         t0 = time.perf_counter()
+        if problem.trace_value is None:  # X is not bounded by the constraints: is the SDP?
+            unbounded = self._recession_certificate(problem)
+            if unbounded is not None:
+                return unbounded_result(unbounded, eps, self, problem, time.perf_counter() - t0)
         oracle = DualOracle(problem, eps, reg, be, eliminate=self.eliminate)
         m = problem.n_rows
         if alpha0 is None:
@@ -323,7 +371,20 @@ class DualSolver:
             )
         if not np.isfinite(ev.value):
             status, message = Status.FAILED, "the dual value is not finite at the last iterate"
+            if problem.trace_value is None:
+                message += (
+                    "; the constraints do not fix the trace, and the regularized optimum is "
+                    "beyond float64: the SDP is probably unbounded (see docs/solvers.md, "
+                    "'Unbounded problems'; check with cvxqreg.solve_exact)"
+                )
         energy, entropy = oracle.primal_parts(ev)
+        if problem.trace_value is None and status != Status.INFEASIBLE and ev.X is not None:
+            # the probe missed it, but the state itself may be a recession direction (a huge
+            # X with Tr[H X] -> -inf and A(X) ~ q): never report that as a near-optimal value
+            cert = recession_check(problem, be.to_host(ev.X))
+            if cert is not None:
+                cert.update(iterations=out.iterations, n_evals=oracle.n_evals + extra_evals)
+                return unbounded_result(cert, eps, self, problem, time.perf_counter() - t0)
         usable = status not in (Status.FAILED, Status.INFEASIBLE)
         lb, ub = bracket_of_solve(oracle, ev, usable=usable)  # L <= F_0 <= U (min form)
         bracket = user_bracket(problem, lb, ub.value)
@@ -454,6 +515,83 @@ def solve_with(
     if recovery is not None:
         write_back(problem, recovery, result)
     return result
+
+
+#: relative tolerance of the approximate unboundedness certificate (SCS's ``eps_infeas`` is 1e-7)
+UNBOUNDED_TOL = 1e-6
+
+
+def recession_check(problem: LoweredProblem, R) -> dict | None:
+    """``{"recession_direction": R / |Tr[H R]|, "recession_residual": ...}`` when the PSD
+    matrix ``R`` is an approximate recession direction of ``problem``, else ``None``.
+
+    With ``R^ = R / Tr R`` and ``rel = -Tr[H R^] / ||H||_2``, the test is scale-free:
+    ``rel >= UNBOUNDED_TOL`` and ``|<Q_i, R^>| <= UNBOUNDED_TOL rel ||Q_i||_F`` for every row
+    (on inequality rows only a positive ``<Q_i, R^>`` counts)."""
+    R = np.asarray(R)
+    scale = problem.cost_norm
+    size = float(np.real(np.trace(R))) if R.ndim == 2 else 0.0
+    if scale == 0.0 or not (size > 0 and np.all(np.isfinite(R))):
+        return None
+    Rn = R / size
+    rel = -float(np.real(np.vdot(problem.H, Rn))) / scale
+    if not rel >= UNBOUNDED_TOL:
+        return None
+    AR = np.asarray(problem.A.to_backend("numpy").apply(np.asarray(Rn, dtype=np.complex128)))
+    if problem.inequality is not None:  # A(R)_i <= 0 is allowed on inequality rows
+        AR[problem.inequality] = np.maximum(AR[problem.inequality], 0.0)
+    M = problem.A.matrix()
+    row_norms = np.sqrt(np.asarray(M.multiply(M).sum(axis=1)).ravel())
+    if not np.all(np.abs(AR) <= UNBOUNDED_TOL * rel * row_norms):
+        return None
+    energy = rel * scale  # |Tr[H R^]|
+    return {
+        "recession_direction": Rn / energy,  # Tr[H R] = -1
+        "recession_residual": float(np.linalg.norm(AR)) / energy,
+    }
+
+
+def unbounded_result(cert: dict, eps, solver, problem, elapsed) -> RegularizedResult:
+    """The :class:`RegularizedResult` of an SDP certified unbounded (by the probe, before any
+    dual iteration, or from the final state of the dual solve):
+    status ``"unbounded"``, value ``-inf`` in minimization form (``+inf`` for a ``Maximize``), no
+    state; the certificate ``R`` (``Tr[H R] = -1``) is in ``extras["recession_direction"]``."""
+    nan, empty = float("nan"), np.zeros(0)
+    cert = dict(cert)
+    iterations = cert.pop("iterations", 0)  # found from the final state of a dual solve
+    n_evals = cert.pop("n_evals", cert.get("probe_evals", 0))
+    value = problem.sense * -np.inf
+    message = (
+        "the SDP is unbounded: R >= 0 with Tr[H R] = -1 and ||A(R)|| = "
+        f"{cert['recession_residual']:.1e} (extras['recession_direction']) is a recession "
+        "direction. The regularized problem at this eps has a finite optimum, but it tends to "
+        "-inf as eps -> 0 (see docs/solvers.md, 'Unbounded problems')"
+    )
+    if solver.verbose:
+        print(f"cvxqreg: {message}")
+    return RegularizedResult(
+        status=Status.UNBOUNDED,
+        message=message,
+        eps=float(eps),
+        regularizer=solver.regularizer.name,
+        tol=solver.tol,
+        value=value,
+        energy=value,
+        dual_value=nan,
+        entropy=nan,
+        grad_norm=nan,
+        certified_bound=nan,
+        bracket=(nan, nan),
+        iterations=iterations,
+        n_evals=n_evals,
+        time=elapsed,
+        alpha=np.full(problem.n_rows, nan),
+        X=None,
+        history=History(empty, empty, empty, empty, empty),
+        backend=solver.backend.name,
+        sense=problem.sense,
+        extras=cert,
+    )
 
 
 def infeasible_result(message, eps, regularizer, tol, sense, m) -> RegularizedResult:
