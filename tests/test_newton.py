@@ -11,9 +11,9 @@ from cvxqreg import DualSolver, solve
 from cvxqreg.operators import Dense
 from cvxqreg.problem import LoweredProblem
 from cvxqreg.regularizers import Quadratic, Tsallis, VonNeumann
+from cvxqreg.solvers.continuation import predict
 from cvxqreg.solvers.dual import DualOracle
 from cvxqreg.solvers.optimize import Stagnation, gradient_noise
-from cvxqreg.solvers.regularized import _predict
 
 from .conftest import qot_problem, rand_herm, rand_state, tomography_problem
 
@@ -95,7 +95,7 @@ def test_predictor_never_worse_than_the_last_stage(rng):
     a1, a2 = s(P, 1.0).alpha, s(P, 0.1).alpha
     oracle = DualOracle(P, 0.01, VonNeumann(), "numpy")
     guess = a2 + (a2 - a1) * ((0.01 - 0.1) / (0.1 - 1.0))
-    x = _predict(oracle, (1.0, a1), (0.1, a2), 0.01)
+    x = predict(oracle, (1.0, a1), (0.1, a2), 0.01)
     v = oracle.evaluate(x).value
     assert v >= oracle.evaluate(a2).value and v >= oracle.evaluate(guess).value
     # on this smooth path the extrapolation wins

@@ -29,7 +29,7 @@ import scipy.optimize
 from ..backend import blas_controller
 from ..problem import LoweredProblem
 from ..results import Status
-from .optimize import LbfgsOutcome, RunRecord, stop_reason
+from .optimize import RunOutcome, RunRecord, stop_reason
 
 __all__ = ["bounded_lbfgs_maximize", "projected_newton_maximize"]
 
@@ -45,10 +45,11 @@ def bounded_lbfgs_maximize(
     memory: int = 10,
     callback: Callable[[int, float, float], None] | None = None,
     stop_above: float | None = None,
-) -> LbfgsOutcome:
+) -> RunOutcome:
     """Maximize the concave ``f`` (``fun(x) -> (f, grad f)``) over ``x_i <= 0`` on the inequality
     rows of ``problem``; stop when the projected gradient's 2-norm is below ``tol``. Same
-    contract as :func:`cvxqreg.solvers.optimize.lbfgs_maximize` (``x0`` is projected first)."""
+    contract as :func:`cvxqreg.solvers.scipy_lbfgs.scipy_lbfgs_maximize` (``x0`` is projected
+    first)."""
     t0 = time.perf_counter()
     ub = problem.dual_upper_bounds()
     bounds = scipy.optimize.Bounds(np.full(ub.size, -np.inf), ub)
@@ -132,7 +133,7 @@ def projected_newton_maximize(
     hessian: str = "auto",
     regularization: float = 1e-3,
     cg_max_iter: int = 250,
-) -> LbfgsOutcome:
+) -> RunOutcome:
     """Projected Newton (Bertsekas, SIAM J. Control Optim. 20, 1982) on ``alpha_I <= 0``.
 
     At each iterate the inequality rows near their bound whose gradient pushes against it

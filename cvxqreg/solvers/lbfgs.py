@@ -24,9 +24,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .line_search import line_search
 from .optimize import (
     STAGNATION_PATIENCE,
-    LbfgsOutcome,
+    RunOutcome,
     RunRecord,
     Stagnation,
     line_search_failed,
@@ -34,9 +35,6 @@ from .optimize import (
 )
 
 __all__ = ["lbfgs_maximize_hz"]
-
-_C1, _C2 = 1e-4, 0.9
-_MAX_LS = 60
 
 
 def _direction(g: np.ndarray, pairs: deque) -> np.ndarray:
@@ -66,9 +64,9 @@ def lbfgs_maximize_hz(
     memory: int = 10,
     callback: Callable[[int, float, float], None] | None = None,
     stop_above: float | None = None,
-) -> LbfgsOutcome:
+) -> RunOutcome:
     """Maximize a smooth concave ``f`` from ``fun(x) -> (f(x), grad f(x))``; same contract as
-    :func:`cvxqreg.solvers.optimize.lbfgs_maximize`."""
+    :func:`cvxqreg.solvers.scipy_lbfgs.scipy_lbfgs_maximize`."""
     t0 = time.perf_counter()
 
     def neg(x):
@@ -102,7 +100,7 @@ def lbfgs_maximize_hz(
             d = -g
             dphi0 = float(g @ d)
         t = 1.0 if pairs else min(1.0, 1.0 / gn)
-        step = _line_search(neg, x, f, d, dphi0, t)
+        step = line_search(neg, x, f, d, dphi0, t)
         if step is None:
             status, msg = line_search_failed(neg, x, g, gn, tol)
             break
@@ -117,42 +115,3 @@ def lbfgs_maximize_hz(
         k += 1
         gn = history.record(k, -f, g)
     return history.outcome(x, status, msg, k)
-
-
-def _line_search(neg, x, f0, d, dphi0, t):
-    """Weak Wolfe / approximate Wolfe step along ``d``; ``(t, f, g)`` or ``None``."""
-    eps_f = 64 * np.finfo(float).eps * (1.0 + abs(f0))
-    lo, hi = 0.0, np.inf
-    dlo, dhi = dphi0, np.nan
-    good = None  # the last step that passed the decrease test
-    for _ in range(_MAX_LS):
-        f, g = neg(x + t * d)
-        dphi = float(g @ d)
-        if not (np.isfinite(f) and np.isfinite(dphi)):
-            hi, dhi = t, np.nan
-        else:
-            armijo = f <= f0 + _C1 * t * dphi0
-            approx = f <= f0 + eps_f and dphi <= (2 * _C1 - 1) * dphi0
-            if not (armijo or approx) or (dphi > 0 and not armijo):
-                hi, dhi = t, dphi
-            elif dphi < _C2 * dphi0:
-                lo, dlo = t, dphi
-                good = (t, f, g)
-            else:
-                return t, f, g
-        if np.isinf(hi):
-            t = 2.0 * t
-            continue
-        width = hi - lo
-        if width <= 1e-16 * max(1.0, hi):
-            return None
-        # secant on the directional derivative when it lands well inside the bracket, else
-        # bisection (a secant clamped to the edge would shrink the bracket by only 10%)
-        t = lo + 0.5 * width
-        if np.isfinite(dhi) and dhi != dlo:
-            ts = lo - dlo * width / (dhi - dlo)
-            if lo + 0.1 * width <= ts <= hi - 0.1 * width:
-                t = ts
-    # still going down after every doubling (an unbounded dual: infeasible data) - take the
-    # longest good step so the caller's checks (e.g. the infeasibility certificate) can run
-    return good if np.isinf(hi) else None

@@ -6,7 +6,7 @@ iterations. A Newton step solves
     (-Hess D(alpha) + mu I) p = grad D(alpha),     mu = kappa ||grad D|| / max(eps, s),
 
 (``s`` the cost's spread), then takes the step with the line search of
-:mod:`cvxqreg.solvers.lbfgs`. The Hessian reuses the eigendecomposition of the current iterate
+:mod:`cvxqreg.solvers.line_search`. The Hessian reuses the eigendecomposition of the current iterate
 (docs/theory.md, 'Daleckii-Krein Hessian'): for small problems it is formed as a dense ``m x m``
 matrix and factored
 (:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
@@ -34,10 +34,10 @@ import numpy as np
 import scipy.linalg
 
 from .dual import HESSIAN_PRODUCTS, DualOracle
-from .lbfgs import _line_search
+from .line_search import line_search
 from .optimize import (
     STAGNATION_PATIENCE,
-    LbfgsOutcome,
+    RunOutcome,
     RunRecord,
     Stagnation,
     line_search_failed,
@@ -84,7 +84,7 @@ def newton_cg_maximize(
     hessian: str = "auto",
     regularization: float = 0.0,
     products: str = "auto",
-) -> LbfgsOutcome:
+) -> RunOutcome:
     """Maximize ``D_eps`` from ``x0`` by (regularized) Newton (same contract as the L-BFGS
     drivers).
 
@@ -143,10 +143,10 @@ def newton_cg_maximize(
         dphi0 = float(g @ p)
         if not dphi0 < 0:
             p, dphi0 = -g, -float(g @ g)
-        step = _line_search(neg, x, f, p, dphi0, 1.0)
+        step = line_search(neg, x, f, p, dphi0, 1.0)
         if step is None:  # far from the optimum the Newton model can be poor: gradient step
             p = -g
-            step = _line_search(neg, x, f, p, -gn * gn, 1.0 / gn)
+            step = line_search(neg, x, f, p, -gn * gn, 1.0 / gn)
         if step is None:
             status, msg = line_search_failed(neg, x, g, gn, tol)
             break

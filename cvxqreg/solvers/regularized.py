@@ -21,14 +21,40 @@ from ..problem import LoweredProblem
 from ..regularizers import Regularizer, get_regularizer
 from ..results import History, RegularizedResult, Status
 from .bounded import bounded_lbfgs_maximize, projected_newton_maximize
+from .continuation import chain, eps_ladder, predict
 from .dual import HESSIAN_PRODUCTS, DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
 from .newton import newton_cg_maximize
-from .optimize import LbfgsOutcome, lbfgs_maximize
+from .scipy_lbfgs import scipy_lbfgs_maximize
 
-#: first-order drivers; "newton" (the default) is driven with the oracle itself
-OPTIMIZERS = {"lbfgs": lbfgs_maximize_hz, "scipy": lbfgs_maximize}
-OPTIMIZER_NAMES = ("newton", *OPTIMIZERS)
+
+def _newton(solver: DualSolver, oracle: DualOracle, x0, **common):
+    """``optimizer="newton"``: :func:`cvxqreg.solvers.newton.newton_cg_maximize`."""
+    return newton_cg_maximize(
+        oracle,
+        x0,
+        hessian=solver.hessian,
+        regularization=solver.regularization,
+        products=solver.hessian_products,
+        **common,
+    )
+
+
+def _lbfgs(solver: DualSolver, oracle: DualOracle, x0, **common):
+    """``optimizer="lbfgs"``: :func:`cvxqreg.solvers.lbfgs.lbfgs_maximize_hz`."""
+    return lbfgs_maximize_hz(fun_of(oracle), x0, memory=solver.memory, **common)
+
+
+def _scipy(solver: DualSolver, oracle: DualOracle, x0, **common):
+    """``optimizer="scipy"``: :func:`cvxqreg.solvers.scipy_lbfgs.scipy_lbfgs_maximize`."""
+    return scipy_lbfgs_maximize(fun_of(oracle), x0, memory=solver.memory, **common)
+
+
+#: ``optimizer=`` name -> driver ``(solver, oracle, x0, **common) -> RunOutcome``; each name is
+#: its module's (newton.py, lbfgs.py, scipy_lbfgs.py). Problems with inequality rows use the
+#: bound-constrained drivers of :mod:`cvxqreg.solvers.bounded` instead.
+OPTIMIZERS = {"newton": _newton, "lbfgs": _lbfgs, "scipy": _scipy}
+OPTIMIZER_NAMES = tuple(OPTIMIZERS)
 HESSIAN_MODES = ("auto", "dense", "cg")
 
 __all__ = ["DualSolver", "infeasible_result", "print_progress", "solve", "solve_with"]
@@ -81,7 +107,8 @@ class DualSolver:
         (``s`` the cost's spread); 0 gives plain Newton.
     predictor : bool
         With continuation, warm-start each stage from the secant extrapolation of the last two
-        stages' ``alpha`` when that has the larger dual value (:func:`_predict`).
+        stages' ``alpha`` when that has the larger dual value
+        (:func:`cvxqreg.solvers.continuation.predict`).
     progress : callable or bool, optional
         ``progress(k, D_k, ||grad_k||)`` after each iteration; ``True`` prints one line per
         iteration (:func:`print_progress`).
@@ -184,16 +211,11 @@ class DualSolver:
         """The eps values solved in turn: ``[eps]``, or with continuation the geometric ladder
         ``s, s/10, s/100, ... > 10 eps`` followed by ``eps``, where ``s`` is the cost's spread
         ``lambda_max(H) - lambda_min(H)`` (no ladder when ``eps >= s/10`` or ``H = 0``). When the
-        warm start comes from a solve at ``eps0``, the ladder starts at ``eps0 / 10``."""
+        warm start comes from a solve at ``eps0``, the ladder starts at ``eps0 / 10``
+        (:func:`cvxqreg.solvers.continuation.eps_ladder`; 10 is ``ladder_ratio``)."""
         if not self.continuation:
             return [eps]
-        out = []
-        r = self.ladder_ratio
-        e = problem.cost_spread if eps0 is None else eps0 / r
-        while e > r * eps and len(out) < 60:
-            out.append(e)
-            e /= r
-        return out + [eps]
+        return eps_ladder(problem.cost_spread, eps, self.ladder_ratio, eps0)
 
     def _run(self, oracle: DualOracle, x0, *, tol, max_iter, time_limit):
         common = dict(
@@ -211,19 +233,10 @@ class DualSolver:
             return bounded_lbfgs_maximize(
                 fun_of(oracle), x0, oracle.problem, memory=self.memory, **common
             )
-        if self.optimizer == "newton" and not self._has_curvature:
-            return lbfgs_maximize_hz(fun_of(oracle), x0, memory=self.memory, **common)
-        if self.optimizer == "newton":
-            return newton_cg_maximize(
-                oracle,
-                x0,
-                hessian=self.hessian,
-                regularization=self.regularization,
-                products=self.hessian_products,
-                **common,
-            )
-
-        return OPTIMIZERS[self.optimizer](fun_of(oracle), x0, memory=self.memory, **common)
+        name = self.optimizer
+        if name == "newton" and not self._has_curvature:
+            name = "lbfgs"
+        return OPTIMIZERS[name](self, oracle, x0, **common)
 
     def _recession_certificate(self, problem: LoweredProblem) -> dict | None:
         """An approximate certificate that the SDP is unbounded, or ``None`` (not found).
@@ -333,7 +346,7 @@ class DualSolver:
             final = i == len(ladder) - 1
             orc = oracle if final else oracle.with_eps(e)
             if self.predictor and len(solved) >= 2:
-                x = _predict(orc, solved[-2], solved[-1], e)
+                x = predict(orc, solved[-2], solved[-1], e)
             used = sum(o.iterations for o in outs)
             left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
             out = self._run(
@@ -360,7 +373,7 @@ class DualSolver:
                 Status.TIME_LIMIT,
             ):
                 break
-        out = _chain(outs, ladder)
+        out = chain(outs, ladder)
         # the driver's last evaluation (Newton keeps it) is at out.x: only the state is missing
         ev = oracle.evaluate(out.x) if out.evaluation is None else oracle.with_state(out.evaluation)
         status, message = out.status, out.message
@@ -676,49 +689,3 @@ def fun_of(oracle: DualOracle):
         return ev.value, ev.grad
 
     return fun
-
-
-def _predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:
-    """The warm start for the stage at ``eps``: the secant extrapolation of the path
-    ``eps -> alpha(eps)`` through the last two stages, or the last stage's ``alpha`` if that has
-    the larger dual value at ``eps`` (the path bends where the optimum drifts, e.g. rank-deficient
-    marginals). ``DualSolver(predictor=False)`` turns it off for comparison."""
-    (e1, a1), (e2, a2) = older, newer
-    guess = a2 + (a2 - a1) * ((eps - e2) / (e2 - e1))
-    with np.errstate(over="ignore", invalid="ignore"):
-        v_guess = oracle.evaluate(guess, want_state=False).value
-        v_last = oracle.evaluate(a2, want_state=False).value
-    return guess if v_guess > v_last else a2
-
-
-def _chain(outs, ladder) -> LbfgsOutcome:
-    """One outcome from the stages of a continuation: the last stage's status and iterate,
-    iterations summed, histories concatenated (iteration numbers continue across stages)."""
-    if len(outs) == 1:
-        return outs[0]
-    last = outs[-1]
-    ks, offset = [], 0
-    for o in outs:
-        ks.append(o.history_iter + offset)
-        offset += o.iterations
-    times, t_off = [], 0.0
-    for o in outs:
-        times.append(o.history_time + t_off)
-        t_off += float(o.history_time[-1]) if o.history_time.size else 0.0
-    stages = ", ".join(
-        f"eps={e:.0e}: {o.iterations} it" for e, o in zip(ladder, outs, strict=False)
-    )
-    return LbfgsOutcome(
-        x=last.x,
-        status=last.status,
-        message=f"{last.message} [continuation {stages}]",
-        iterations=offset,
-        history_iter=np.concatenate(ks),
-        history_value=np.concatenate([o.history_value for o in outs]),
-        history_grad=np.concatenate([o.history_grad for o in outs]),
-        history_time=np.concatenate(times),
-        history_eps=np.concatenate(
-            [np.full(len(o.history_iter), e) for e, o in zip(ladder, outs, strict=False)]
-        ),
-        evaluation=last.evaluation,
-    )
