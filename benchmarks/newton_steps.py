@@ -36,7 +36,7 @@ def _rand_state(rng, n):
 
 
 def random_transport(n, seed=0):
-    """Bipartite quantum transport on C^n (x) C^n: dense complex Hermitian cost, random marginals."""
+    """Quantum transport on C^n (x) C^n: dense complex Hermitian cost, random marginals."""
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(n * n, n * n)) + 1j * rng.normal(size=(n * n, n * n))
     op = Stacked([PartialTrace((n, n), 1), PartialTrace((n, n), 0)])
@@ -61,7 +61,8 @@ class Counts:
         self.evals = self.products = self.steps = self.short = self.ls_evals = 0
 
     def install(self):
-        ev0, hop0, ls0 = dual.DualOracle.evaluate, dual.DualOracle.hessian_operator, newton._line_search
+        ev0, hop0 = dual.DualOracle.evaluate, dual.DualOracle.hessian_operator
+        ls0 = newton._line_search
         c = self
 
         def evaluate(self_, *a, **k):
@@ -97,6 +98,7 @@ def main(argv=None):
     ap.add_argument("--option", action="append", default=[], help="DualSolver option name=value")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    cmd = sys.argv[1:] if argv is None else argv
     opts = {}
     for o in args.option:
         k, v = o.split("=", 1)
@@ -118,15 +120,17 @@ def main(argv=None):
         c = counts
         row = (
             f"| {label} | {prob.dim} | {eps:g} | {res.status} | {res.iterations} | {c.evals} | "
-            f"{c.products} | {c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | {cpu:.2f} |"
+            f"{c.products} | {c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
+            f"{cpu:.2f} |"
         )
         print(row, flush=True)
         rows.append(row)
     head = [
         "# Newton-CG operation counts",
         "",
-        f"Command: `python benchmarks/newton_steps.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-        f"Options: {opts or 'defaults'}; NumPy {np.__version__}, Python {platform.python_version()}.",
+        f"Command: `python benchmarks/newton_steps.py {' '.join(cmd)}`",
+        f"Options: {opts or 'defaults'}; NumPy {np.__version__}, "
+        f"Python {platform.python_version()}.",
         "CPU seconds measured on a busy shared 2-core machine (not reliable; the counts are).",
         "",
         "| instance | D | eps | status | Newton it. | eigh | Hessian products | shortened steps | "

@@ -182,18 +182,24 @@ class DualSolver:
 
     def ladder(self, problem: LoweredProblem, eps: float, eps0: float | None = None) -> list[float]:
         """The eps values solved in turn: ``[eps]``, or with continuation the geometric ladder
-        ``s, s/10, s/100, ... > 10 eps`` followed by ``eps``, where ``s`` is the cost's spread
-        ``lambda_max(H) - lambda_min(H)`` (no ladder when ``eps >= s/10`` or ``H = 0``). When the
-        warm start comes from a solve at ``eps0``, the ladder starts at ``eps0 / 10``."""
+        ``eps r^K, ..., eps r^2, eps r, eps`` (``r = ladder_ratio``) whose top ``eps r^K`` is the
+        largest such value not above the cost's spread ``s = lambda_max(H) - lambda_min(H)``
+        (no ladder when ``eps >= s / r`` or ``H = 0``; at most 60 stages above ``eps``). When the
+        warm start comes from a solve at ``eps0``, the ladder starts at or below ``eps0 / r``.
+
+        The ladder is anchored at the target so that every drop, the last included, is the
+        factor ``r``: anchored at ``s`` instead, the last drop was up to ``r^2`` and the first
+        Newton steps after it needed line-search steps down to ``1e-5`` (measured on QWD
+        n = 12, ``benchmarks/results/newton_steps.md``)."""
         if not self.continuation:
             return [eps]
-        out = []
         r = self.ladder_ratio
-        e = problem.cost_spread if eps0 is None else eps0 / r
-        while e > r * eps and len(out) < 60:
-            out.append(e)
-            e /= r
-        return out + [eps]
+        top = problem.cost_spread if eps0 is None else eps0 / r
+        if not top > r * eps:
+            return [eps]
+        # the 1e-9 keeps a top that is eps r^K up to rounding (a previous ladder's stage) at K
+        K = min(int(np.floor(np.log(top / eps) / np.log(r) + 1e-9)), 60)
+        return [eps * r**j for j in range(K, 0, -1)] + [eps]
 
     def _run(self, oracle: DualOracle, x0, *, tol, max_iter, time_limit):
         common = dict(
