@@ -9,7 +9,7 @@ Each row solves one instance with the default solver (continuation, von Neumann,
 the ``--option name=value`` settings given; the CPU time is reported but is not reliable there.
 
 Usage:  python benchmarks/newton_steps.py [--cases qwd12 ising4 ...] [--option regularization=1e-2]
-            [--out benchmarks/results/newton_steps.md]
+            [--eps 1e-3] [--out benchmarks/results/newton_steps.md]
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["qwd12", "ising3", "rt8", "qt6"], choices=CASES)
     ap.add_argument("--option", action="append", default=[], help="DualSolver option name=value")
+    ap.add_argument("--eps", type=float, default=None, help="override every case's eps")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     cmd = sys.argv[1:] if argv is None else argv
@@ -111,6 +112,7 @@ def main(argv=None):
     rows = []
     for name in args.cases:
         label, eps, make = CASES[name]
+        eps = eps if args.eps is None else args.eps
         prob = make()
         solver = cvxqreg.DualSolver(backend="numpy", **opts)
         counts.__init__()
