@@ -49,6 +49,7 @@ CASES = {
     "qwd15": ("QWD n = 15", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(15).problem)),
     "ising3": ("IM N = 3", 1e-2, lambda: cvxqreg.lower(problems.ising(3).problem)),
     "ising4": ("IM N = 4", 1e-2, lambda: cvxqreg.lower(problems.ising(4).problem)),
+    "ising5": ("IM N = 5", 1e-2, lambda: cvxqreg.lower(problems.ising(5).problem)),
     "rt8": ("random transport n = 8", 1e-2, lambda: random_transport(8)),
     "rt10": ("random transport n = 10", 1e-2, lambda: random_transport(10)),
     "qt6": ("QT1 n = 6", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 6).problem)),
