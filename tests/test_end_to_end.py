@@ -138,7 +138,7 @@ def test_cvxpy_method_status_mapping():
     assert res.status == "infeasible" and prob.status == "infeasible" and X.value is None
     ok = cp.Problem(cp.Minimize(cp.real(cp.trace(Zp @ X))), cons)
     with pytest.warns(UserWarning, match="may be inaccurate"):  # as CVXPY warns on user_limit
-        ok.solve(method="cvxqreg", eps=1e-3, max_iter=2)
+        ok.solve(method="cvxqreg", eps=1e-3, max_iter=2, continuation=False)
     res = ok.cvxqreg_result
     assert res.status == "max_iter" and ok.status == "user_limit" and X.value is not None
 

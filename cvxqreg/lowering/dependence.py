@@ -86,6 +86,9 @@ def independent_rows(
     rows = sp.csr_matrix(rows)
     q = np.asarray(q, dtype=np.float64)
     m = rows.shape[0]
+    if rows.nnz:  # drop the unused columns (SciPy's products allocate the full width, 2 D^2)
+        _, cols = np.unique(rows.indices, return_inverse=True)
+        rows = sp.csr_matrix((rows.data, cols.ravel(), rows.indptr), shape=(m, int(cols.max()) + 1))
     norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
     big = norms.max() if m else 0.0
     zero = norms <= ZERO_RTOL * big if big > 0 else np.ones(m, dtype=bool)
@@ -155,12 +158,18 @@ def _pairs(Rp, qn, order, starts, sizes, nz, norms, describe):
     dot = np.asarray(Ra.multiply(Rb).sum(axis=1)).ravel()
     diff = Rb - sp.diags(dot) @ Ra
     dist = np.sqrt(np.asarray(diff.multiply(diff).sum(axis=1)).ravel())
-    for k in np.flatnonzero(dist <= RANK_TOL):
+    dep = np.flatnonzero(dist <= RANK_TOL)
+    # the right-hand side test of _check_rhs for all pairs at once; _check_rhs raises on the first
+    # pair that fails it (with its message)
+    qa, qb = qn[order[ia[dep]]], qn[order[ib[dep]]]
+    w = dot[dep]
+    bad = np.abs(qb - w * qa) > RHS_RTOL * (1.0 + np.abs(qb) + np.abs(w) * np.abs(qa))
+    for k in dep[bad]:
         comp = order[[ia[k], ib[k]]]
         _check_rhs(
             comp, np.array([1]), np.array([0]), np.array([[dot[k]]]), qn, nz, norms, describe
         )
-        yield nz[comp[1]]
+    yield from nz[order[ib[dep]]]
 
 
 def _dependent_columns(A: np.ndarray):

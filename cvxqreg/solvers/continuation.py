@@ -14,18 +14,23 @@ __all__ = ["chain", "eps_ladder", "predict"]
 
 
 def eps_ladder(spread: float, eps: float, ratio: float, eps0: float | None = None) -> list[float]:
-    """The eps values solved in turn: the geometric ladder ``s, s/r, s/r^2, ... > r eps``
-    followed by ``eps``, where ``s = spread`` is the cost's spread ``lambda_max(H) -
-    lambda_min(H)`` and ``r = ratio`` (no ladder when ``eps >= s/r`` or ``H = 0``; at most 60
-    stages above ``eps``). When the warm start comes from a solve at ``eps0``, the ladder starts
-    at ``eps0 / r``."""
-    out = []
+    """The eps values solved in turn: ``eps r^K, ..., eps r^2, eps r, eps`` (``r = ratio``) whose
+    top ``eps r^K`` is the largest such value not above ``s = spread``, the cost's spread
+    ``lambda_max(H) - lambda_min(H)`` (no ladder when ``eps >= s / r`` or ``H = 0``; at most 60
+    stages above ``eps``). When the warm start comes from a solve at ``eps0``, the ladder starts at
+    or below ``eps0 / r``.
+
+    The ladder is anchored at the target so that every drop, the last included, is the factor
+    ``r``: anchored at ``s`` instead, the last drop was up to ``r^2`` and the first Newton steps
+    after it needed line-search steps down to ``1e-5`` (measured on QWD n = 12,
+    ``benchmarks/results/newton_steps.md``)."""
     r = ratio
-    e = spread if eps0 is None else eps0 / r
-    while e > r * eps and len(out) < 60:
-        out.append(e)
-        e /= r
-    return out + [eps]
+    top = spread if eps0 is None else eps0 / r
+    if not top > r * eps:
+        return [eps]
+    # the 1e-9 keeps a top that is eps r^K up to rounding (a previous ladder's stage) at K
+    K = min(int(np.floor(np.log(top / eps) / np.log(r) + 1e-9)), 60)
+    return [eps * r**j for j in range(K, 0, -1)] + [eps]
 
 
 def predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:

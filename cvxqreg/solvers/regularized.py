@@ -209,10 +209,9 @@ class DualSolver:
 
     def ladder(self, problem: LoweredProblem, eps: float, eps0: float | None = None) -> list[float]:
         """The eps values solved in turn: ``[eps]``, or with continuation the geometric ladder
-        ``s, s/10, s/100, ... > 10 eps`` followed by ``eps``, where ``s`` is the cost's spread
-        ``lambda_max(H) - lambda_min(H)`` (no ladder when ``eps >= s/10`` or ``H = 0``). When the
-        warm start comes from a solve at ``eps0``, the ladder starts at ``eps0 / 10``
-        (:func:`cvxqreg.solvers.continuation.eps_ladder`; 10 is ``ladder_ratio``)."""
+        ``eps r^K, ..., eps r^2, eps r, eps`` (``r = ladder_ratio``) whose top ``eps r^K`` is the
+        largest such value not above the cost's spread ``s = lambda_max(H) - lambda_min(H)``
+        (:func:`cvxqreg.solvers.continuation.eps_ladder`)."""
         if not self.continuation:
             return [eps]
         return eps_ladder(problem.cost_spread, eps, self.ladder_ratio, eps0)

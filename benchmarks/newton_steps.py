@@ -1,0 +1,151 @@
+"""Operation counts of whole Newton-CG solves: Newton iterations, eigendecompositions (oracle
+evaluations), Hessian-vector products, and how often the line search shortened the Newton step.
+
+    shortened = #{Newton steps accepted at t < 1},   ls evals = oracle evaluations in line searches
+
+Operation counts do not depend on machine load, so this script is the basis for decisions about
+the Newton driver (step acceptance, Levenberg-Marquardt shift, eps ladder) on a shared machine.
+Each row solves one instance with the default solver (continuation, von Neumann, tol 1e-6) plus
+the ``--option name=value`` settings given; the CPU time is reported but is not reliable there.
+
+Usage:  python benchmarks/newton_steps.py [--cases qwd12 ising4 ...] [--option regularization=1e-2]
+            [--eps 1e-3] [--out benchmarks/results/newton_steps.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import platform
+import sys
+import time
+
+import numpy as np
+
+import cvxqreg
+from cvxqreg import problems
+from cvxqreg.operators import PartialTrace, Stacked
+from cvxqreg.problem import LoweredProblem
+from cvxqreg.solvers import dual, newton
+
+
+def _rand_state(rng, n):
+    G = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+    r = G @ G.conj().T
+    return r / np.trace(r).real
+
+
+def random_transport(n, seed=0):
+    """Quantum transport on C^n (x) C^n: dense complex Hermitian cost, random marginals."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(n * n, n * n)) + 1j * rng.normal(size=(n * n, n * n))
+    op = Stacked([PartialTrace((n, n), 1), PartialTrace((n, n), 0)])
+    q = np.asarray(op.apply(np.kron(_rand_state(rng, n), _rand_state(rng, n))))
+    return LoweredProblem((A + A.conj().T) / 2, op, q)
+
+
+CASES = {
+    "qwd12": ("QWD n = 12", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(12).problem)),
+    "qwd15": ("QWD n = 15", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(15).problem)),
+    "ising3": ("IM N = 3", 1e-2, lambda: cvxqreg.lower(problems.ising(3).problem)),
+    "ising4": ("IM N = 4", 1e-2, lambda: cvxqreg.lower(problems.ising(4).problem)),
+    "ising5": ("IM N = 5", 1e-2, lambda: cvxqreg.lower(problems.ising(5).problem)),
+    "rt8": ("random transport n = 8", 1e-2, lambda: random_transport(8)),
+    "rt10": ("random transport n = 10", 1e-2, lambda: random_transport(10)),
+    "qt6": ("QT1 n = 6", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 6).problem)),
+    "qt7": ("QT1 n = 7", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 7).problem)),
+}
+
+
+class Counts:
+    def __init__(self):
+        self.evals = self.products = self.steps = self.short = self.ls_evals = 0
+
+    def install(self):
+        ev0, hop0 = dual.DualOracle.evaluate, dual.DualOracle.hessian_operator
+        ls0 = newton._line_search
+        c = self
+
+        def evaluate(self_, *a, **k):
+            c.evals += 1
+            return ev0(self_, *a, **k)
+
+        def hessian_operator(self_, *a, **k):
+            M = hop0(self_, *a, **k)
+
+            def counted(v):
+                c.products += 1
+                return M(v)
+
+            return counted
+
+        def line_search(neg, x, f0, d, dphi0, t):
+            before = c.evals
+            out = ls0(neg, x, f0, d, dphi0, t)
+            c.ls_evals += c.evals - before
+            if out is not None and t == 1.0:
+                c.steps += 1
+                c.short += out[0] < 1.0
+            return out
+
+        dual.DualOracle.evaluate = evaluate
+        dual.DualOracle.hessian_operator = hessian_operator
+        newton._line_search = line_search
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", nargs="+", default=["qwd12", "ising3", "rt8", "qt6"], choices=CASES)
+    ap.add_argument("--option", action="append", default=[], help="DualSolver option name=value")
+    ap.add_argument("--eps", type=float, default=None, help="override every case's eps")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    cmd = sys.argv[1:] if argv is None else argv
+    opts = {}
+    for o in args.option:
+        k, v = o.split("=", 1)
+        try:
+            opts[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            opts[k] = v
+    counts = Counts()
+    counts.install()
+    rows = []
+    for name in args.cases:
+        label, eps, make = CASES[name]
+        eps = eps if args.eps is None else args.eps
+        prob = make()
+        solver = cvxqreg.DualSolver(backend="numpy", **opts)
+        counts.__init__()
+        t0 = time.process_time()
+        res = solver(prob, eps)
+        cpu = time.process_time() - t0
+        c = counts
+        row = (
+            f"| {label} | {prob.dim} | {eps:g} | {res.status} | {res.iterations} | {c.evals} | "
+            f"{c.products} | {c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
+            f"{cpu:.2f} |"
+        )
+        print(row, flush=True)
+        rows.append(row)
+    head = [
+        "# Newton-CG operation counts",
+        "",
+        f"Command: `python benchmarks/newton_steps.py {' '.join(cmd)}`",
+        f"Options: {opts or 'defaults'}; NumPy {np.__version__}, "
+        f"Python {platform.python_version()}.",
+        "CPU seconds measured on a busy shared 2-core machine (not reliable; the counts are).",
+        "",
+        "| instance | D | eps | status | Newton it. | eigh | Hessian products | shortened steps | "
+        "line-search evals | dual value | CPU [s] |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    text = "\n".join(head + rows) + "\n"
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""The eps ladder of continuation: geometric with the ratio ``ladder_ratio`` down to the target,
+every drop (the last included) exactly that ratio, the top within a factor of the cost's spread."""
+
+import numpy as np
+import pytest
+
+from cvxqreg import DualSolver
+from cvxqreg.operators import PartialTrace, Stacked
+from cvxqreg.problem import LoweredProblem
+
+
+def _problem(spread):
+    H = np.diag(np.linspace(0.0, spread, 4))
+    op = Stacked([PartialTrace((2, 2), 1), PartialTrace((2, 2), 0)])
+    q = np.asarray(op.apply(np.eye(4) / 4))
+    return LoweredProblem(H, op, q)
+
+
+@pytest.mark.parametrize("spread", [702.7, 1.0, 3.3e-3])
+@pytest.mark.parametrize("eps", [1e-2, 3e-5, 1e-6])
+@pytest.mark.parametrize("ratio", [10.0, 4.0])
+def test_ladder_is_anchored_at_the_target(spread, eps, ratio):
+    P = _problem(spread)
+    assert np.isclose(P.cost_spread, spread)
+    lad = DualSolver(backend="numpy", ladder_ratio=ratio).ladder(P, eps)
+    assert lad[-1] == eps
+    if spread <= ratio * eps:
+        assert lad == [eps]
+        return
+    steps = np.array(lad[:-1]) / np.array(lad[1:])
+    np.testing.assert_allclose(steps, ratio, rtol=1e-12)
+    # the top is the largest eps * ratio^k not above the spread (up to rounding)
+    assert lad[0] <= spread * (1 + 1e-8) and lad[0] * ratio > spread
+
+
+def test_ladder_below_a_warm_start_and_without_continuation():
+    P = _problem(702.7)
+    s = DualSolver(backend="numpy")
+    first = s.ladder(P, 1e-4)
+    # a warm start from a stage of a previous ladder continues that ladder
+    np.testing.assert_allclose(s.ladder(P, 1e-4, eps0=first[2]), first[3:], rtol=1e-12)
+    assert s.ladder(P, 1e-4, eps0=1e-3) == [1e-4]
+    assert DualSolver(backend="numpy", continuation=False).ladder(P, 1e-4) == [1e-4]
