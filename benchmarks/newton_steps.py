@@ -134,7 +134,7 @@ def main(argv=None):
         f"Command: `python benchmarks/newton_steps.py {' '.join(cmd)}`",
         f"Options: {opts or 'defaults'}; NumPy {np.__version__}, "
         f"Python {platform.python_version()}.",
-        "CPU seconds measured on a busy shared 2-core machine (not reliable; the counts are).",
+        "CPU seconds depend on the machine's load; the operation counts do not.",
         "",
         "| instance | D | eps | status | Newton it. | eigh | Hessian products | shortened steps | "
         "line-search evals | dual value | CPU [s] |",
