@@ -186,9 +186,9 @@ def main(argv=None) -> dict:
         f"Command: `OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')} "
         f"python benchmarks/batch.py {cmd}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-        f"Python {platform.python_version()}. Measured on a busy shared machine (other jobs used "
-        f"the cores; load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after): the times "
-        "are indicative only.\n",
+        f"Python {platform.python_version()}. Load average {load0:.1f} before the run, "
+        f"{os.getloadavg()[0]:.1f} after (the benchmark itself loads the cores; a reading well "
+        "above the worker count before the run means other jobs shared them).\n",
         f"{N} transport problems on C^{args.dim} (x) C^{args.dim} (D = {args.dim**2}), "
         f"eps = {', '.join(f'{e:g}' for e in args.eps)} (von Neumann, default solver options); "
         f"statuses: {', '.join(statuses)}. Lowering (done once, before all runs): "
