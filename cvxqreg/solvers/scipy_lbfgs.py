@@ -1,6 +1,7 @@
 """SciPy's L-BFGS-B on the concave dual, with the paper's stopping rule (``optimizer="scipy"``).
 
-SciPy's L-BFGS-B (no bounds) minimizes ``-D_eps``. Its own stopping tests are switched off
+SciPy's L-BFGS-B minimizes ``-D_eps`` (on the box ``alpha_I <= 0`` when the problem has inequality
+rows, :mod:`cvxqreg.solvers.bounded`; no bounds otherwise). Its own stopping tests are switched off
 (``gtol = ftol = 0``); the callback stops the run when ``||grad D_eps(alpha_k)||_2 < tol`` (the
 paper's rule), at ``max_iter``, or at the time limit, and records the history.
 
@@ -35,6 +36,7 @@ def scipy_lbfgs_maximize(
     memory: int = 10,
     callback: Callable[[int, float, float], None] | None = None,
     stop_above: float | None = None,
+    box=None,
 ) -> RunOutcome:
     """Maximize a smooth concave ``f`` given ``fun(x) -> (f(x), grad f(x))``.
 
@@ -53,8 +55,16 @@ def scipy_lbfgs_maximize(
     stop_above : float, optional
         Stop with status ``infeasible`` once ``f(x_k)`` exceeds this value (for the dual: an
         upper bound on every primal objective, so exceeding it certifies primal infeasibility).
+    box : LoweredProblem, optional
+        Maximize over ``x_i <= 0`` on its inequality rows instead: ``x0`` is projected first, and
+        the stopping rule reads the projected gradient (``box.projected_gradient``).
     """
     t0 = time.perf_counter()
+    bounds, grad_name = None, "grad"
+    if box is not None:
+        ub = box.dual_upper_bounds()
+        bounds = scipy.optimize.Bounds(np.full(ub.size, -np.inf), ub)
+        x0, grad_name = box.project_dual(np.asarray(x0, dtype=np.float64)), "projected grad"
     cache: dict[str, object] = {}
     history = RunRecord(t0, callback)
 
@@ -64,6 +74,7 @@ def scipy_lbfgs_maximize(
     def neg(x):
         with ctl.limit(limits=full, user_api="blas"):
             f, g = fun(x)
+        g = np.asarray(g, dtype=np.float64)
         cache["x"], cache["f"], cache["g"] = x.copy(), f, g
         if not (np.isfinite(f) and np.all(np.isfinite(g))):
             return np.inf, np.zeros_like(x)  # makes the line search step back
@@ -74,7 +85,8 @@ def scipy_lbfgs_maximize(
         if "x" not in cache or not np.array_equal(cache["x"], x):
             neg(x)
         f = cache["f"]
-        gn = history.record(k, f, cache["g"])
+        g = cache["g"] if box is None else box.projected_gradient(x, cache["g"])
+        gn = history.record(k, f, g)
         return stop_reason(
             f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
         )
@@ -97,6 +109,7 @@ def scipy_lbfgs_maximize(
             x0,
             jac=True,
             method="L-BFGS-B",
+            bounds=bounds,
             callback=cb,
             options={
                 "maxiter": int(max_iter),
@@ -112,7 +125,7 @@ def scipy_lbfgs_maximize(
     else:
         status = Status.STALLED
         msg = (
-            f"L-BFGS stopped ({res.message}) at ||grad||_2 = {history.g[-1]:.3e} >= tol = "
-            f"{tol:.1e}: no further progress in float64"
+            f"L-BFGS-B stopped ({res.message}) at ||{grad_name}||_2 = {history.g[-1]:.3e} "
+            f">= tol = {tol:.1e}: no further progress in float64"
         )
     return history.outcome(state["x"], status, msg, state["k"])
