@@ -34,23 +34,16 @@ from cvxqreg.backend import blas_threads
 
 
 def transport_model(n: int, seed: int = 0) -> cp.Problem:
-    """Random transport on C^n (x) C^n: dense complex Hermitian cost, Wishart marginals."""
-    rng = np.random.default_rng(seed)
+    """Random transport on C^n (x) C^n: dense complex Hermitian cost, Wishart marginals (the model
+    of ``benchmarks/lowering_and_scs.py``, loaded from there)."""
+    import importlib.util
+    from pathlib import Path
 
-    def state(k):
-        G = rng.normal(size=(k, k)) + 1j * rng.normal(size=(k, k))
-        r = G @ G.conj().T
-        return r / np.trace(r).real
-
-    H = rng.normal(size=(n * n, n * n)) + 1j * rng.normal(size=(n * n, n * n))
-    H = (H + H.conj().T) / 2
-    X = cp.Variable((n * n, n * n), hermitian=True)
-    cons = [
-        X >> 0,
-        cp.partial_trace(X, [n, n], axis=1) == state(n),
-        cp.partial_trace(X, [n, n], axis=0) == state(n),
-    ]
-    return cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), cons)
+    path = Path(__file__).resolve().parent / "lowering_and_scs.py"
+    spec = importlib.util.spec_from_file_location("lowering_and_scs", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.qot_model(n, seed)
 
 
 #: name -> (builders at the paper, medium and small scales, large (no SCS)?)
