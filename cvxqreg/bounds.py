@@ -421,6 +421,101 @@ def _product_state(X: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return np.kron(rho, sigma) / np.trace(X).real
 
 
+def _marginals(X: np.ndarray, dims: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(Tr_2 X, Tr_1 X)``."""
+    n1, n2 = dims
+    T = X.reshape(n1, n2, n1, n2)
+    return np.einsum("ajbj->ab", T), np.einsum("iaib->ab", T)
+
+
+def _shifted_product_state(X: np.ndarray, dims: tuple[int, int], theta: float = 0.9) -> np.ndarray:
+    """The coupling ``(rho - n2 d I) (x) (sigma - n1 d I) / (tau - n1 n2 d) + d I`` of the marginals
+    ``rho = Tr_2 X``, ``sigma = Tr_1 X`` (``tau = Tr X``), with
+    ``d = theta min(lambda_min(rho) / n2, lambda_min(sigma) / n1)``.
+
+    Its marginals are ``rho`` and ``sigma`` and its smallest eigenvalue is at least ``d``: within
+    the factor ``theta`` of the largest possible, since ``X >= l I`` forces ``rho >= n2 l I`` and
+    ``sigma >= n1 l I``. The product ``rho (x) sigma / tau`` has only
+    ``lambda_min(rho) lambda_min(sigma) / tau`` (docs/bounds.md, 'The anchor')."""
+    n1, n2 = dims
+    rho, sigma = _marginals(X, dims)
+    rho, sigma = 0.5 * (rho + rho.conj().T), 0.5 * (sigma + sigma.conj().T)
+    tau = float(np.trace(X).real)
+    lr, ls = float(np.linalg.eigvalsh(rho)[0]), float(np.linalg.eigvalsh(sigma)[0])
+    d = theta * min(lr / n2, ls / n1)
+    if not (d > 0 and tau > n1 * n2 * d):
+        return np.full_like(X, np.nan)
+    Y = np.kron(rho - n2 * d * np.eye(n1), sigma - n1 * d * np.eye(n2)) / (tau - n1 * n2 * d)
+    return Y + d * np.eye(n1 * n2)
+
+
+_MARGINALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def coupling_marginals(problem) -> tuple[tuple[int, int], np.ndarray, np.ndarray] | None:
+    """``(dims, rho, sigma)`` when every constraint of ``problem`` is a partial trace over one
+    two-factor split (the feasible set is the couplings of ``rho`` and ``sigma``), else ``None``.
+    The marginals are read off the maximally mixed state restored onto ``A(X) = q`` (cached)."""
+    if problem in _MARGINALS:
+        return _MARGINALS[problem]
+    out = None
+    dims = _bipartite_dims(problem.A)
+    tau = problem.trace_value
+    if dims is not None and _marginals_only(problem.A) and tau is not None and tau > 0:
+        X0, _ = restore_feasibility(problem, (tau / problem.dim) * np.eye(problem.dim))
+        rho, sigma = _marginals(X0, dims)
+        out = (dims, 0.5 * (rho + rho.conj().T), 0.5 * (sigma + sigma.conj().T))
+    _MARGINALS[problem] = out
+    return out
+
+
+def _inv_sqrt_times(target: np.ndarray, current: np.ndarray) -> np.ndarray | None:
+    """``target^(1/2) current^(-1/2)`` (Hermitian square roots), or ``None`` if either is not
+    positive definite: then ``P current P* = target``."""
+    wt, Vt = np.linalg.eigh(target)
+    wc, Vc = np.linalg.eigh(current)
+    if not (wt[0] > 0 and wc[0] > 0):
+        return None
+    return (Vt * np.sqrt(wt)) @ Vt.conj().T @ (Vc / np.sqrt(wc)) @ Vc.conj().T
+
+
+def scale_to_marginals(
+    X: np.ndarray, rho: np.ndarray, sigma: np.ndarray, dims: tuple[int, int], rounds: int = 60
+) -> np.ndarray | None:
+    """Operator Sinkhorn: ``X <- (P (x) I) X (P (x) I)*`` with ``P = rho^(1/2) (Tr_2 X)^(-1/2)``,
+    then the same on the second factor, alternately, until both marginals equal ``rho`` and
+    ``sigma`` to rounding (docs/bounds.md, 'Couplings: scaling instead of projecting').
+
+    A congruence keeps a positive definite ``X`` positive definite, so unlike the Frobenius
+    projection of :func:`restore_feasibility` this restores feasibility without creating negative
+    eigenvalues; near a feasible ``X`` the factors are ``I + O(||residual|| / lambda_min(rho))``.
+    Returns ``None`` when a marginal of ``X`` is not positive definite."""
+    n1, n2 = dims
+    T = np.array(X, dtype=np.result_type(X, rho, sigma, np.float64), copy=True)
+    T = 0.5 * (T + T.conj().T)
+    scale = max(float(np.abs(np.trace(rho))), np.finfo(float).tiny)
+    last = math.inf
+    for _ in range(rounds):
+        r1, r2 = _marginals(T, dims)
+        err = max(float(np.linalg.norm(r1 - rho)), float(np.linalg.norm(r2 - sigma))) / scale
+        if err < 4 * _U or not err < 0.9 * last:
+            break
+        last = err
+        P = _inv_sqrt_times(rho, 0.5 * (r1 + r1.conj().T))
+        if P is None:
+            return None
+        T4 = T.reshape(n1, n2, n1, n2)
+        T4 = np.einsum("ab,bjcl,dc->ajdl", P, T4, P.conj(), optimize=True)
+        r2 = np.einsum("iaib->ab", T4)
+        Q = _inv_sqrt_times(sigma, 0.5 * (r2 + r2.conj().T))
+        if Q is None:
+            return None
+        T4 = np.einsum("ab,ibjc,dc->iajd", Q, T4, Q.conj(), optimize=True)
+        T = T4.reshape(n1 * n2, n1 * n2)
+        T = 0.5 * (T + T.conj().T)
+    return T
+
+
 def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anchor:
     """A strictly feasible, well-centred state for :func:`feasible_upper_bound` (cached per
     problem).
@@ -453,8 +548,14 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
         prod = _product_state(cands[0].X, dims)
         if np.all(np.isfinite(prod)):
             cands.append(_make_anchor(problem, prod, "product of the marginals", geo))
+        if _marginals_only(problem.A):
+            shifted = _shifted_product_state(cands[0].X, dims)
+            if np.all(np.isfinite(shifted)):
+                cands.append(_make_anchor(problem, shifted, "shifted product of the marginals", geo))
     # for couplings of two marginals the product (tried above) is the maximum-entropy state
-    product_is_max_entropy = len(cands) == 2 and _marginals_only(problem.A)
+    product_is_max_entropy = len(cands) >= 2 and _marginals_only(problem.A)
+    # the shifted product is within 10% of the largest lambda_min any coupling can have
+    near_optimal_lambda = any(a.source.startswith("shifted") and a.lam_lower > 0 for a in cands)
     if (
         not product_is_max_entropy
         and max((a.lam_lower for a in cands), default=-math.inf) < _WELL_CENTRED * (tau or 1) / D
@@ -465,6 +566,7 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
             cands.append(_make_anchor(problem, Xme, "maximum-entropy feasible state", geo))
     if (
         centre
+        and not near_optimal_lambda
         and tau is not None
         and max((a.lam_lower for a in cands), default=-1.0) < _WELL_CENTRED * tau / D
     ):
@@ -618,6 +720,23 @@ def feasible_upper_bound(
             t0,
         )
     Xh = 0.5 * (X + X.conj().T)
+    fb = _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0)
+    marg = coupling_marginals(problem)
+    if marg is not None and (fb.t != 0.0 or not fb.available):
+        dims, rho, sigma = marg
+        with np.errstate(all="ignore"):
+            Xs = scale_to_marginals(Xh, rho, sigma, dims)
+        if Xs is not None and np.all(np.isfinite(Xs)):
+            fs = _bound(problem, Xs, anchors, geo, nu, True, None, t0, scaled=True)
+            if fs.value < fb.value:
+                restoration = float(np.linalg.norm(fs.restored.X - Xh))
+                return dataclasses.replace(fs, restoration=restoration)
+    return fb
+
+
+def _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, scaled=False) -> FeasibleBound:
+    """:func:`feasible_upper_bound` for one Hermitian ``Xh`` (``scaled``: ``Xh`` came from
+    :func:`scale_to_marginals`)."""
     Xr, corr = restore_feasibility(problem, Xh)
     rho = _residual_bound(problem, Xr, geo)
     energy, e_err = _energy(problem, Xr)
@@ -638,7 +757,7 @@ def feasible_upper_bound(
             corr,
             need,
             energy,
-            _note("", 0.0, nu),
+            _note("", 0.0, nu, scaled),
             time.perf_counter() - t0,
             restored,
         )
@@ -680,17 +799,18 @@ def feasible_upper_bound(
         corr,
         zeta,
         energy,
-        _note(anc.source, t, nu),
+        _note(anc.source, t, nu, scaled),
         time.perf_counter() - t0,
         restored,
     )
 
 
-def _note(source: str, t: float, nu: float) -> str:
+def _note(source: str, t: float, nu: float, scaled: bool = False) -> str:
+    how = "scaled to the marginals (operator Sinkhorn), " if scaled else ""
     note = (
-        "restored onto A(X) = q"
+        f"{how}restored onto A(X) = q"
         if t == 0.0
-        else f"restored onto A(X) = q and mixed with the {source} (weight t = {t:.3e})"
+        else f"{how}restored onto A(X) = q and mixed with the {source} (weight t = {t:.3e})"
     )
     if nu > 0:
         note += (

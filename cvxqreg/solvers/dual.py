@@ -58,6 +58,8 @@ LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
 _DENSE_HESSIAN_WORK = 4e6
+#: the dense low-rank Hessian keeps its m x rD rows in memory up to this many entries (256 MB)
+_DENSE_LOW_RANK_ENTRIES = 1 << 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -403,6 +405,86 @@ class DualOracle:
             Hm[self.imag_rows, :] = 0.0
             Hm[:, self.imag_rows] = 0.0
         along = self._trace_curvature(ev)
+        return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
+
+    def _row_entries(self):
+        """The nonzeros of the rows as host triplets ``(i, a, b, (Q_i)_ab)`` (real parts only
+        under the real reduction, as :meth:`_adjoint`), from the sparse
+        :meth:`~cvxqreg.operators.ConstraintOperator.matrix`."""
+        ent = self._shared.get("entries")
+        if ent is None:
+            M = self.problem.A.to_backend("numpy").matrix().tocoo()
+            pair, part = np.divmod(M.col, 2)
+            vals = np.where(part == 0, M.data + 0j, 1j * M.data)
+            if self.real:
+                keep = part == 0
+                rows, pair, vals = M.row[keep], pair[keep], vals[keep].real
+            else:
+                rows = M.row
+            a, b = np.divmod(pair, self.problem.dim)
+            ent = self._shared["entries"] = (rows, a, b, vals)
+        return ent
+
+    def low_rank_dense_cost(self, ev: Evaluation, products: str = "auto") -> tuple[int, float] | None:
+        """``(r, c)``: the block of eigenvectors that :meth:`hessian_operator` would use with
+        ``products`` (``r = D`` for the full product) and the flops of
+        :meth:`low_rank_hessian_matrix` on it in units of one such Hessian-vector product
+        (``8 m r D^2 + 4 m^2 r D`` against ``40 r D^2 + 8 nnz``); ``None`` when the ``m x rD``
+        rows would exceed :data:`_DENSE_LOW_RANK_ENTRIES`."""
+        D, m = self.problem.dim, self.q.size
+        r = None if products == "full" else self._low_rank_split(ev)
+        frac = LOW_RANK_MAX_FRACTION.get(self.be.name, LOW_RANK_MAX_FRACTION["numpy"])
+        if r is None or (products == "auto" and r > frac * D):
+            r = D
+        if r == 0 or m * r * D > _DENSE_LOW_RANK_ENTRIES:
+            return None
+        nnz = self._row_entries()[0].size
+        dense = 8.0 * m * r * D * D + 4.0 * m * m * r * D
+        return r, dense / (40.0 * r * D * D + 8.0 * nnz)
+
+    def low_rank_hessian_matrix(self, ev: Evaluation, r: int) -> np.ndarray:
+        """``-Hess D(alpha)`` as a dense ``(m, m)`` matrix from the top ``r`` eigenvectors only:
+        the matrix of :meth:`_low_rank_product` (docs/theory.md, 'Low-rank Hessian products').
+
+        With the rows ``J_i = U_T^* Q_i U`` (``r x D``) of the rows in the eigenbasis and the top
+        rows ``G_T`` of the divided differences (``T`` columns halved, as in the product),
+
+            (-Hess D_eps)_ij = (2/eps) Re sum_{k in T, l} (G_T)_kl conj(J_i)_kl (J_j)_kl.
+
+        ``J_i^T = U^T (Q_i^T conj(U_T))``: the sparse rows times ``U_T`` (``nnz r`` flops), then
+        one ``mr x D`` by ``D x D`` product (``8 m r D^2`` flops); the contraction is one
+        ``m x 2rD`` by ``2rD x m`` real product (``4 m^2 r D`` flops). Against ``40 r D^2`` flops
+        for one low-rank product that is about ``m / 5 + m^2 / (10 D)`` products, whatever ``r``
+        (:meth:`low_rank_dense_cost`), and it needs no conjugate-gradient iterations."""
+        eps = self.eps
+        rows, a, b, vals = self._row_entries()
+        m = self.q.size
+        U = self.be.to_host(ev.U)
+        D = U.shape[0]
+        t = self.be.to_host(ev.lam) / eps
+        UT = U[:, D - r :]
+        GT = np.asarray(self.reg.divided_differences(t[D - r :], t))
+        GT[:, D - r :] *= 0.5
+        # J_i = (Q_i^T conj(U_T))^T U: the sparse rows Q_i^T stacked (row i D + b, column a)
+        # times conj(U_T), then one dense product with U
+        Qt = self._shared.get("rows_t")
+        if Qt is None:
+            import scipy.sparse as sp
+
+            Qt = sp.csr_matrix((vals, (rows * D + b, a)), shape=(m * D, D))
+            Qt.sum_duplicates()
+            Qt = self._shared["rows_t"] = Qt
+        C = np.asarray(Qt @ UT.conj()).reshape(m, D, r).transpose(0, 2, 1)
+        J = (C.reshape(m * r, D) @ U).reshape(m, r * D)
+        W = (J.reshape(m, r, D) * GT[None]).reshape(m, r * D)
+        if np.iscomplexobj(J):  # Re(conj(a) b) = Re a Re b + Im a Im b: one real product
+            J, W = J.view(np.float64), W.view(np.float64)
+        Hm = (J @ W.T) * (2.0 / eps)
+        Hm = 0.5 * (Hm + Hm.T)
+        if self.imag_rows is not None:
+            Hm[self.imag_rows, :] = 0.0
+            Hm[:, self.imag_rows] = 0.0
+        along = self._trace_curvature(ev, r)
         return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
 
     def _trace_curvature(self, ev: Evaluation, r: int | None = None):

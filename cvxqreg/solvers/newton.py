@@ -108,7 +108,7 @@ def newton_cg_maximize(
     f, g = neg(x)
     ev = last["ev"]
     history = RunRecord(t0, callback)
-    cg_total = n_factor = cg_low_rank = 0
+    cg_total = n_factor = cg_low_rank = n_low_rank_dense = cg_last = 0
     if hessian not in ("auto", "dense", "cg"):
         raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
     if products not in HESSIAN_PRODUCTS:
@@ -130,14 +130,24 @@ def newton_cg_maximize(
             status, msg = stop
             break
         mu = regularization * gn / energy_scale
+        low_rank_dense = None
+        if not dense and hessian == "auto" and cg_last > 0:
+            cost = oracle.low_rank_dense_cost(ev, products)
+            # conjugate gradients needed more products than forming the matrix costs
+            if cost is not None and cost[1] <= cg_last:
+                low_rank_dense = cost[0]
         if dense:
             p = _dense_step(oracle.hessian_matrix(ev), -g, mu)
             n_factor += 1
+        elif low_rank_dense is not None:
+            p = _dense_step(oracle.low_rank_hessian_matrix(ev, low_rank_dense), -g, mu)
+            n_low_rank_dense += 1
         else:
             M = oracle.hessian_operator(ev, products)
             M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             p, n_cg = _cg(M_mu, -g, min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10))
             cg_total += n_cg
+            cg_last = n_cg
             if oracle.last_products != "full":
                 cg_low_rank += n_cg
         dphi0 = float(g @ p)
@@ -158,6 +168,8 @@ def newton_cg_maximize(
     work = f"{n_factor} Hessian factorizations" if dense else f"{cg_total} CG products"
     if cg_low_rank:
         work += f", {cg_low_rank} of them low-rank"
+    if n_low_rank_dense:
+        work += f", {n_low_rank_dense} low-rank Hessian factorizations"
     out = history.outcome(x, status, f"{msg} ({work})", k)
     return dataclasses.replace(out, evaluation=ev)
 
