@@ -551,7 +551,8 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
         if _marginals_only(problem.A):
             shifted = _shifted_product_state(cands[0].X, dims)
             if np.all(np.isfinite(shifted)):
-                cands.append(_make_anchor(problem, shifted, "shifted product of the marginals", geo))
+                name = "shifted product of the marginals"
+                cands.append(_make_anchor(problem, shifted, name, geo))
     # for couplings of two marginals the product (tried above) is the maximum-entropy state
     product_is_max_entropy = len(cands) >= 2 and _marginals_only(problem.A)
     # the shifted product is within 10% of the largest lambda_min any coupling can have

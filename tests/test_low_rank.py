@@ -233,3 +233,44 @@ def test_real_reduction_dense_hessian_matches_products(rng):
         op = oracle.hessian_operator(ev, products)
         cols = np.column_stack([op(e) for e in np.eye(P.n_rows)])
         np.testing.assert_allclose(Hm, cols, rtol=1e-10, atol=1e-12 * np.abs(cols).max())
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+@pytest.mark.parametrize("kind", sorted(PROBLEMS))
+@pytest.mark.parametrize("eps", [5.0, 0.005])
+@pytest.mark.parametrize("eliminate", [True, False])
+def test_dense_low_rank_hessian_is_the_matrix_of_the_products(rng, reg, kind, eps, eliminate):
+    """The dense Hessian built from the sparse rows and the top block equals the operator of
+    the (low-rank or full) products applied to the unit vectors."""
+    P = PROBLEMS[kind](rng)
+    oracle = DualOracle(P, eps, reg, "numpy", eliminate=eliminate)
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    if not np.all(np.isfinite(ev.w)):
+        pytest.skip("the plain dual overflows at this iterate (its true value is -inf)")
+    for products in ("full", "low_rank"):
+        op = oracle.hessian_operator(ev, products)
+        cols = np.column_stack([op(e) for e in np.eye(P.n_rows)])
+        cost = oracle.low_rank_dense_cost(ev, products)
+        assert cost is not None and cost[1] > 0
+        r = cost[0]
+        assert r == P.dim if products == "full" else r <= P.dim
+        Hm = oracle.low_rank_hessian_matrix(ev, r)
+        assert np.array_equal(Hm, Hm.T)
+        scale = np.abs(cols).max()
+        assert np.abs(Hm - cols).max() <= 1e-12 * scale, products
+
+
+def test_newton_switches_to_the_dense_low_rank_hessian(rng):
+    """When CG needs more products than forming the matrix costs, Newton factors the dense
+    low-rank Hessian; the optimum is the same as with CG only."""
+    P, _, _ = qot_problem(rng, n=7)  # D = 49: above the size where the full dense form is used
+    runs = {}
+    for hessian in ("auto", "cg"):
+        res = DualSolver(backend="numpy", tol=1e-9, hessian=hessian)(P, 1e-3)
+        assert res.status == "converged"
+        runs[hessian] = res
+    assert "low-rank Hessian factorizations" in runs["auto"].message
+    assert "factorizations" not in runs["cg"].message
+    a, c = runs["auto"], runs["cg"]
+    assert abs(a.dual_value - c.dual_value) <= 1e-9 * max(1.0, abs(c.dual_value))
+    assert np.linalg.norm(P.residual(a.X)) <= 1e-8

@@ -425,7 +425,9 @@ class DualOracle:
             ent = self._shared["entries"] = (rows, a, b, vals)
         return ent
 
-    def low_rank_dense_cost(self, ev: Evaluation, products: str = "auto") -> tuple[int, float] | None:
+    def low_rank_dense_cost(
+        self, ev: Evaluation, products: str = "auto"
+    ) -> tuple[int, float] | None:
         """``(r, c)``: the block of eigenvectors that :meth:`hessian_operator` would use with
         ``products`` (``r = D`` for the full product) and the flops of
         :meth:`low_rank_hessian_matrix` on it in units of one such Hessian-vector product
