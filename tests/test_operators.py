@@ -165,3 +165,16 @@ def test_bit_parity_matches_counting_and_the_problem_library():
     assert np.array_equal(bit_parity(a), want)
     assert np.array_equal(_parity(a.astype(np.int64)), want)  # the library's independent copy
     assert int(bit_parity(6)) == 0 and int(bit_parity(7)) == 1
+
+
+@pytest.mark.parametrize("k", range(10))
+def test_factored_adjoint_and_apply_equal_the_dense_forms(rng, k):
+    """``A*(a) V`` and ``A(L R^* + R L^*)`` from the factors (partial traces never form a
+    ``D x D`` matrix) equal the products with the formed matrices."""
+    op = (operators(rng) + [PartialTrace((2, 3, 2), (0, 2))])[k]
+    for r in (1, 3, op.dim):
+        V, L, R = (rng.normal(size=(op.dim, r)) + 1j * rng.normal(size=(op.dim, r)) for _ in "VLR")
+        a = rng.normal(size=op.n_rows)
+        np.testing.assert_allclose(op.adjoint_times(a, V), op.adjoint(a) @ V, atol=1e-12)
+        M = L @ R.conj().T
+        np.testing.assert_allclose(op.apply_sym_product(L, R), op.apply(M + M.conj().T), atol=1e-11)

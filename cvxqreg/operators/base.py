@@ -66,6 +66,19 @@ class ConstraintOperator(abc.ABC):
         """
         return self.apply(self.backend.outer(V))
 
+    def adjoint_times(self, alpha: Any, V: Any) -> Any:
+        """``A*(alpha) V`` for a ``D x r`` matrix ``V`` (the low-rank Hessian products need
+        ``U_T^* A*(v) U`` only). Generic version: form ``A*(alpha)`` (``D^2``) and multiply
+        (``D^2 r``); structured operators never form the ``D x D`` matrix."""
+        return self.adjoint(alpha) @ V
+
+    def apply_sym_product(self, L: Any, R: Any) -> Any:
+        """``A(L R^* + R L^*)`` for ``D x r`` factors ``L``, ``R``. Generic version: form the
+        ``D x D`` sum (``D^2 r``) and :meth:`apply`; structured operators contract the factors
+        directly."""
+        M = L @ R.conj().T
+        return self.apply(M + M.conj().T)
+
     @abc.abstractmethod
     def to_backend(self, backend: Backend | str) -> ConstraintOperator:
         """A copy of this operator whose data live on ``backend``."""

@@ -118,18 +118,51 @@ class PartialTrace(ConstraintOperator):
         ``Tr_axis(V V^*) = sum_k V_k V_k^*`` for the ``(a b) x r`` slices ``V_k = V[:, k, :, :]``,
         i.e. one product ``C C^*`` of the ``n x (d r)`` matrix ``C = [V_0, ..., V_{d-1}]``:
         ``n^2 d r = D n r`` flops instead of ``D^2 r`` (``n = D / d``)."""
+        C = self._columns(V)
+        return self._pack(self.scale * (C @ C.conj().T))
+
+    def _columns(self, V):
+        """``V`` (``D x r``) as the ``n x (t r)`` matrix ``C = [V_0, ..., V_{t-1}]`` of its
+        slices over the traced factors (:meth:`apply_spectral`)."""
         xp = self.backend.xp
-        a, d, b = self._a, self._d, self._b
         r = V.shape[1]
         if self._single:
-            Vt = V.reshape(a, d, b, r).transpose(0, 2, 1, 3)
+            Vt = V.reshape(self._a, self._d, self._b, r).transpose(0, 2, 1, 3)
         else:  # kept factors first, then traced ones, then the columns of V
             Vt = V.reshape(self.dims + (r,)).transpose(self._perm() + (len(self.dims),))
-        C = xp.ascontiguousarray(Vt).reshape(self.n_out, self._t * r)
-        y = (self.scale * (C @ C.conj().T)).reshape(-1, order="F")
+        return xp.ascontiguousarray(Vt).reshape(self.n_out, self._t * r)
+
+    def _from_columns(self, C, r):
+        """The inverse of :meth:`_columns`."""
+        xp = self.backend.xp
+        if self._single:
+            a, d, b = self._a, self._d, self._b
+            out = C.reshape(a, b, d, r).transpose(0, 2, 1, 3)
+        else:
+            sizes = tuple(self.dims[j] for j in self._perm())
+            inv = tuple(int(i) for i in np.argsort(self._perm()))
+            out = C.reshape(sizes + (r,)).transpose(inv + (len(self.dims),))
+        return xp.ascontiguousarray(out).reshape(self.dim, r)
+
+    def _pack(self, Y):
+        """An ``n x n`` marginal as the row vector of :meth:`apply`."""
+        xp = self.backend.xp
+        y = Y.reshape(-1, order="F")
         if self.real:
             return xp.ascontiguousarray(y.real, dtype=xp.float64)
         return xp.concatenate([y.real, y.imag]).astype(xp.float64, copy=False)
+
+    def adjoint_times(self, alpha, V):
+        """``(s Herm(Z) (x)_axis I) V`` as ``Z`` times the ``n x (t r)`` slices of ``V``:
+        ``D n r`` flops, the ``D x D`` matrix never formed."""
+        Z = self._unpack(alpha)
+        Zh = (Z + Z.conj().T) * (0.5 * self.scale)
+        return self._from_columns(Zh @ self._columns(V), V.shape[1])
+
+    def apply_sym_product(self, L, R):
+        """``s Tr_axis(L R^* + R L^*)`` as ``C_L C_R^* + C_R C_L^*`` (``D n r`` flops)."""
+        M = self._columns(L) @ self._columns(R).conj().T
+        return self._pack(self.scale * (M + M.conj().T))
 
     def apply(self, X):
         xp = self.backend.xp
@@ -155,16 +188,18 @@ class PartialTrace(ConstraintOperator):
         out = Zh.reshape(a, 1, b, a, 1, b) * eye
         return out.reshape(self.dim, self.dim)
 
-    def adjoint(self, alpha):
+    def _unpack(self, alpha):
+        """The ``n x n`` matrix ``Z`` whose embedding is ``A*(alpha)``."""
         xp = self.backend.xp
         n = self.n_out
         alpha = xp.asarray(alpha, dtype=xp.float64)
         if self.real:
-            Z = alpha.reshape(n, n, order="F").astype(xp.complex128)
-        else:
-            nn = n * n
-            Z = alpha[:nn].reshape(n, n, order="F") + 1j * alpha[nn:].reshape(n, n, order="F")
-        return self.embed(Z)
+            return alpha.reshape(n, n, order="F").astype(xp.complex128)
+        nn = n * n
+        return alpha[:nn].reshape(n, n, order="F") + 1j * alpha[nn:].reshape(n, n, order="F")
+
+    def adjoint(self, alpha):
+        return self.embed(self._unpack(alpha))
 
     def matrix(self):
         """Sparse rows built directly (``4 n^2 d`` nonzeros): ``Re Y_ij`` is

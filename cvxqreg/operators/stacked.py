@@ -70,6 +70,32 @@ class Stacked(ConstraintOperator):
             out = term if out is None else out + term
         return out
 
+    def adjoint_times(self, alpha, V):
+        """``sum_p A_p*(alpha_p) V``, each part in its own structure."""
+        xp = self.backend.xp
+        alpha = xp.asarray(alpha, dtype=xp.float64)
+        out = None
+        for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
+            term = p.adjoint_times(alpha[lo:hi], V)
+            out = term if out is None else out + term
+        return out
+
+    def apply_sym_product(self, L, R):
+        """Each part from the factors; the ``D x D`` sum is formed once, only if some part
+        needs it."""
+        xp = self.backend.xp
+        S = None
+        out = []
+        for p in self.parts:
+            if p.spectral_native:
+                out.append(p.apply_sym_product(L, R))
+            else:
+                if S is None:
+                    M = L @ R.conj().T
+                    S = M + M.conj().T
+                out.append(p.apply(S))
+        return xp.concatenate(out)
+
     def to_backend(self, backend):
         be = _resolve(backend)
         return self if be == self.backend else Stacked(self.parts, backend=be)
@@ -116,6 +142,15 @@ class Selected(ConstraintOperator):
         full = xp.zeros(self.base.n_rows, dtype=xp.float64)
         full[self._rows_d] = xp.asarray(alpha, dtype=xp.float64)
         return self.base.adjoint(full)
+
+    def adjoint_times(self, alpha, V):
+        xp = self.backend.xp
+        full = xp.zeros(self.base.n_rows, dtype=xp.float64)
+        full[self._rows_d] = xp.asarray(alpha, dtype=xp.float64)
+        return self.base.adjoint_times(full, V)
+
+    def apply_sym_product(self, L, R):
+        return self.base.apply_sym_product(L, R)[self._rows_d]
 
     def to_backend(self, backend):
         be = _resolve(backend)
