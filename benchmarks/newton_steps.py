@@ -47,11 +47,13 @@ def random_transport(n, seed=0):
 CASES = {
     "qwd12": ("QWD n = 12", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(12).problem)),
     "qwd15": ("QWD n = 15", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(15).problem)),
+    "qwd19": ("QWD n = 19", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(19).problem)),
     "ising3": ("IM N = 3", 1e-2, lambda: cvxqreg.lower(problems.ising(3).problem)),
     "ising4": ("IM N = 4", 1e-2, lambda: cvxqreg.lower(problems.ising(4).problem)),
     "ising5": ("IM N = 5", 1e-2, lambda: cvxqreg.lower(problems.ising(5).problem)),
     "rt8": ("random transport n = 8", 1e-2, lambda: random_transport(8)),
     "rt10": ("random transport n = 10", 1e-2, lambda: random_transport(10)),
+    "rt12": ("random transport n = 12", 1e-2, lambda: random_transport(12)),
     "qt6": ("QT1 n = 6", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 6).problem)),
     "qt7": ("QT1 n = 7", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 7).problem)),
 }
@@ -63,7 +65,7 @@ class Counts:
 
     def install(self):
         ev0, hop0 = dual.DualOracle.evaluate, dual.DualOracle.hessian_operator
-        ls0 = newton._line_search
+        ls0 = newton.line_search
         c = self
 
         def evaluate(self_, *a, **k):
@@ -90,7 +92,7 @@ class Counts:
 
         dual.DualOracle.evaluate = evaluate
         dual.DualOracle.hessian_operator = hessian_operator
-        newton._line_search = line_search
+        newton.line_search = line_search
 
 
 def main(argv=None):

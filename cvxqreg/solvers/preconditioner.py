@@ -1,0 +1,167 @@
+"""A preconditioner for Newton-CG on bipartite marginal (transport) constraints.
+
+For constraints ``s_A Tr_B X = rho_A``, ``s_B Tr_A X = rho_B`` on ``X`` on ``C^{n_A} (x) C^{n_B}``
+(QWD, quantum transport, the Ising marginals) and the von Neumann regularizer, the negative dual
+Hessian ``-Hess D = (1/eps) A Dpsi'_W A*`` (docs/theory.md, 'Daleckii-Krein Hessian') has a closed
+form when the state is a product, ``X = X_A (x) X_B / Tr X`` with marginals ``X_A = Tr_B X``,
+``X_B = Tr_A X``: since ``exp(W_A (x) I + I (x) W_B) = exp(W_A) (x) exp(W_B)``,
+
+    <Q_i, Dexp(Q_j)>/eps = (s_A^2/eps) Re sum_kl conj(J_i)_kl L_kl (J_j)_kl       (i, j rows of A)
+                         = (s_A s_B/eps) <Q_i, X> <Q_j, X> / Tr X                  (i of A, j of B)
+
+with ``J_i = U_A^* B_i U_A`` (``Q_i = s_A B_i (x) I``, ``X_A = U_A diag(a) U_A^*``) and ``L`` the
+logarithmic means ``L_kl = (a_k - a_l) / (log a_k - log a_l)`` (``L_kk = a_k``): the Kubo-Mori
+metric of the marginal. :func:`marginal_preconditioner` forms this ``m x m`` matrix ``P`` from
+the marginals of the current iterate (``O(n^6 + m^2 n^2)`` flops, ``n = max(n_A, n_B)``: about
+one Hessian-vector product at ``D = n^2``), takes the same Schur complement along the trace
+direction as the oracle (docs/theory.md, 'The Hessian of the eliminated dual'), adds the
+Levenberg-Marquardt shift and factors it by Cholesky. For a product state ``P`` equals
+``-Hess D`` exactly, so preconditioned CG converges in one iteration; elsewhere it is an SPD
+approximation whose quality depends on how far the state is from a product.
+
+Guards: the marginals' eigenvalues are floored at ``1e-12`` of the largest (a rank-deficient
+marginal would make ``P`` singular), the null direction along ``c`` is replaced by a positive
+multiple of ``c c^T`` (so ``P`` is SPD; the residuals of CG stay orthogonal to ``c``), and a
+failed Cholesky returns ``None``. Newton-CG falls back to plain CG when this returns ``None`` or
+when preconditioned CG meets non-positive curvature (:mod:`cvxqreg.solvers.newton`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.linalg
+
+from ..operators.partial_trace import PartialTrace
+from ..operators.stacked import Selected, Stacked
+
+__all__ = ["PRECONDITIONERS", "MarginalStructure", "marginal_preconditioner", "marginal_structure"]
+
+#: ``preconditioner=`` choices of Newton-CG (:class:`~cvxqreg.DualSolver`)
+PRECONDITIONERS = ("auto", "none", "marginal")
+#: marginal eigenvalues are floored at this fraction of the largest
+_MARGINAL_FLOOR = 1e-12
+
+
+@dataclasses.dataclass(frozen=True)
+class MarginalStructure:
+    """The two :class:`~cvxqreg.operators.PartialTrace` parts of a bipartite marginal problem:
+    the stacked operator ``base``, its parts, and the rows kept (``None``: all)."""
+
+    base: Stacked
+    parts: tuple[PartialTrace, PartialTrace]
+    rows: np.ndarray | None
+
+
+def marginal_structure(oracle) -> MarginalStructure | None:
+    """The bipartite marginal structure of the oracle's problem, or ``None`` when the
+    preconditioner does not apply: not the von Neumann regularizer, several PSD blocks, or
+    constraints other than the two marginals ``Tr_B X``, ``Tr_A X`` of one bipartition (each
+    possibly a subset of rows)."""
+    if getattr(oracle.reg, "name", None) != "von_neumann" or oracle.problem.blocks is not None:
+        return None
+    A, rows = oracle.A, None
+    if isinstance(A, Selected):
+        A, rows = A.base, np.asarray(A.rows)
+    if not isinstance(A, Stacked) or len(A.parts) != 2:
+        return None
+    p, q = A.parts
+    if not (isinstance(p, PartialTrace) and isinstance(q, PartialTrace)):
+        return None
+    if len(p.dims) != 2 or p.dims != q.dims or {p.axes, q.axes} != {(0,), (1,)}:
+        return None
+    return MarginalStructure(A, (p, q), rows)
+
+
+def _row_matrices(part: PartialTrace, U: np.ndarray) -> np.ndarray:
+    """``J_i = U^* Herm(Z_i) U`` for the rows of ``part`` (``(rows, n, n)``), ``Z_i`` the unit
+    matrix of row ``i`` (``E_jk`` for ``Re Y_jk``, ``i E_jk`` for ``Im Y_jk``, column-major)."""
+    n = part.n_out
+    O = U.conj()[:, None, :, None] * U[None, :, None, :]  # O[j, k, a, b] = conj(U_ja) U_kb
+    Ot = O.transpose(1, 0, 2, 3)
+    re = 0.5 * (O + Ot)
+    # row j + n k is entry (j, k): the [k, j] order flattens to it
+    J = re.transpose(1, 0, 2, 3).reshape(n * n, n, n)
+    if not part.real:
+        im = 0.5j * (O - Ot)
+        J = np.concatenate([J, im.transpose(1, 0, 2, 3).reshape(n * n, n, n)])
+    return J
+
+
+def _log_mean(a: np.ndarray) -> np.ndarray:
+    """``L_kl = (a_k - a_l) / (log a_k - log a_l)``, ``L_kk = a_k`` (``a > 0``), computed as
+    ``a_l (x - 1) / log x`` with ``x = a_k / a_l`` and ``log1p`` near ``x = 1``."""
+    hi = np.maximum(a[:, None], a[None, :])
+    lo = np.minimum(a[:, None], a[None, :])
+    y = hi / lo - 1.0
+    safe = np.where(y > 0, y, 1.0)
+    return np.where(y > 1e-12, lo * safe / np.log1p(safe), lo * (1.0 + 0.5 * y))
+
+
+def marginal_matrix(structure: MarginalStructure, oracle, ev) -> np.ndarray:
+    """The product-state approximation ``P`` of ``-Hess D`` (before the Schur complement) as an
+    ``(m, m)`` host matrix over the oracle's rows, from the marginals of ``ev``'s state."""
+    be, eps = oracle.be, oracle.eps
+    V = oracle.factor(ev.U, ev.w)
+    u_full = np.asarray(be.to_host(structure.base.apply_spectral(V)), dtype=np.float64)
+    trace = float(be.to_host(be.xp.sum(be.xp.abs(V) ** 2)))
+    blocks, us = [], []
+    for part, off in zip(structure.parts, structure.base.offsets[:2], strict=True):
+        n, s = part.n_out, part.scale
+        y = u_full[off : off + part.n_rows]
+        nn = n * n
+        Y = y[:nn].reshape(n, n, order="F").astype(np.complex128)
+        if not part.real:
+            Y = Y + 1j * y[nn:].reshape(n, n, order="F")
+        rho = 0.5 * (Y + Y.conj().T) / s
+        a, Ua = np.linalg.eigh(rho)
+        a = np.maximum(a, _MARGINAL_FLOOR * max(float(a[-1]), np.finfo(float).tiny))
+        L = _log_mean(a).reshape(-1)
+        J = _row_matrices(part, Ua).reshape(part.n_rows, -1)
+        Jr = np.concatenate([J.real, J.imag], axis=1)
+        L2 = np.concatenate([L, L])
+        blocks.append((s * s / eps) * (Jr @ (Jr * L2[None, :]).T))
+        us.append(y)
+    P = scipy.linalg.block_diag(*blocks)
+    k = structure.parts[0].n_rows
+    cross = np.outer(us[0], us[1]) / (eps * trace)
+    P[:k, k:] = cross
+    P[k:, :k] = cross.T
+    if structure.rows is not None:
+        P = P[np.ix_(structure.rows, structure.rows)]
+    return 0.5 * (P + P.T)
+
+
+def marginal_preconditioner(structure: MarginalStructure, oracle, ev, mu: float):
+    """``r -> P_mu^{-1} r`` for the SPD matrix ``P_mu`` approximating ``-Hess D + mu I`` (see the
+    module docstring), or ``None`` when its Cholesky factorization fails."""
+    P = marginal_matrix(structure, oracle, ev)
+    m = P.shape[0]
+    if oracle.c is not None:  # the Schur complement along c, as the oracle's
+        h = P @ oracle.c
+        chc = float(oracle.c @ h)
+        if chc > 0:
+            P = P - np.outer(h, h) / chc
+    scale = float(np.trace(P)) / m
+    if not (np.isfinite(scale) and scale > 0):
+        return None
+    if oracle.imag_rows is not None:  # rows on which D(P alpha) is flat: decoupled
+        P[oracle.imag_rows, :] = 0.0
+        P[:, oracle.imag_rows] = 0.0
+        P[oracle.imag_rows, oracle.imag_rows] = scale
+    if oracle.c is not None:  # c spans the null space of both: put it at the mean curvature
+        ch = oracle.c / np.linalg.norm(oracle.c)
+        P = P + scale * np.outer(ch, ch)
+    P[np.diag_indices(m)] += mu + 1e-12 * scale
+    try:
+        factor = scipy.linalg.cho_factor(P, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    if not np.all(np.isfinite(factor[0])):
+        return None
+
+    def solve(r):
+        return scipy.linalg.cho_solve(factor, r, check_finite=False)
+
+    return solve
