@@ -241,6 +241,7 @@ OPTION_VALUES = {
     "ladder_ratio": 5.0,
     "hessian": "cg",
     "hessian_products": "full",
+    "preconditioner": "none",
     "regularization": 0.0,
     "predictor": False,
     "progress": True,
@@ -262,6 +263,7 @@ CLI_ARGS = {
     "ladder_ratio": ["--ladder-ratio", "5"],
     "hessian": ["--hessian", "cg"],
     "hessian_products": ["--hessian-products", "full"],
+    "preconditioner": ["--preconditioner", "none"],
     "regularization": ["--regularization", "0"],
     "predictor": ["--no-predictor"],
     "progress": [],  # the command line supplies its own progress bar

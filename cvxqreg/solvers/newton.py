@@ -47,6 +47,11 @@ from .preconditioner import PRECONDITIONERS, marginal_preconditioner, marginal_s
 
 __all__ = ["newton_cg_maximize"]
 
+#: preconditioned Newton steps allowed without halving the best gradient norm before plain CG
+#: takes over (measured: exactly rank-deficient marginals, whose dual optimum lies at infinity,
+#: otherwise kept the preconditioned run from converging where plain CG did)
+PCG_PATIENCE = 10
+
 
 def _cg(
     apply_M: Callable,
@@ -147,6 +152,7 @@ def newton_cg_maximize(
     if not dense and preconditioner != "none":
         structure = marginal_structure(oracle)
     n_pcg = n_fallback = 0
+    best_gn, since_best = np.inf, 0  # progress of the preconditioned steps
 
     stagnation = Stagnation(STAGNATION_PATIENCE)
     k = 0
@@ -172,9 +178,11 @@ def newton_cg_maximize(
             p, n_cg, ok = _cg(M_mu, -g, rtol, cap, pre)
             if pre is not None:
                 n_pcg += 1
-            if not ok or (structure is not None and pre is None):
-                # the preconditioner failed (not SPD, or non-positive curvature met): plain CG
-                # for this step and the rest of the run
+                best_gn, since_best = (gn, 0) if gn < 0.5 * best_gn else (best_gn, since_best + 1)
+            stalled = pre is not None and since_best > PCG_PATIENCE
+            if not ok or stalled or (structure is not None and pre is None):
+                # the preconditioner failed (not SPD, non-positive curvature met, or no progress):
+                # plain CG for this step and the rest of the run
                 n_fallback += 1
                 structure = None
                 if not ok:
