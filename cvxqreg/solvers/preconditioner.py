@@ -52,6 +52,9 @@ class MarginalStructure:
     base: Stacked
     parts: tuple[PartialTrace, PartialTrace]
     rows: np.ndarray | None
+    #: orthonormal basis (``m x k``) of the directions on which ``D(alpha)`` is flat: the null
+    #: space of ``A*`` and the rows dropped by the real reduction
+    flat: np.ndarray
 
 
 def marginal_structure(oracle) -> MarginalStructure | None:
@@ -71,7 +74,21 @@ def marginal_structure(oracle) -> MarginalStructure | None:
         return None
     if len(p.dims) != 2 or p.dims != q.dims or {p.axes, q.axes} != {(0,), (1,)}:
         return None
-    return MarginalStructure(A, (p, q), rows)
+    flat = oracle._shared.get("flat_directions")
+    if flat is None:
+        flat = oracle._shared["flat_directions"] = _flat_directions(oracle)
+    return MarginalStructure(A, (p, q), rows, flat)
+
+
+def _flat_directions(oracle) -> np.ndarray:
+    """Orthonormal basis of ``null(A*)`` (from the Gram matrix ``A A*``) plus the rows the real
+    reduction drops (:attr:`DualOracle.imag_rows`): ``-Hess D`` vanishes on them."""
+    G = oracle.problem.A.gram()
+    w, V = np.linalg.eigh(0.5 * (G + G.T))
+    null = V[:, w <= 1e-10 * max(float(w[-1]), np.finfo(float).tiny)]
+    if oracle.imag_rows is not None:
+        null = np.concatenate([null, np.eye(G.shape[0])[:, oracle.imag_rows]], axis=1)
+    return scipy.linalg.orth(null) if null.shape[1] else null
 
 
 def _row_matrices(part: PartialTrace, U: np.ndarray) -> np.ndarray:
@@ -143,16 +160,22 @@ def marginal_preconditioner(structure: MarginalStructure, oracle, ev, mu: float)
         chc = float(oracle.c @ h)
         if chc > 0:
             P = P - np.outer(h, h) / chc
-    scale = float(np.trace(P)) / m
+    # the directions on which D is flat (and c under elimination) are null for -Hess D; the
+    # residuals of CG are orthogonal to them: project them out of P and put them at P's mean
+    # curvature, so that P is SPD and exact on their complement
+    N = structure.flat
+    if oracle.c is not None:
+        ch = oracle.c - N @ (N.T @ oracle.c)
+        N = np.concatenate([N, (ch / np.linalg.norm(ch))[:, None]], axis=1)
+    if N.shape[1]:
+        PN = P @ N
+        P = P - N @ PN.T - PN @ N.T + N @ (N.T @ PN) @ N.T
+    if N.shape[1] >= m:
+        return None
+    scale = float(np.trace(P)) / (m - N.shape[1])
     if not (np.isfinite(scale) and scale > 0):
         return None
-    if oracle.imag_rows is not None:  # rows on which D(P alpha) is flat: decoupled
-        P[oracle.imag_rows, :] = 0.0
-        P[:, oracle.imag_rows] = 0.0
-        P[oracle.imag_rows, oracle.imag_rows] = scale
-    if oracle.c is not None:  # c spans the null space of both: put it at the mean curvature
-        ch = oracle.c / np.linalg.norm(oracle.c)
-        P = P + scale * np.outer(ch, ch)
+    P = 0.5 * (P + P.T) + scale * (N @ N.T)
     P[np.diag_indices(m)] += mu + 1e-12 * scale
     try:
         factor = scipy.linalg.cho_factor(P, check_finite=False)
