@@ -105,10 +105,10 @@ def test_pcg_converges_in_one_iteration_on_a_product_state(rng):
     pre = marginal_preconditioner(marginal_structure(oracle), oracle, ev, 0.0)
     # exact up to rounding (amplified by the conditioning of P): one step to 1e-6, two to 1e-10
     for rtol, steps in ((1e-6, 1), (1e-10, 2)):
-        x, k, ok = newton._cg(M, b, rtol, 100, pre)
+        x, k, ok = newton._pcg(M, b, rtol, 100, pre)
         assert ok and k <= steps
         assert np.linalg.norm(b - M(x)) <= rtol * np.linalg.norm(b)
-    _, k_plain, _ = newton._cg(M, b, 1e-10, 100)
+    _, k_plain = newton._cg(M, b, 1e-10, 100)
     assert k_plain >= 4 * steps
 
 
@@ -125,7 +125,7 @@ def test_pcg_solves_to_the_requested_residual(rng, rtol):
 
     b = -ev.grad
     pre = marginal_preconditioner(marginal_structure(oracle), oracle, ev, mu)
-    x, k, ok = newton._cg(M, b, rtol, 500, pre)
+    x, k, ok = newton._pcg(M, b, rtol, 500, pre)
     assert ok and 0 < k < 500
     assert np.linalg.norm(b - M(x)) <= rtol * np.linalg.norm(b)
 
@@ -135,9 +135,9 @@ def test_pcg_reports_non_positive_curvature(rng):
     Q = np.linalg.qr(rng.normal(size=(m, m)))[0]
     A = Q @ np.diag([3.0, 2.0, 1.0, 0.5, -1.0, -2.0]) @ Q.T
     b = rng.normal(size=m)
-    _, _, ok = newton._cg(lambda v: A @ v, b, 1e-12, 50, lambda r: 2.0 * r)
+    _, _, ok = newton._pcg(lambda v: A @ v, b, 1e-12, 50, lambda r: 2.0 * r)
     assert not ok
-    _, _, ok = newton._cg(lambda v: v, b, 1e-12, 50, lambda r: -r)  # P not SPD
+    _, _, ok = newton._pcg(lambda v: v, b, 1e-12, 50, lambda r: -r)  # P not SPD
     assert not ok
 
 

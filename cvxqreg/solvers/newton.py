@@ -53,7 +53,14 @@ __all__ = ["newton_cg_maximize"]
 PCG_PATIENCE = 10
 
 
-def _cg(
+def _cg(apply_M: Callable, b: np.ndarray, rtol: float, max_iter: int) -> tuple[np.ndarray, int]:
+    """Plain conjugate gradients for ``M p = b`` (:func:`_pcg` without a preconditioner):
+    ``(p, products)``; stops early on non-positive curvature."""
+    x, k, _ = _pcg(apply_M, b, rtol, max_iter)
+    return x, k
+
+
+def _pcg(
     apply_M: Callable,
     b: np.ndarray,
     rtol: float,
@@ -175,7 +182,7 @@ def newton_cg_maximize(
             M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             rtol, cap = min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10)
             pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, mu)
-            p, n_cg, ok = _cg(M_mu, -g, rtol, cap, pre)
+            p, n_cg, ok = _pcg(M_mu, -g, rtol, cap, pre)
             if pre is not None:
                 n_pcg += 1
                 best_gn, since_best = (gn, 0) if gn < 0.5 * best_gn else (best_gn, since_best + 1)
@@ -186,7 +193,7 @@ def newton_cg_maximize(
                 n_fallback += 1
                 structure = None
                 if not ok:
-                    p, n_more, _ = _cg(M_mu, -g, rtol, cap)
+                    p, n_more = _cg(M_mu, -g, rtol, cap)
                     n_cg += n_more
             cg_total += n_cg
             if oracle.last_products != "full":
