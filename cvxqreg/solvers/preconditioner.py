@@ -123,9 +123,14 @@ def marginal_matrix(structure: MarginalStructure, oracle, ev) -> np.ndarray:
     V = oracle.factor(ev.U, ev.w)
     u_full = np.asarray(be.to_host(structure.base.apply_spectral(V)), dtype=np.float64)
     trace = float(be.to_host(be.xp.sum(be.xp.abs(V) ** 2)))
-    blocks, us = [], []
-    for part, off in zip(structure.parts, structure.base.offsets[:2], strict=True):
+    offsets = structure.base.offsets
+    rows = np.arange(offsets[-1]) if structure.rows is None else structure.rows
+    m = rows.size
+    P = np.empty((m, m))
+    sel, us = [], []
+    for k, part in enumerate(structure.parts):
         n, s = part.n_out, part.scale
+        off = offsets[k]
         y = u_full[off : off + part.n_rows]
         nn = n * n
         Y = y[:nn].reshape(n, n, order="F").astype(np.complex128)
@@ -135,18 +140,17 @@ def marginal_matrix(structure: MarginalStructure, oracle, ev) -> np.ndarray:
         a, Ua = np.linalg.eigh(rho)
         a = np.maximum(a, _MARGINAL_FLOOR * max(float(a[-1]), np.finfo(float).tiny))
         L = _log_mean(a).reshape(-1)
-        J = _row_matrices(part, Ua).reshape(part.n_rows, -1)
-        Jr = np.concatenate([J.real, J.imag], axis=1)
-        L2 = np.concatenate([L, L])
-        blocks.append((s * s / eps) * (Jr @ (Jr * L2[None, :]).T))
-        us.append(y)
-    P = scipy.linalg.block_diag(*blocks)
-    k = structure.parts[0].n_rows
+        mine = np.flatnonzero((rows >= off) & (rows < off + part.n_rows))  # positions in P
+        J = _row_matrices(part, Ua)[rows[mine] - off].reshape(mine.size, -1)
+        # Re sum_kl conj(J_i)_kl L_kl (J_j)_kl = B_i . B_j with B = [Re J, Im J] sqrt(L)
+        sq = np.sqrt(L)[None, :]
+        B = np.concatenate([J.real * sq, J.imag * sq], axis=1)
+        P[np.ix_(mine, mine)] = (s * s / eps) * (B @ B.T)
+        sel.append(mine)
+        us.append(u_full[rows[mine]])
     cross = np.outer(us[0], us[1]) / (eps * trace)
-    P[:k, k:] = cross
-    P[k:, :k] = cross.T
-    if structure.rows is not None:
-        P = P[np.ix_(structure.rows, structure.rows)]
+    P[np.ix_(sel[0], sel[1])] = cross
+    P[np.ix_(sel[1], sel[0])] = cross.T
     return 0.5 * (P + P.T)
 
 
