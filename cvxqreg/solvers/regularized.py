@@ -141,7 +141,7 @@ class DualSolver:
     optimizer: str = "newton"
     continuation: bool = True
     stage_tol: float = 1e-3
-    ladder_ratio: float = 10.0
+    ladder_ratio: float = 5.0
     hessian: str = "auto"
     hessian_products: str = "auto"
     preconditioner: str = "auto"
