@@ -207,13 +207,16 @@ def test_fallback_when_the_preconditioner_is_not_spd(rng, monkeypatch):
     np.testing.assert_allclose(res.dual_value, ref.dual_value, rtol=1e-10)
 
 
-def test_structure_only_where_it_applies(rng):
+def test_structure_only_where_it_applies(rng, monkeypatch):
     P = _transport(rng, 2, 3)
     assert marginal_structure(DualOracle(P, 0.1, VonNeumann(), "numpy")) is not None
     assert marginal_structure(DualOracle(P, 0.1, Quadratic(), "numpy")) is None
     one = Stacked([PartialTrace((2, 3), 1)])
     P1 = LoweredProblem(P.H, one, np.asarray(one.apply(np.eye(6) / 6)))
     assert marginal_structure(DualOracle(P1, 0.1, VonNeumann(), "numpy")) is None
+    monkeypatch.setattr(preconditioner, "MAX_ROWS", P.n_rows - 1)
+    assert marginal_structure(DualOracle(P, 0.1, VonNeumann(), "numpy")) is None
+    monkeypatch.undo()
     pauli = Pauli(["IZ", "XX", "ZI"], 2)
     P2 = LoweredProblem(rand_herm(rng, 4), pauli, np.zeros(3))
     assert marginal_structure(DualOracle(P2, 0.1, VonNeumann(), "numpy")) is None

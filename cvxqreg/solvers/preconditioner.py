@@ -42,6 +42,9 @@ __all__ = ["PRECONDITIONERS", "MarginalStructure", "marginal_preconditioner", "m
 PRECONDITIONERS = ("auto", "none", "marginal")
 #: marginal eigenvalues are floored at this fraction of the largest
 _MARGINAL_FLOOR = 1e-12
+#: the preconditioner is a dense m x m matrix: not used above this many rows (288 MB; QWD with
+#: 50 levels has m = 5000)
+MAX_ROWS = 6000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +62,12 @@ class MarginalStructure:
 
 def marginal_structure(oracle) -> MarginalStructure | None:
     """The bipartite marginal structure of the oracle's problem, or ``None`` when the
-    preconditioner does not apply: not the von Neumann regularizer, several PSD blocks, or
-    constraints other than the two marginals ``Tr_B X``, ``Tr_A X`` of one bipartition (each
-    possibly a subset of rows)."""
+    preconditioner does not apply: not the von Neumann regularizer, several PSD blocks, more than
+    :data:`MAX_ROWS` rows, or constraints other than the two marginals ``Tr_B X``, ``Tr_A X`` of
+    one bipartition (each possibly a subset of rows)."""
     if getattr(oracle.reg, "name", None) != "von_neumann" or oracle.problem.blocks is not None:
+        return None
+    if oracle.q.size > MAX_ROWS:
         return None
     A, rows = oracle.A, None
     if isinstance(A, Selected):
