@@ -10,7 +10,9 @@ iterations. A Newton step solves
 (docs/theory.md, 'Daleckii-Krein Hessian'): for small problems it is formed as a dense ``m x m``
 matrix and factored
 (:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
-costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``. At small
+costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``; on
+bipartite marginal problems CG is preconditioned by the marginals' Kubo-Mori metrics
+(:mod:`cvxqreg.solvers.preconditioner`), with plain CG as the fallback. At small
 eps the products use only the ``r`` eigenvectors whose eigenvalues lie within ``37 eps`` of the
 top (``4 r D^2`` flops instead of ``4 D^3``; docs/theory.md, 'Low-rank Hessian products').
 The shift ``mu`` (Levenberg-Marquardt; it vanishes at the optimum, so local convergence stays

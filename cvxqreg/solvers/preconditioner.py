@@ -12,18 +12,21 @@ form when the state is a product, ``X = X_A (x) X_B / Tr X`` with marginals ``X_
 with ``J_i = U_A^* B_i U_A`` (``Q_i = s_A B_i (x) I``, ``X_A = U_A diag(a) U_A^*``) and ``L`` the
 logarithmic means ``L_kl = (a_k - a_l) / (log a_k - log a_l)`` (``L_kk = a_k``): the Kubo-Mori
 metric of the marginal. :func:`marginal_preconditioner` forms this ``m x m`` matrix ``P`` from
-the marginals of the current iterate (``O(n^6 + m^2 n^2)`` flops, ``n = max(n_A, n_B)``: about
-one Hessian-vector product at ``D = n^2``), takes the same Schur complement along the trace
-direction as the oracle (docs/theory.md, 'The Hessian of the eliminated dual'), adds the
-Levenberg-Marquardt shift and factors it by Cholesky. For a product state ``P`` equals
-``-Hess D`` exactly, so preconditioned CG converges in one iteration; elsewhere it is an SPD
-approximation whose quality depends on how far the state is from a product.
+the marginals of the current iterate (``O(m n^4 + m^3)`` flops, ``n = max(n_A, n_B)``: less
+than a full Hessian-vector product or an eigendecomposition at ``D = n^2``), takes the same
+Schur complement along the trace direction as the oracle (docs/theory.md, 'The Hessian of the
+eliminated dual'), adds the Levenberg-Marquardt shift and factors it by Cholesky. For a product
+state ``P`` equals ``-Hess D`` exactly, so preconditioned CG converges in one iteration;
+elsewhere it is an SPD approximation whose quality depends on how far the state is from a
+product.
 
 Guards: the marginals' eigenvalues are floored at ``1e-12`` of the largest (a rank-deficient
-marginal would make ``P`` singular), the null direction along ``c`` is replaced by a positive
-multiple of ``c c^T`` (so ``P`` is SPD; the residuals of CG stay orthogonal to ``c``), and a
-failed Cholesky returns ``None``. Newton-CG falls back to plain CG when this returns ``None`` or
-when preconditioned CG meets non-positive curvature (:mod:`cvxqreg.solvers.newton`).
+marginal would make ``P`` singular); the directions on which ``-Hess D`` vanishes (``null(A*)``,
+the rows dropped by the real reduction, and ``c`` under elimination), which CG's residuals never
+enter, are projected out of ``P`` and put at its mean curvature, so that ``P`` is SPD; a failed
+Cholesky returns ``None``. Newton-CG falls back to plain CG when this returns ``None``, when
+preconditioned CG meets non-positive curvature, or when preconditioned steps stop making progress
+(:mod:`cvxqreg.solvers.newton`).
 """
 
 from __future__ import annotations
