@@ -24,7 +24,7 @@ from cvxqreg.solvers.preconditioner import (
 from .conftest import rand_herm, rand_state
 
 
-def _transport(rng, nA, nB, *, product_cost=False, real=False, ranks=(None, None)):
+def _transport(rng, nA, nB, *, product_cost=False, real=False, ranks=(None, None), scales=(1, 1)):
     """Bipartite transport: cost ``H`` (a sum ``H_A (x) I + I (x) H_B`` when ``product_cost``,
     so that every dual iterate's state is a product), marginals of a random product state."""
     if product_cost:
@@ -33,7 +33,7 @@ def _transport(rng, nA, nB, *, product_cost=False, real=False, ranks=(None, None
         )
     else:
         H = rand_herm(rng, nA * nB, real)
-    op = Stacked([PartialTrace((nA, nB), 1), PartialTrace((nA, nB), 0)])
+    op = Stacked([PartialTrace((nA, nB), 1, scales[0]), PartialTrace((nA, nB), 0, scales[1])])
     rho = np.kron(rand_state(rng, nA, ranks[0], real), rand_state(rng, nB, ranks[1], real))
     return LoweredProblem(H, op, np.asarray(op.apply(rho)))
 
@@ -52,8 +52,9 @@ def _schur(oracle, P):
 @pytest.mark.parametrize("dims", [(3, 3), (2, 4)])
 @pytest.mark.parametrize("eliminate", [True, False])
 @pytest.mark.parametrize("real", [False, True])
-def test_exact_for_product_states(rng, dims, eliminate, real):
-    P = _transport(rng, *dims, product_cost=True, real=real)
+@pytest.mark.parametrize("scales", [(1, 1), (2.0, -0.5)])
+def test_exact_for_product_states(rng, dims, eliminate, real, scales):
+    P = _transport(rng, *dims, product_cost=True, real=real, scales=scales)
     oracle = DualOracle(P, 0.4, VonNeumann(), "numpy", eliminate=eliminate)
     structure = marginal_structure(oracle)
     assert structure is not None
@@ -142,9 +143,10 @@ def test_pcg_reports_non_positive_curvature(rng):
 
 
 @pytest.mark.parametrize("real", [False, True])
-def test_same_optimum_with_and_without_the_preconditioner(rng, real):
+@pytest.mark.parametrize("eliminate", ["auto", False])
+def test_same_optimum_with_and_without_the_preconditioner(rng, real, eliminate):
     P = _transport(rng, 3, 3, real=real)
-    common = dict(backend="numpy", hessian="cg", tol=1e-9)
+    common = dict(backend="numpy", hessian="cg", tol=1e-9, eliminate=eliminate)
     with_p = DualSolver(preconditioner="marginal", **common)(P, 1e-2)
     plain = DualSolver(preconditioner="none", **common)(P, 1e-2)
     assert with_p.converged and plain.converged
