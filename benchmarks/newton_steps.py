@@ -102,10 +102,16 @@ class Counts:
             c.pre += 1
             return pre0(*a, **k)
 
+        self._saved = (ev0, hop0, ls0, pre0)
         dual.DualOracle.evaluate = evaluate
         newton.marginal_preconditioner = marginal_preconditioner
         dual.DualOracle.hessian_operator = hessian_operator
         newton.line_search = line_search
+
+    def uninstall(self):
+        ev0, hop0, ls0, pre0 = self._saved
+        dual.DualOracle.evaluate, dual.DualOracle.hessian_operator = ev0, hop0
+        newton.line_search, newton.marginal_preconditioner = ls0, pre0
 
 
 def main(argv=None):
@@ -133,24 +139,28 @@ def main(argv=None):
     counts = Counts()
     counts.install()
     rows = []
-    for name in args.cases:
-        label, eps, make = CASES[name]
-        eps = eps if args.eps is None else args.eps
-        for pre in args.preconditioner:
-            prob = make()  # afresh: lazily cached problem data would favour later runs
-            solver = cvxqreg.DualSolver(backend="numpy", **{"preconditioner": pre, **opts})
-            counts.__init__()
-            t0 = time.process_time()
-            res = solver(prob, eps)
-            cpu = time.process_time() - t0
-            c = counts
-            row = (
-                f"| {label} | {prob.dim} | {eps:g} | {solver.preconditioner} | {res.status} | "
-                f"{res.iterations} | {c.evals} | {c.products} | {c.pre} | {c.short}/{c.steps} | "
-                f"{c.ls_evals} | {res.dual_value:.12g} | {res.grad_norm:.1e} | {cpu:.2f} |"
-            )
-            print(row, flush=True)
-            rows.append(row)
+    try:
+        for name in args.cases:
+            label, eps, make = CASES[name]
+            eps = eps if args.eps is None else args.eps
+            for pre in args.preconditioner:
+                prob = make()  # afresh: lazily cached problem data would favour later runs
+                solver = cvxqreg.DualSolver(backend="numpy", **{"preconditioner": pre, **opts})
+                counts.__init__()
+                t0 = time.process_time()
+                res = solver(prob, eps)
+                cpu = time.process_time() - t0
+                c = counts
+                row = (
+                    f"| {label} | {prob.dim} | {eps:g} | {solver.preconditioner} | "
+                    f"{res.status} | {res.iterations} | {c.evals} | {c.products} | {c.pre} | "
+                    f"{c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
+                    f"{res.grad_norm:.1e} | {cpu:.2f} |"
+                )
+                print(row, flush=True)
+                rows.append(row)
+    finally:
+        counts.uninstall()
     head = [
         "# Newton-CG operation counts",
         "",

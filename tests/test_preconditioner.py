@@ -232,3 +232,26 @@ def test_option_is_validated():
     with pytest.raises(InvalidInputError, match="preconditioner"):
         DualSolver(preconditioner="jacobi")
     assert set(preconditioner.PRECONDITIONERS) == {"auto", "none", "marginal"}
+
+
+def test_newton_steps_benchmark_compares_preconditioners(tmp_path, capsys):
+    """benchmarks/newton_steps.py: one row per preconditioner, its counting hooks removed after."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "newton_steps.py"
+    spec = importlib.util.spec_from_file_location("newton_steps", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    before = (DualOracle.evaluate, DualOracle.hessian_operator, newton.line_search)
+    out = tmp_path / "steps.md"
+    text = mod.main(
+        ["--cases", "ising3", "--preconditioner", "none", "marginal", "--out", str(out)]
+    )
+    assert (DualOracle.evaluate, DualOracle.hessian_operator, newton.line_search) == before
+    assert out.read_text() == text
+    rows = [r.split("|") for r in text.splitlines() if r.startswith("| IM N = 3")]
+    assert [r[4].strip() for r in rows] == ["none", "marginal"]
+    assert all(r[5].strip() == "converged" for r in rows)
+    products = [int(r[8]) for r in rows]
+    assert products[1] < products[0] / 2
