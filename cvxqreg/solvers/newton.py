@@ -131,9 +131,10 @@ def newton_cg_maximize(
     products (:meth:`DualOracle.hessian_operator`: ``"auto"``, ``"full"``, ``"low_rank"``).
     ``preconditioner``: ``"marginal"`` preconditions CG with the marginals' Kubo-Mori metrics
     (:mod:`cvxqreg.solvers.preconditioner`) where the problem has that structure (plain CG
-    elsewhere), ``"none"`` runs plain CG, ``"auto"`` is ``"marginal"``. A step whose
-    preconditioned CG meets non-positive curvature is recomputed by plain CG, which then serves
-    the rest of the run.
+    elsewhere), ``"none"`` runs plain CG, ``"auto"`` is ``"marginal"``. Plain CG serves the rest
+    of the run once the preconditioner cannot be factored, once preconditioned CG meets
+    non-positive curvature (that step is recomputed by plain CG), or after :data:`PCG_PATIENCE`
+    preconditioned steps without halving the gradient norm.
     """
     t0 = time.perf_counter()
     last = {}
@@ -160,7 +161,7 @@ def newton_cg_maximize(
     structure = None
     if not dense and preconditioner != "none":
         structure = marginal_structure(oracle)
-    n_pcg = n_fallback = 0
+    n_pcg, fallback = 0, None
     best_gn, since_best = np.inf, 0  # progress of the preconditioned steps
 
     stagnation = Stagnation(STAGNATION_PATIENCE)
@@ -188,11 +189,14 @@ def newton_cg_maximize(
             if pre is not None:
                 n_pcg += 1
                 best_gn, since_best = (gn, 0) if gn < 0.5 * best_gn else (best_gn, since_best + 1)
-            stalled = pre is not None and since_best > PCG_PATIENCE
-            if not ok or stalled or (structure is not None and pre is None):
-                # the preconditioner failed (not SPD, non-positive curvature met, or no progress):
-                # plain CG for this step and the rest of the run
-                n_fallback += 1
+            if structure is not None and pre is None:
+                fallback = "its Cholesky factorization failed"
+            elif not ok:
+                fallback = "non-positive curvature in preconditioned CG"
+            elif pre is not None and since_best > PCG_PATIENCE:
+                fallback = f"{PCG_PATIENCE} steps without halving ||grad||"
+            if fallback is not None and structure is not None:
+                # plain CG for this step (if it failed) and the rest of the run
                 structure = None
                 if not ok:
                     p, n_more = _cg(M_mu, -g, rtol, cap)
@@ -220,8 +224,8 @@ def newton_cg_maximize(
         work += f", {cg_low_rank} of them low-rank"
     if n_pcg:
         work += f", {n_pcg} steps preconditioned"
-    if n_fallback:
-        work += ", then plain CG (the marginal preconditioner failed)"
+    if fallback is not None:
+        work += f", then plain CG (marginal preconditioner: {fallback})"
     out = history.outcome(x, status, f"{msg} ({work})", k)
     return dataclasses.replace(out, evaluation=ev)
 
