@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 import cvxqreg
 from cvxqreg import DualSolver, problems
 from cvxqreg.errors import InvalidInputError
-from cvxqreg.operators import PartialTrace, Pauli, Stacked
+from cvxqreg.operators import PartialTrace, Pauli, Selected, Stacked
 from cvxqreg.problem import LoweredProblem
 from cvxqreg.regularizers import Quadratic, VonNeumann
 from cvxqreg.solvers import newton, preconditioner
@@ -255,3 +256,36 @@ def test_newton_steps_benchmark_compares_preconditioners(tmp_path, capsys):
     assert all(r[5].strip() == "converged" for r in rows)
     products = [int(r[8]) for r in rows]
     assert products[1] < products[0] / 2
+
+
+@pytest.mark.parametrize(
+    "case", ["complex", "real data", "scaled", "lowered QWD", "lowered IM", "one marginal row"]
+)
+def test_flat_directions_from_the_structure_match_the_gram_matrix(rng, case):
+    """The O(m) basis of null(A*) (plus the real reduction's rows) spans the same space as the
+    null space of the Gram matrix A A*."""
+    if case == "complex":
+        P = _transport(rng, 3, 3)
+    elif case == "real data":
+        P = _transport(rng, 2, 4, real=True)
+    elif case == "scaled":
+        P = _transport(rng, 3, 4, scales=(2.0, -0.5))
+    elif case == "lowered QWD":
+        P = cvxqreg.lower(problems.wasserstein(4).problem)
+    elif case == "lowered IM":
+        P = cvxqreg.lower(problems.ising(3).problem)
+    else:  # a diagonal row of B missing: the identity direction is not in null(A*)
+        full = _transport(rng, 2, 3)
+        keep = np.delete(np.arange(full.n_rows), 8)  # B's (0, 0) entry: row 8 = 2 * 2^2 + 0
+        P = LoweredProblem(full.H, Selected(full.A, keep), full.q[keep])
+    oracle = DualOracle(P, 0.1, VonNeumann(), "numpy")
+    N = preconditioner._flat_directions(oracle)
+    np.testing.assert_allclose(N.T @ N, np.eye(N.shape[1]), atol=1e-12)
+    G = P.A.gram()
+    w, V = np.linalg.eigh(G)
+    ref = V[:, w <= 1e-10 * w[-1]]
+    if oracle.imag_rows is not None:
+        ref = np.concatenate([ref, np.eye(P.n_rows)[:, oracle.imag_rows]], axis=1)
+    ref = scipy.linalg.orth(ref) if ref.shape[1] else ref
+    assert N.shape == ref.shape
+    np.testing.assert_allclose(N @ N.T, ref @ ref.T, atol=1e-10)

@@ -89,14 +89,54 @@ def marginal_structure(oracle) -> MarginalStructure | None:
 
 
 def _flat_directions(oracle) -> np.ndarray:
-    """Orthonormal basis of ``null(A*)`` (from the Gram matrix ``A A*``) plus the rows the real
-    reduction drops (:attr:`DualOracle.imag_rows`): ``-Hess D`` vanishes on them."""
-    G = oracle.problem.A.gram()
-    w, V = np.linalg.eigh(0.5 * (G + G.T))
-    null = V[:, w <= 1e-10 * max(float(w[-1]), np.finfo(float).tiny)]
-    if oracle.imag_rows is not None:
-        null = np.concatenate([null, np.eye(G.shape[0])[:, oracle.imag_rows]], axis=1)
-    return scipy.linalg.orth(null) if null.shape[1] else null
+    """Orthonormal basis (``m x k``) of the directions on which ``-Hess D`` vanishes:
+    ``null(A*)`` and the rows the real reduction drops (:attr:`DualOracle.imag_rows`).
+
+    Found from the structure in ``O(m)``, not from the ``m x m`` Gram matrix: each row of a
+    marginal is one real coordinate of ``Herm(Z)`` (``Re Y_jk`` and ``Re Y_kj`` the same one,
+    ``Im Y_jj`` none) with a weight, so ``A*(alpha) = s_A H_A (x) I + s_B I (x) H_B`` vanishes
+    exactly when, in every coordinate, the weighted sum of its rows vanishes, except that the
+    diagonal coordinates may carry ``H_A = c I / s_A``, ``H_B = -c I / s_B``."""
+    structure_rows = oracle.A.rows if isinstance(oracle.A, Selected) else None
+    base = oracle.A.base if isinstance(oracle.A, Selected) else oracle.A
+    rows = np.arange(base.n_rows) if structure_rows is None else np.asarray(structure_rows)
+    m = rows.size
+    imag = np.zeros(m, bool) if oracle.imag_rows is None else np.asarray(oracle.imag_rows, bool)
+    groups: dict[tuple, list[tuple[int, float]]] = {}
+    zero = []
+    for pos, row in enumerate(rows):
+        k = int(np.searchsorted(base.offsets, row, side="right")) - 1
+        part, local = base.parts[k], int(row - base.offsets[k])
+        n = part.n_out
+        im, local = divmod(local, n * n)
+        j, i = divmod(local, n)  # row i + n j is entry (i, j)
+        if im and i == j:
+            zero.append(pos)  # Herm(i E_jj) = 0
+            continue
+        kind = "d" if i == j else ("im" if im else "re")
+        w = 1.0 if i == j else (0.5 if (i < j or not im) else -0.5)
+        groups.setdefault((k, kind, min(i, j), max(i, j)), []).append((pos, part.scale * w))
+    vecs = [np.eye(m)[:, [p for p in zero if not imag[p]]]]
+    diag = np.zeros(m)
+    n_diag = 0
+    for (k, kind, _, _), members in groups.items():
+        idx = np.array([p for p, _ in members])
+        if np.all(imag[idx]):
+            continue  # covered by the unit vectors of the real reduction's rows
+        w = np.array([w for _, w in members])
+        if idx.size > 1:
+            basis = scipy.linalg.null_space(w[None, :])
+            v = np.zeros((m, basis.shape[1]))
+            v[idx] = basis
+            vecs.append(v)
+        if kind == "d":  # the identity: s_A (w . alpha) = c on A's diagonal, -c on B's
+            n_diag += 1
+            diag[idx] = (1.0 if k == 0 else -1.0) * w / (w @ w)
+    if n_diag == sum(p.n_out for p in base.parts):
+        vecs.append((diag / np.linalg.norm(diag))[:, None])
+    if imag.any():
+        vecs.append(np.eye(m)[:, imag])
+    return np.concatenate(vecs, axis=1)
 
 
 def _row_matrices(part: PartialTrace, U: np.ndarray) -> np.ndarray:
