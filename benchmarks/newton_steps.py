@@ -3,13 +3,19 @@ evaluations), Hessian-vector products, and how often the line search shortened t
 
     shortened = #{Newton steps accepted at t < 1},   ls evals = oracle evaluations in line searches
 
+``preconditioners`` counts the marginal preconditioners formed and factored (one per
+preconditioned Newton step, ``O(n^6 + m^3)`` flops each; see cvxqreg/solvers/preconditioner.py).
 Operation counts do not depend on machine load, so this script is the basis for decisions about
 the Newton driver (step acceptance, Levenberg-Marquardt shift, eps ladder) on a shared machine.
 Each row solves one instance with the default solver (continuation, von Neumann, tol 1e-6) plus
 the ``--option name=value`` settings given; the CPU time is reported but is not reliable there.
 
 Usage:  python benchmarks/newton_steps.py [--cases qwd12 ising4 ...] [--option regularization=1e-2]
-            [--eps 1e-3] [--out benchmarks/results/newton_steps.md]
+            [--preconditioner none marginal] [--eps 1e-3] [--out benchmarks/results/newton_steps.md]
+
+``--preconditioner`` runs every case once per value given (``none``: plain CG, as before the
+marginal preconditioner; ``marginal``; ``auto``: the default), one row each, for before/after
+comparisons in one table.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from cvxqreg import problems
 from cvxqreg.operators import PartialTrace, Stacked
 from cvxqreg.problem import LoweredProblem
 from cvxqreg.solvers import dual, newton
+from cvxqreg.solvers.preconditioner import PRECONDITIONERS
 
 
 def _rand_state(rng, n):
@@ -47,11 +54,13 @@ def random_transport(n, seed=0):
 CASES = {
     "qwd12": ("QWD n = 12", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(12).problem)),
     "qwd15": ("QWD n = 15", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(15).problem)),
+    "qwd19": ("QWD n = 19", 1e-2, lambda: cvxqreg.lower(problems.wasserstein(19).problem)),
     "ising3": ("IM N = 3", 1e-2, lambda: cvxqreg.lower(problems.ising(3).problem)),
     "ising4": ("IM N = 4", 1e-2, lambda: cvxqreg.lower(problems.ising(4).problem)),
     "ising5": ("IM N = 5", 1e-2, lambda: cvxqreg.lower(problems.ising(5).problem)),
     "rt8": ("random transport n = 8", 1e-2, lambda: random_transport(8)),
     "rt10": ("random transport n = 10", 1e-2, lambda: random_transport(10)),
+    "rt12": ("random transport n = 12", 1e-2, lambda: random_transport(12)),
     "qt6": ("QT1 n = 6", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 6).problem)),
     "qt7": ("QT1 n = 7", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 7).problem)),
 }
@@ -59,11 +68,12 @@ CASES = {
 
 class Counts:
     def __init__(self):
-        self.evals = self.products = self.steps = self.short = self.ls_evals = 0
+        self.evals = self.products = self.steps = self.short = self.ls_evals = self.pre = 0
 
     def install(self):
         ev0, hop0 = dual.DualOracle.evaluate, dual.DualOracle.hessian_operator
-        ls0 = newton._line_search
+        ls0 = newton.line_search
+        pre0 = newton.marginal_preconditioner
         c = self
 
         def evaluate(self_, *a, **k):
@@ -88,15 +98,33 @@ class Counts:
                 c.short += out[0] < 1.0
             return out
 
+        def marginal_preconditioner(*a, **k):
+            c.pre += 1
+            return pre0(*a, **k)
+
+        self._saved = (ev0, hop0, ls0, pre0)
         dual.DualOracle.evaluate = evaluate
+        newton.marginal_preconditioner = marginal_preconditioner
         dual.DualOracle.hessian_operator = hessian_operator
-        newton._line_search = line_search
+        newton.line_search = line_search
+
+    def uninstall(self):
+        ev0, hop0, ls0, pre0 = self._saved
+        dual.DualOracle.evaluate, dual.DualOracle.hessian_operator = ev0, hop0
+        newton.line_search, newton.marginal_preconditioner = ls0, pre0
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", nargs="+", default=["qwd12", "ising3", "rt8", "qt6"], choices=CASES)
     ap.add_argument("--option", action="append", default=[], help="DualSolver option name=value")
+    ap.add_argument(
+        "--preconditioner",
+        nargs="+",
+        default=["auto"],
+        choices=PRECONDITIONERS,
+        help="Newton-CG preconditioner(s): one row per case and value",
+    )
     ap.add_argument("--eps", type=float, default=None, help="override every case's eps")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -111,23 +139,28 @@ def main(argv=None):
     counts = Counts()
     counts.install()
     rows = []
-    for name in args.cases:
-        label, eps, make = CASES[name]
-        eps = eps if args.eps is None else args.eps
-        prob = make()
-        solver = cvxqreg.DualSolver(backend="numpy", **opts)
-        counts.__init__()
-        t0 = time.process_time()
-        res = solver(prob, eps)
-        cpu = time.process_time() - t0
-        c = counts
-        row = (
-            f"| {label} | {prob.dim} | {eps:g} | {res.status} | {res.iterations} | {c.evals} | "
-            f"{c.products} | {c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
-            f"{cpu:.2f} |"
-        )
-        print(row, flush=True)
-        rows.append(row)
+    try:
+        for name in args.cases:
+            label, eps, make = CASES[name]
+            eps = eps if args.eps is None else args.eps
+            for pre in args.preconditioner:
+                prob = make()  # afresh: lazily cached problem data would favour later runs
+                solver = cvxqreg.DualSolver(backend="numpy", **{"preconditioner": pre, **opts})
+                counts.__init__()
+                t0 = time.process_time()
+                res = solver(prob, eps)
+                cpu = time.process_time() - t0
+                c = counts
+                row = (
+                    f"| {label} | {prob.dim} | {eps:g} | {solver.preconditioner} | "
+                    f"{res.status} | {res.iterations} | {c.evals} | {c.products} | {c.pre} | "
+                    f"{c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
+                    f"{res.grad_norm:.1e} | {cpu:.2f} |"
+                )
+                print(row, flush=True)
+                rows.append(row)
+    finally:
+        counts.uninstall()
     head = [
         "# Newton-CG operation counts",
         "",
@@ -136,9 +169,10 @@ def main(argv=None):
         f"Python {platform.python_version()}.",
         "CPU seconds depend on the machine's load; the operation counts do not.",
         "",
-        "| instance | D | eps | status | Newton it. | eigh | Hessian products | shortened steps | "
-        "line-search evals | dual value | CPU [s] |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| instance | D | eps | preconditioner | status | Newton it. | eigh | Hessian products | "
+        "preconditioners | shortened steps | line-search evals | dual value | grad norm | "
+        "CPU [s] |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     text = "\n".join(head + rows) + "\n"
     if args.out:

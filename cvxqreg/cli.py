@@ -31,6 +31,7 @@ from .lowering import lower
 from .results import EXACT_ACCURACY
 from .solvers import exact as _exact
 from .solvers.dual import HESSIAN_PRODUCTS
+from .solvers.preconditioner import PRECONDITIONERS
 from .solvers.regularized import HESSIAN_MODES
 from .sweep import DEFAULT_EPS as _DEFAULT_EPS
 from .sweep import DEFAULT_REGULARIZERS as _DEFAULT_REGS
@@ -707,6 +708,11 @@ _SOLVER_FLAGS = {
         type=str.lower,
         choices=HESSIAN_PRODUCTS,
         help="Hessian-vector products: full, or on the top eigenvalues only (low_rank)",
+    ),
+    "preconditioner": dict(
+        type=str.lower,
+        choices=PRECONDITIONERS,
+        help="Newton-CG's preconditioner: marginal (bipartite marginal problems) or none",
     ),
     "regularization": dict(
         type=_nonnegative_float, help="Newton's Levenberg-Marquardt constant kappa (0: plain)"

@@ -61,7 +61,7 @@ def chain(outs, ladder) -> RunOutcome:
         times.append(o.history_time + t_off)
         t_off += float(o.history_time[-1]) if o.history_time.size else 0.0
     stages = ", ".join(
-        f"eps={e:.0e}: {o.iterations} it" for e, o in zip(ladder, outs, strict=False)
+        f"eps={e:.2g}: {o.iterations} it" for e, o in zip(ladder, outs, strict=False)
     )
     return RunOutcome(
         x=last.x,

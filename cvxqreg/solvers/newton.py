@@ -10,7 +10,9 @@ iterations. A Newton step solves
 (docs/theory.md, 'Daleckii-Krein Hessian'): for small problems it is formed as a dense ``m x m``
 matrix and factored
 (:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
-costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``. At small
+costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``; on
+bipartite marginal problems CG is preconditioned by the marginals' Kubo-Mori metrics
+(:mod:`cvxqreg.solvers.preconditioner`), with plain CG as the fallback. At small
 eps the products use only the ``r`` eigenvectors whose eigenvalues lie within ``37 eps`` of the
 top (``4 r D^2`` flops instead of ``4 D^3``; docs/theory.md, 'Low-rank Hessian products').
 The shift ``mu`` (Levenberg-Marquardt; it vanishes at the optimum, so local convergence stays
@@ -43,32 +45,63 @@ from .optimize import (
     line_search_failed,
     stop_reason,
 )
+from .preconditioner import PRECONDITIONERS, marginal_preconditioner, marginal_structure
 
 __all__ = ["newton_cg_maximize"]
 
+#: preconditioned Newton steps allowed without halving the best gradient norm before plain CG
+#: takes over (measured: exactly rank-deficient marginals, whose dual optimum lies at infinity,
+#: otherwise kept the preconditioned run from converging where plain CG did)
+PCG_PATIENCE = 10
+
 
 def _cg(apply_M: Callable, b: np.ndarray, rtol: float, max_iter: int) -> tuple[np.ndarray, int]:
-    """Conjugate gradients for ``M p = b`` with ``M`` positive semidefinite; stops early on
-    non-positive curvature (returning the last iterate, or ``b`` if none)."""
+    """Plain conjugate gradients for ``M p = b`` (:func:`_pcg` without a preconditioner):
+    ``(p, products)``; stops early on non-positive curvature."""
+    x, k, _ = _pcg(apply_M, b, rtol, max_iter)
+    return x, k
+
+
+def _pcg(
+    apply_M: Callable,
+    b: np.ndarray,
+    rtol: float,
+    max_iter: int,
+    precondition: Callable | None = None,
+) -> tuple[np.ndarray, int, bool]:
+    """(Preconditioned) conjugate gradients for ``M p = b`` with ``M`` positive semidefinite, to
+    the residual ``||b - M p|| <= rtol ||b||`` (Euclidean, with or without a preconditioner).
+
+    ``precondition(r)`` applies ``P^{-1}`` for an SPD ``P``. Returns ``(p, products, ok)``;
+    ``ok`` is False when the iteration met non-positive curvature ``<d, M d> <= 0`` or a
+    non-positive ``<r, P^{-1} r>`` (the preconditioner is not numerically SPD): ``p`` is then
+    the last iterate (or ``b`` if none), as plain CG returns it."""
     x = np.zeros_like(b)
     r = b.copy()
-    p = r.copy()
-    rr = float(r @ r)
-    stop = (rtol * np.sqrt(rr)) ** 2
+    z = r if precondition is None else precondition(r)
+    p = z.copy()
+    rz = float(r @ z)
+    stop = (rtol * np.linalg.norm(b)) ** 2
+    if not rz > 0:
+        return b.copy(), 0, precondition is None
     for k in range(max_iter):
         Mp = apply_M(p)
         pMp = float(p @ Mp)
         if not pMp > 0:
-            return (x if k else b.copy()), k
-        a = rr / pMp
+            return (x if k else b.copy()), k + 1, precondition is None
+        a = rz / pMp
         x += a * p
         r -= a * Mp
-        rr_new = float(r @ r)
-        if rr_new <= stop:
-            return x, k + 1
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x, max_iter
+        rr = float(r @ r)
+        if rr <= stop:
+            return x, k + 1, True
+        z = r if precondition is None else precondition(r)
+        rz_new = float(r @ z)
+        if not rz_new > 0:
+            return x, k + 1, precondition is None
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x, max_iter, True
 
 
 def newton_cg_maximize(
@@ -84,6 +117,7 @@ def newton_cg_maximize(
     hessian: str = "auto",
     regularization: float = 0.0,
     products: str = "auto",
+    preconditioner: str = "auto",
 ) -> RunOutcome:
     """Maximize ``D_eps`` from ``x0`` by (regularized) Newton (same contract as the L-BFGS
     drivers).
@@ -95,6 +129,12 @@ def newton_cg_maximize(
     ``"cg"`` runs conjugate gradients on Hessian-vector products; ``"auto"`` takes the dense
     form when :meth:`DualOracle.dense_hessian_fits`. ``products`` chooses CG's Hessian-vector
     products (:meth:`DualOracle.hessian_operator`: ``"auto"``, ``"full"``, ``"low_rank"``).
+    ``preconditioner``: ``"marginal"`` preconditions CG with the marginals' Kubo-Mori metrics
+    (:mod:`cvxqreg.solvers.preconditioner`) where the problem has that structure (plain CG
+    elsewhere), ``"none"`` runs plain CG, ``"auto"`` is ``"marginal"``. Plain CG serves the rest
+    of the run once the preconditioner cannot be factored, once preconditioned CG meets
+    non-positive curvature (that step is recomputed by plain CG), or after :data:`PCG_PATIENCE`
+    preconditioned steps without halving the gradient norm.
     """
     t0 = time.perf_counter()
     last = {}
@@ -113,9 +153,16 @@ def newton_cg_maximize(
         raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
     if products not in HESSIAN_PRODUCTS:
         raise ValueError(f"products must be 'auto', 'full' or 'low_rank', got {products!r}")
+    if preconditioner not in PRECONDITIONERS:
+        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
     # the Hessian scales like 1/eps for eps above the cost's spread and like 1/spread below it
     energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
+    structure = None
+    if not dense and preconditioner != "none":
+        structure = marginal_structure(oracle)
+    n_pcg, fallback = 0, None
+    best_gn, since_best = np.inf, 0  # progress of the preconditioned steps
 
     stagnation = Stagnation(STAGNATION_PATIENCE)
     k = 0
@@ -145,7 +192,24 @@ def newton_cg_maximize(
         else:
             M = oracle.hessian_operator(ev, products)
             M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
-            p, n_cg = _cg(M_mu, -g, min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10))
+            rtol, cap = min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10)
+            pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, mu)
+            p, n_cg, ok = _pcg(M_mu, -g, rtol, cap, pre)
+            if pre is not None:
+                n_pcg += 1
+                best_gn, since_best = (gn, 0) if gn < 0.5 * best_gn else (best_gn, since_best + 1)
+            if structure is not None and pre is None:
+                fallback = "its Cholesky factorization failed"
+            elif not ok:
+                fallback = "non-positive curvature in preconditioned CG"
+            elif pre is not None and since_best > PCG_PATIENCE:
+                fallback = f"{PCG_PATIENCE} steps without halving ||grad||"
+            if fallback is not None and structure is not None:
+                # plain CG for this step (if it failed) and the rest of the run
+                structure = None
+                if not ok:
+                    p, n_more = _cg(M_mu, -g, rtol, cap)
+                    n_cg += n_more
             cg_total += n_cg
             cg_last = n_cg
             if oracle.last_products != "full":
@@ -170,6 +234,10 @@ def newton_cg_maximize(
         work += f", {cg_low_rank} of them low-rank"
     if n_low_rank_dense:
         work += f", {n_low_rank_dense} low-rank Hessian factorizations"
+    if n_pcg:
+        work += f", {n_pcg} steps preconditioned"
+    if fallback is not None:
+        work += f", then plain CG (marginal preconditioner: {fallback})"
     out = history.outcome(x, status, f"{msg} ({work})", k)
     return dataclasses.replace(out, evaluation=ev)
 

@@ -25,6 +25,7 @@ from .continuation import chain, eps_ladder, predict
 from .dual import HESSIAN_PRODUCTS, DualOracle, _check_eps
 from .lbfgs import lbfgs_maximize_hz
 from .newton import newton_cg_maximize
+from .preconditioner import PRECONDITIONERS
 from .scipy_lbfgs import scipy_lbfgs_maximize
 
 
@@ -36,6 +37,7 @@ def _newton(solver: DualSolver, oracle: DualOracle, x0, **common):
         hessian=solver.hessian,
         regularization=solver.regularization,
         products=solver.hessian_products,
+        preconditioner=solver.preconditioner,
         **common,
     )
 
@@ -102,6 +104,11 @@ class DualSolver:
     hessian_products : {"auto", "full", "low_rank"}
         Newton-CG's Hessian-vector products: on the top block of eigenvalues only (``r x D``
         factors, exact to ``e^-37``; ``"auto"`` when that block is small), or the full product.
+    preconditioner : {"auto", "none", "marginal"}
+        Newton-CG's preconditioner: ``"marginal"``, the Kubo-Mori metrics of the two marginals
+        of a bipartite marginal (transport) problem under the von Neumann regularizer, exact for
+        product states, with plain CG where it does not apply or fails
+        (:mod:`cvxqreg.solvers.preconditioner`); ``"none"``: plain CG; ``"auto"``: ``"marginal"``.
     regularization : float
         ``kappa`` of Newton's Levenberg-Marquardt shift ``mu = kappa ||grad|| / max(eps, s)``
         (``s`` the cost's spread); 0 gives plain Newton.
@@ -134,9 +141,10 @@ class DualSolver:
     optimizer: str = "newton"
     continuation: bool = True
     stage_tol: float = 1e-3
-    ladder_ratio: float = 10.0
+    ladder_ratio: float = 5.0
     hessian: str = "auto"
     hessian_products: str = "auto"
+    preconditioner: str = "auto"
     regularization: float = 1e-3
     predictor: bool = True
     progress: Any = None
@@ -168,6 +176,7 @@ class DualSolver:
             ("optimizer", OPTIMIZER_NAMES),
             ("hessian", HESSIAN_MODES),
             ("hessian_products", HESSIAN_PRODUCTS),
+            ("preconditioner", PRECONDITIONERS),
             ("eliminate", ("auto", True, False)),
         ):
             _check_choice(name, getattr(self, name), choices)

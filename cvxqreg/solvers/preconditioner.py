@@ -1,0 +1,242 @@
+"""A preconditioner for Newton-CG on bipartite marginal (transport) constraints.
+
+For constraints ``s_A Tr_B X = rho_A``, ``s_B Tr_A X = rho_B`` on ``X`` on ``C^{n_A} (x) C^{n_B}``
+(QWD, quantum transport, the Ising marginals) and the von Neumann regularizer, the negative dual
+Hessian ``-Hess D = (1/eps) A Dpsi'_W A*`` (docs/theory.md, 'Daleckii-Krein Hessian') has a closed
+form when the state is a product, ``X = X_A (x) X_B / Tr X`` with marginals ``X_A = Tr_B X``,
+``X_B = Tr_A X``: since ``exp(W_A (x) I + I (x) W_B) = exp(W_A) (x) exp(W_B)``,
+
+    <Q_i, Dexp(Q_j)>/eps = (s_A^2/eps) Re sum_kl conj(J_i)_kl L_kl (J_j)_kl       (i, j rows of A)
+                         = (s_A s_B/eps) <Q_i, X> <Q_j, X> / Tr X                  (i of A, j of B)
+
+with ``J_i = U_A^* B_i U_A`` (``Q_i = s_A B_i (x) I``, ``X_A = U_A diag(a) U_A^*``) and ``L`` the
+logarithmic means ``L_kl = (a_k - a_l) / (log a_k - log a_l)`` (``L_kk = a_k``): the Kubo-Mori
+metric of the marginal. :func:`marginal_preconditioner` forms this ``m x m`` matrix ``P`` from
+the marginals of the current iterate (``O(m n^4 + m^3)`` flops, ``n = max(n_A, n_B)``: less
+than a full Hessian-vector product or an eigendecomposition at ``D = n^2``), takes the same
+Schur complement along the trace direction as the oracle (docs/theory.md, 'The Hessian of the
+eliminated dual'), adds the Levenberg-Marquardt shift and factors it by Cholesky. For a product
+state ``P`` equals ``-Hess D`` exactly, so preconditioned CG converges in one iteration;
+elsewhere it is an SPD approximation whose quality depends on how far the state is from a
+product.
+
+Guards: the marginals' eigenvalues are floored at ``1e-12`` of the largest (a rank-deficient
+marginal would make ``P`` singular); the directions on which ``-Hess D`` vanishes (``null(A*)``,
+the rows dropped by the real reduction, and ``c`` under elimination), which CG's residuals never
+enter, are projected out of ``P`` and put at its mean curvature, so that ``P`` is SPD; a failed
+Cholesky returns ``None``. Newton-CG falls back to plain CG when this returns ``None``, when
+preconditioned CG meets non-positive curvature, or when preconditioned steps stop making progress
+(:mod:`cvxqreg.solvers.newton`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.linalg
+
+from ..operators.partial_trace import PartialTrace
+from ..operators.stacked import Selected, Stacked
+
+__all__ = ["PRECONDITIONERS", "MarginalStructure", "marginal_preconditioner", "marginal_structure"]
+
+#: ``preconditioner=`` choices of Newton-CG (:class:`~cvxqreg.DualSolver`)
+PRECONDITIONERS = ("auto", "none", "marginal")
+#: marginal eigenvalues are floored at this fraction of the largest
+_MARGINAL_FLOOR = 1e-12
+#: the preconditioner is a dense m x m matrix: not used above this many rows (288 MB; QWD with
+#: 50 levels has m = 5000)
+MAX_ROWS = 6000
+
+
+@dataclasses.dataclass(frozen=True)
+class MarginalStructure:
+    """The two :class:`~cvxqreg.operators.PartialTrace` parts of a bipartite marginal problem:
+    the stacked operator ``base``, its parts, and the rows kept (``None``: all)."""
+
+    base: Stacked
+    parts: tuple[PartialTrace, PartialTrace]
+    rows: np.ndarray | None
+    #: orthonormal basis (``m x k``) of the directions on which ``D(alpha)`` is flat: the null
+    #: space of ``A*`` and the rows dropped by the real reduction
+    flat: np.ndarray
+
+
+def marginal_structure(oracle) -> MarginalStructure | None:
+    """The bipartite marginal structure of the oracle's problem, or ``None`` when the
+    preconditioner does not apply: not the von Neumann regularizer, several PSD blocks, more than
+    :data:`MAX_ROWS` rows, or constraints other than the two marginals ``Tr_B X``, ``Tr_A X`` of
+    one bipartition (each possibly a subset of rows)."""
+    if getattr(oracle.reg, "name", None) != "von_neumann" or oracle.problem.blocks is not None:
+        return None
+    if oracle.q.size > MAX_ROWS:
+        return None
+    A, rows = oracle.A, None
+    if isinstance(A, Selected):
+        A, rows = A.base, np.asarray(A.rows)
+    if not isinstance(A, Stacked) or len(A.parts) != 2:
+        return None
+    p, q = A.parts
+    if not (isinstance(p, PartialTrace) and isinstance(q, PartialTrace)):
+        return None
+    if len(p.dims) != 2 or p.dims != q.dims or {p.axes, q.axes} != {(0,), (1,)}:
+        return None
+    flat = oracle._shared.get("flat_directions")
+    if flat is None:
+        flat = oracle._shared["flat_directions"] = _flat_directions(oracle)
+    return MarginalStructure(A, (p, q), rows, flat)
+
+
+def _flat_directions(oracle) -> np.ndarray:
+    """Orthonormal basis (``m x k``) of the directions on which ``-Hess D`` vanishes:
+    ``null(A*)`` and the rows the real reduction drops (:attr:`DualOracle.imag_rows`).
+
+    Found from the structure in ``O(m)``, not from the ``m x m`` Gram matrix: each row of a
+    marginal is one real coordinate of ``Herm(Z)`` (``Re Y_jk`` and ``Re Y_kj`` the same one,
+    ``Im Y_jj`` none) with a weight, so ``A*(alpha) = s_A H_A (x) I + s_B I (x) H_B`` vanishes
+    exactly when, in every coordinate, the weighted sum of its rows vanishes, except that the
+    diagonal coordinates may carry ``H_A = c I / s_A``, ``H_B = -c I / s_B``."""
+    structure_rows = oracle.A.rows if isinstance(oracle.A, Selected) else None
+    base = oracle.A.base if isinstance(oracle.A, Selected) else oracle.A
+    rows = np.arange(base.n_rows) if structure_rows is None else np.asarray(structure_rows)
+    m = rows.size
+    imag = np.zeros(m, bool) if oracle.imag_rows is None else np.asarray(oracle.imag_rows, bool)
+    groups: dict[tuple, list[tuple[int, float]]] = {}
+    zero = []
+    for pos, row in enumerate(rows):
+        k = int(np.searchsorted(base.offsets, row, side="right")) - 1
+        part, local = base.parts[k], int(row - base.offsets[k])
+        n = part.n_out
+        im, local = divmod(local, n * n)
+        j, i = divmod(local, n)  # row i + n j is entry (i, j)
+        if im and i == j:
+            zero.append(pos)  # Herm(i E_jj) = 0
+            continue
+        kind = "d" if i == j else ("im" if im else "re")
+        w = 1.0 if i == j else (0.5 if (i < j or not im) else -0.5)
+        groups.setdefault((k, kind, min(i, j), max(i, j)), []).append((pos, part.scale * w))
+    vecs = [np.eye(m)[:, [p for p in zero if not imag[p]]]]
+    diag = np.zeros(m)
+    n_diag = 0
+    for (k, kind, _, _), members in groups.items():
+        idx = np.array([p for p, _ in members])
+        if np.all(imag[idx]):
+            continue  # covered by the unit vectors of the real reduction's rows
+        w = np.array([w for _, w in members])
+        if idx.size > 1:
+            basis = scipy.linalg.null_space(w[None, :])
+            v = np.zeros((m, basis.shape[1]))
+            v[idx] = basis
+            vecs.append(v)
+        if kind == "d":  # the identity: s_A (w . alpha) = c on A's diagonal, -c on B's
+            n_diag += 1
+            diag[idx] = (1.0 if k == 0 else -1.0) * w / (w @ w)
+    if n_diag == sum(p.n_out for p in base.parts):
+        vecs.append((diag / np.linalg.norm(diag))[:, None])
+    if imag.any():
+        vecs.append(np.eye(m)[:, imag])
+    return np.concatenate(vecs, axis=1)
+
+
+def _row_matrices(part: PartialTrace, U: np.ndarray) -> np.ndarray:
+    """``J_i = U^* Herm(Z_i) U`` for the rows of ``part`` (``(rows, n, n)``), ``Z_i`` the unit
+    matrix of row ``i`` (``E_jk`` for ``Re Y_jk``, ``i E_jk`` for ``Im Y_jk``, column-major)."""
+    n = part.n_out
+    O = U.conj()[:, None, :, None] * U[None, :, None, :]  # O[j, k, a, b] = conj(U_ja) U_kb
+    Ot = O.transpose(1, 0, 2, 3)
+    re = 0.5 * (O + Ot)
+    # row j + n k is entry (j, k): the [k, j] order flattens to it
+    J = re.transpose(1, 0, 2, 3).reshape(n * n, n, n)
+    if not part.real:
+        im = 0.5j * (O - Ot)
+        J = np.concatenate([J, im.transpose(1, 0, 2, 3).reshape(n * n, n, n)])
+    return J
+
+
+def _log_mean(a: np.ndarray) -> np.ndarray:
+    """``L_kl = (a_k - a_l) / (log a_k - log a_l)``, ``L_kk = a_k`` (``a > 0``), computed as
+    ``a_l (x - 1) / log x`` with ``x = a_k / a_l`` and ``log1p`` near ``x = 1``."""
+    hi = np.maximum(a[:, None], a[None, :])
+    lo = np.minimum(a[:, None], a[None, :])
+    y = hi / lo - 1.0
+    safe = np.where(y > 0, y, 1.0)
+    return np.where(y > 1e-12, lo * safe / np.log1p(safe), lo * (1.0 + 0.5 * y))
+
+
+def marginal_matrix(structure: MarginalStructure, oracle, ev) -> np.ndarray:
+    """The product-state approximation ``P`` of ``-Hess D`` (before the Schur complement) as an
+    ``(m, m)`` host matrix over the oracle's rows, from the marginals of ``ev``'s state."""
+    be, eps = oracle.be, oracle.eps
+    V = oracle.factor(ev.U, ev.w)
+    u_full = np.asarray(be.to_host(structure.base.apply_spectral(V)), dtype=np.float64)
+    trace = float(be.to_host(be.xp.sum(be.xp.abs(V) ** 2)))
+    offsets = structure.base.offsets
+    rows = np.arange(offsets[-1]) if structure.rows is None else structure.rows
+    m = rows.size
+    P = np.empty((m, m))
+    sel, us = [], []
+    for k, part in enumerate(structure.parts):
+        n, s = part.n_out, part.scale
+        off = offsets[k]
+        y = u_full[off : off + part.n_rows]
+        nn = n * n
+        Y = y[:nn].reshape(n, n, order="F").astype(np.complex128)
+        if not part.real:
+            Y = Y + 1j * y[nn:].reshape(n, n, order="F")
+        rho = 0.5 * (Y + Y.conj().T) / s
+        a, Ua = np.linalg.eigh(rho)
+        a = np.maximum(a, _MARGINAL_FLOOR * max(float(a[-1]), np.finfo(float).tiny))
+        L = _log_mean(a).reshape(-1)
+        mine = np.flatnonzero((rows >= off) & (rows < off + part.n_rows))  # positions in P
+        J = _row_matrices(part, Ua)[rows[mine] - off].reshape(mine.size, -1)
+        # Re sum_kl conj(J_i)_kl L_kl (J_j)_kl = B_i . B_j with B = [Re J, Im J] sqrt(L)
+        sq = np.sqrt(L)[None, :]
+        B = np.concatenate([J.real * sq, J.imag * sq], axis=1)
+        P[np.ix_(mine, mine)] = (s * s / eps) * (B @ B.T)
+        sel.append(mine)
+        us.append(u_full[rows[mine]])
+    cross = np.outer(us[0], us[1]) / (eps * trace)
+    P[np.ix_(sel[0], sel[1])] = cross
+    P[np.ix_(sel[1], sel[0])] = cross.T
+    return 0.5 * (P + P.T)
+
+
+def marginal_preconditioner(structure: MarginalStructure, oracle, ev, mu: float):
+    """``r -> P_mu^{-1} r`` for the SPD matrix ``P_mu`` approximating ``-Hess D + mu I`` (see the
+    module docstring), or ``None`` when its Cholesky factorization fails."""
+    P = marginal_matrix(structure, oracle, ev)
+    m = P.shape[0]
+    if oracle.c is not None:  # the Schur complement along c, as the oracle's
+        h = P @ oracle.c
+        chc = float(oracle.c @ h)
+        if chc > 0:
+            P = P - np.outer(h, h) / chc
+    # the directions on which D is flat (and c under elimination) are null for -Hess D; the
+    # residuals of CG are orthogonal to them: project them out of P and put them at P's mean
+    # curvature, so that P is SPD and exact on their complement
+    N = structure.flat
+    if oracle.c is not None:
+        ch = oracle.c - N @ (N.T @ oracle.c)
+        N = np.concatenate([N, (ch / np.linalg.norm(ch))[:, None]], axis=1)
+    if N.shape[1]:
+        PN = P @ N
+        P = P - N @ PN.T - PN @ N.T + N @ (N.T @ PN) @ N.T
+    if N.shape[1] >= m:
+        return None
+    scale = float(np.trace(P)) / (m - N.shape[1])
+    if not (np.isfinite(scale) and scale > 0):
+        return None
+    P = 0.5 * (P + P.T) + scale * (N @ N.T)
+    P[np.diag_indices(m)] += mu + 1e-12 * scale
+    try:
+        factor = scipy.linalg.cho_factor(P, check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    if not np.all(np.isfinite(factor[0])):
+        return None
+
+    def solve(r):
+        return scipy.linalg.cho_solve(factor, r, check_finite=False)
+
+    return solve
