@@ -45,8 +45,9 @@ EPS = (1e4, 1e3, 1e1, 1e-2, 1e-6, 1e-9)
 TOLS = (1e-3, 1e-6)
 
 
-def instances(scale: str, names):
+def instances(scale: str, names, qwd_levels: int | None = None):
     nq, nf, ns = SCALES[scale]
+    nf = qwd_levels or nf
     make = {
         "QT1": lambda: problems.tomography("QT1", n_qubits=nq),
         "QT2": lambda: problems.tomography("QT2", n_qubits=nq),
@@ -104,6 +105,9 @@ def main(argv=None):
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--optimizer", default=None, help="our optimizer (default: DualSolver's)")
     ap.add_argument("--continuation", choices=["default", "on", "off"], default="default")
+    ap.add_argument(
+        "--qwd-levels", type=int, default=None, help="Fock levels of QWD (default: the scale's)"
+    )
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--no-reference", action="store_true", help="skip the SCS reference F_0")
     ap.add_argument("--out", default=None, help="write the Markdown report here")
@@ -130,7 +134,7 @@ def main(argv=None):
     tot_ours = tot_base = 0.0
     cells_all = []  # (ours converged, ours time, baseline converged or None, baseline time)
     floors, slower = [], []
-    for name, inst in instances(args.scale, args.instances):
+    for name, inst in instances(args.scale, args.instances, args.qwd_levels):
         t0 = time.perf_counter()
         lp = cvxqreg.lower(inst.problem)
         t_lower = time.perf_counter() - t0
