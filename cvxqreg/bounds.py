@@ -535,6 +535,22 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
     cached = _ANCHORS.setdefault(problem, {})
     if centre in cached:
         return cached[centre][0]
+    from .face import coupling_face
+
+    face = coupling_face(problem)
+    if face is not None:  # every coupling is singular: no candidate can be positive definite
+        none = Anchor(
+            None,
+            -math.inf,
+            math.nan,
+            math.nan,
+            math.inf,
+            "none",
+            f"no strictly feasible state: the marginals are singular and {face.describe()}; "
+            "upper bounds come from that face (cvxqreg.face)",
+        )
+        cached[centre] = (none, [none])
+        return none
     geo = _geometry(problem)
     D = problem.dim
     tau = problem.trace_value
@@ -722,6 +738,10 @@ def feasible_upper_bound(
         )
     Xh = 0.5 * (X + X.conj().T)
     fb = _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0)
+    if not fb.available:
+        ff = _face_bound(problem, Xh, t0)
+        if ff is not None:
+            return ff
     marg = coupling_marginals(problem)
     if marg is not None and (fb.t != 0.0 or not fb.available):
         dims, rho, sigma = marg
@@ -733,6 +753,33 @@ def feasible_upper_bound(
                 restoration = float(np.linalg.norm(fs.restored.X - Xh))
                 return dataclasses.replace(fs, restoration=restoration)
     return fb
+
+
+def _face_bound(problem, Xh: np.ndarray, t0: float) -> FeasibleBound | None:
+    """The upper bound from the face of a coupling problem with singular marginals
+    (:mod:`cvxqreg.face`): ``V^* X V`` bounded on the face problem, its state lifted back."""
+    from .face import coupling_face
+
+    face = coupling_face(problem)
+    if face is None:
+        return None
+    fr = feasible_upper_bound(face.problem, face.restrict(Xh))
+    if not fr.available:
+        return None
+    X = face.lift(fr.X)
+    return FeasibleBound(
+        fr.value,
+        X,
+        fr.t,
+        0.0,
+        float(np.linalg.norm(X - Xh)),
+        fr.zeta,
+        fr.energy,
+        f"{face.describe()} (U is exact for marginals with those eigenvalues set to zero); "
+        f"on that face: {fr.note}",
+        time.perf_counter() - t0,
+        None,
+    )
 
 
 def _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, scaled=False) -> FeasibleBound:

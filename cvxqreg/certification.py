@@ -232,6 +232,29 @@ def certify(
     budget = 60.0 if time_limit is None else max(1.0, 0.1 * time_limit)
     anchors: list[Anchor] = anchor_states(lp, time_limit=budget, centre=True)
     n_fixed = len(anchors)
+    if anchors[0].X is None:
+        from .face import coupling_face
+
+        face = coupling_face(lp)
+        if face is not None:
+            return _certify_on_face(
+                lp,
+                face,
+                rtol,
+                t0,
+                time_limit,
+                dict(
+                    regularizer=regularizer,
+                    backend=backend,
+                    max_stages=max_stages,
+                    eps_start=eps_start,
+                    ratio=ratio,
+                    tol=tol,
+                    min_tol=min_tol,
+                    progress=progress,
+                    **solver_options,
+                ),
+            )
     best_L, best_U = -math.inf, math.inf
     best_X = best_alpha = None
     note = anchors[0].note
@@ -348,4 +371,58 @@ def certify(
         sense=sense,
         regularizer=reg_name,
         note=note,
+    )
+
+
+def _certify_on_face(lp, face, rtol, t0, time_limit, options) -> CertifyResult:
+    """:func:`certify` for a coupling problem with singular marginals: certify the face problem
+    (:mod:`cvxqreg.face`; strictly feasible, of dimension ``r1 r2``), keep its feasible end
+    (exact for the marginals with their dropped eigenvalues set to zero) and its state lifted
+    back, and lift its dual vector to a lower bound on the original data."""
+    from .face import lifted_lower_bound
+
+    left = None if time_limit is None else max(1.0, 0.9 * (time_limit - (time.perf_counter() - t0)))
+    sub = certify(face.problem, 0.5 * rtol, time_limit=left, **options)
+    best_L, alpha = -math.inf, None
+    if sub.alpha is not None:
+        # enough to certify: U - rtol max(1, |U|), with a little room
+        target = sub.high - 0.9 * rtol * max(1.0, abs(sub.high + lp.offset))
+        best_L, alpha = lifted_lower_bound(lp, face, sub.alpha, target=target)
+    best_U = sub.high  # the face problem: minimization form, no offset, as lp's internal values
+    X = None if sub.X is None else face.lift(sub.X)
+    width = best_U - best_L
+    if math.isfinite(width) and width <= rtol * max(1.0, abs(best_L + lp.offset)):
+        status, message = "certified", f"relative width <= {rtol:.1e} reached"
+    elif sub.status == "certified":
+        status = "stalled"
+        message = (
+            "the face problem was certified but the lifted dual bound on the original data is "
+            f"{width:.2e} wide"
+        )
+    else:
+        status, message = sub.status, sub.message
+    stages = tuple(
+        dataclasses.replace(st, low=lo, high=hi)
+        for st in sub.stages
+        for lo, hi in [user_bracket(lp, st.low, st.high)]
+    )
+    lo, hi = user_bracket(lp, best_L, best_U)
+    return CertifyResult(
+        status=status,
+        message=message,
+        low=lo,
+        high=hi,
+        rtol=float(rtol),
+        eps=sub.eps,
+        X=X,
+        alpha=alpha,
+        time=time.perf_counter() - t0,
+        stages=stages,
+        sense=lp.sense,
+        regularizer=sub.regularizer,
+        note=(
+            f"{face.describe()}: the feasible end is exact for marginals with those eigenvalues "
+            "set to zero, the dual end (lifted from the face's dual vector) for the data as "
+            f"given; on the face: {sub.note}"
+        ),
     )

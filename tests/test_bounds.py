@@ -214,8 +214,10 @@ def test_anchor_for_transport_is_the_product_state(rng):
     assert a.lam_lower >= lam_prod * (1 - 1e-6)
 
 
-def test_no_strictly_feasible_state_is_reported(rng):
-    """A pure marginal forces a singular coupling: only L is guaranteed, U = inf with a reason."""
+def test_pure_marginal_is_bounded_on_its_face(rng):
+    """A pure marginal forces the single coupling |0><0| (x) sigma: no positive definite coupling
+    exists, the upper end comes from the face supp(rho) (x) supp(sigma), and the bracket holds
+    the closed form F_0 = Tr[H (|0><0| (x) sigma)] (docs/bounds.md, 'Singular marginals')."""
     n = 3
     rho = np.zeros((n, n), complex)
     rho[0, 0] = 1.0
@@ -230,10 +232,34 @@ def test_no_strictly_feasible_state_is_reported(rng):
             cp.partial_trace(X, [n, n], axis=0) == sigma,
         ],
     )
+    F0 = float(np.real(np.trace(H @ np.kron(rho, sigma))))
+    lp = cvxqreg.lower(prob)
+    r = DualSolver("von_neumann", backend="numpy", time_limit=30)(lp, 1e-2)
+    lo, hi = r.bracket
+    assert lo <= F0 <= hi < math.inf
+    assert "supp(rho) (x) supp(sigma), of dimension 1 x 3" in r.bound_note
+    c = certify(lp, rtol=1e-6, backend="numpy", time_limit=60)
+    assert c.status == "certified" and c.low <= F0 <= c.high
+    assert c.high - c.low <= 1e-6 * max(1.0, abs(c.low))
+    # the state of the feasible end is the coupling, lifted from the face
+    assert np.linalg.norm(c.X - np.kron(rho, sigma)) < 1e-6
+    assert "dual end (lifted" in c.note
+
+
+def test_no_strictly_feasible_state_is_reported():
+    """Data that fix a pure state (Tr X = 1, <Z> = 1 forces |0><0|) leave no strictly feasible
+    state and no face to reduce to: only L is guaranteed, U = inf with a reason."""
+    X = cp.Variable((2, 2), hermitian=True)
+    H = np.array([[0.3, 0.1j], [-0.1j, -0.2]])
+    Z = np.diag([1.0, -1.0])
+    prob = cp.Problem(
+        cp.Minimize(cp.real(cp.trace(H @ X))),
+        [X >> 0, cp.real(cp.trace(X)) == 1, cp.real(cp.trace(Z @ X)) == 1],
+    )
     lp = cvxqreg.lower(prob)
     r = DualSolver("von_neumann", backend="numpy", time_limit=30)(lp, 1e-2)
     assert r.bracket[1] == math.inf and "strictly feasible" in r.bound_note
-    assert np.isfinite(r.bracket[0])
+    assert np.isfinite(r.bracket[0]) and r.bracket[0] <= 0.3 + 1e-12
     c = certify(lp, rtol=1e-4, backend="numpy", max_stages=3)
     assert c.status == "no_upper_bound" and c.high == math.inf
     assert "strictly feasible" in c.message

@@ -1,0 +1,228 @@
+"""Facial reduction of couplings with singular marginals (docs/bounds.md, 'Singular marginals:
+the face of the couplings').
+
+For ``X >= 0`` with ``Tr_2 X = rho`` and ``Tr_1 X = sigma``, every feasible ``X`` lives on
+``supp(rho) (x) supp(sigma)``: if ``rho v = 0`` then ``Tr[(v v^* (x) I) X] = 0``, and a PSD ``X``
+with a zero diagonal block has zero rows there. With isometries ``V1``, ``V2`` onto the supports
+(``rho = V1 rho' V1^*``, ``sigma = V2 sigma' V2^*``, ``rho'``, ``sigma'`` positive definite) and
+``V = V1 (x) V2``, the feasible states are exactly ``X = V Y V^*`` with ``Y`` a coupling of
+``rho'`` and ``sigma'``, and
+
+    F_0 = min {Tr[(V^* H V) Y] : Y >= 0, Tr_2 Y = rho', Tr_1 Y = sigma'}
+
+on ``C^(r1 r2)``: the *face* problem. It has a strictly feasible point (``rho' (x) sigma'``), so
+:func:`cvxqreg.bounds.feasible_upper_bound` gives an upper bound there, while the original problem
+has none (no positive definite coupling exists).
+
+**What is guaranteed.** Numerically the marginals are singular only up to rounding: their
+smallest eigenvalues are ``O(u)`` rather than zero. The face keeps the eigenvalues above
+``cut lambda_max`` and drops the rest (at most :attr:`CouplingFace.dropped` in absolute value),
+so an upper bound from the face is the exact value for marginals changed by that much (the
+dropped eigenvalues set to zero). The lower bound needs no such caveat: a dual point of the face
+problem lifts to the original one, ``alpha = V1 a' V1^* + c K1``, ``beta = V2 b' V2^* + c K2``
+(``K1``, ``K2`` the projectors onto the dropped eigenvectors), and for any ``c`` weak duality on
+the *original* data gives a rigorous bound (:func:`lifted_lower_bound`); as ``c -> -inf`` it
+tends to the face problem's shift bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import weakref
+
+import numpy as np
+
+__all__ = ["CouplingFace", "coupling_face", "lifted_lower_bound"]
+
+#: eigenvalues of a marginal at or below this fraction of its largest are dropped
+FACE_CUT = 1e-10
+
+_FACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CouplingFace:
+    """The face ``supp(rho) (x) supp(sigma)`` of a coupling problem with singular marginals.
+
+    Attributes
+    ----------
+    problem : LoweredProblem
+        The face problem (minimization form, no offset) on ``C^(r1 r2)``.
+    V1, V2 : ndarray
+        Orthonormal bases of the supports of ``rho`` (``n1 x r1``) and ``sigma`` (``n2 x r2``).
+    K1, K2 : ndarray
+        Projectors onto the dropped eigenvectors (``I - V1 V1^*``, ``I - V2 V2^*``).
+    dims : tuple of int
+        ``(n1, n2)``.
+    dropped : float
+        The largest absolute eigenvalue dropped from either marginal: the face problem's data
+        differ from the original by at most this in each dropped direction.
+    """
+
+    problem: object
+    V1: np.ndarray
+    V2: np.ndarray
+    K1: np.ndarray
+    K2: np.ndarray
+    dims: tuple[int, int]
+    dropped: float
+
+    @property
+    def ranks(self) -> tuple[int, int]:
+        """``(r1, r2)``."""
+        return (self.V1.shape[1], self.V2.shape[1])
+
+    @property
+    def isometry(self) -> np.ndarray:
+        """``V = V1 (x) V2`` (``D x r1 r2``)."""
+        return np.kron(self.V1, self.V2)
+
+    def restrict(self, X: np.ndarray) -> np.ndarray:
+        """``V^* X V``."""
+        V = self.isometry
+        Y = V.conj().T @ np.asarray(X) @ V
+        return 0.5 * (Y + Y.conj().T)
+
+    def lift(self, Y: np.ndarray) -> np.ndarray:
+        """``V Y V^*``: a state of the face as a state of the original space."""
+        V = self.isometry
+        X = V @ np.asarray(Y) @ V.conj().T
+        return 0.5 * (X + X.conj().T)
+
+    def describe(self) -> str:
+        (n1, n2), (r1, r2) = self.dims, self.ranks
+        return (
+            f"the couplings live on supp(rho) (x) supp(sigma), of dimension {r1} x {r2} = "
+            f"{r1 * r2} (of {n1 * n2}); the marginals' eigenvalues below {FACE_CUT:g} times "
+            f"the largest (at most {self.dropped:.1e}) were taken as zero"
+        )
+
+
+def _support(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    w, V = np.linalg.eigh(0.5 * (M + M.conj().T))
+    keep = w > FACE_CUT * max(float(w[-1]), 0.0)
+    dropped = float(np.max(np.abs(w[~keep]))) if np.any(~keep) else 0.0
+    Vk = V[:, keep]
+    K = V[:, ~keep] @ V[:, ~keep].conj().T
+    return Vk, np.diag(w[keep]), dropped, K
+
+
+def coupling_face(problem) -> CouplingFace | None:
+    """The face of a coupling problem whose marginals are singular (numerically: eigenvalues
+    at most :data:`FACE_CUT` times the largest), or ``None`` when the problem is not a coupling
+    of two marginals or both marginals are positive definite (cached per problem)."""
+    if problem in _FACES:
+        return _FACES[problem]
+    from .bounds import coupling_marginals
+
+    out = None
+    marg = coupling_marginals(problem)
+    if marg is not None:
+        dims, rho, sigma = marg
+        V1, rho_r, d1, K1 = _support(rho)
+        V2, sigma_r, d2, K2 = _support(sigma)
+        if (V1.shape[1] < dims[0] or V2.shape[1] < dims[1]) and V1.shape[1] and V2.shape[1]:
+            from .lowering import lower
+            from .problems._instance import _qot_problem
+
+            V = np.kron(V1, V2)
+            Hr = V.conj().T @ np.asarray(problem.H) @ V
+            Hr = 0.5 * (Hr + Hr.conj().T)
+            if np.allclose(Hr.imag, 0, atol=0) and np.isrealobj(V):
+                Hr = Hr.real
+            # the marginals in their eigenbases: diagonal, so exactly Hermitian
+            cp_problem, _, _ = _qot_problem(Hr, rho_r, sigma_r)
+            out = CouplingFace(lower(cp_problem), V1, V2, K1, K2, dims, max(d1, d2))
+    _FACES[problem] = out
+    return out
+
+
+def _split_sum(S: np.ndarray, dims: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, b)`` with ``a (x) I + I (x) b = S`` when ``S`` has that form (least squares
+    otherwise): ``a = Tr_2 S / r2``, ``b = (Tr_1 S - Tr[a] I) / r1``."""
+    r1, r2 = dims
+    T = S.reshape(r1, r2, r1, r2)
+    a = np.einsum("ajbj->ab", T) / r2
+    b = (np.einsum("iaib->ab", T) - np.trace(a) * np.eye(r2)) / r1
+    return a, b
+
+
+def lifted_lower_bound(
+    problem,
+    face: CouplingFace,
+    alpha_face: np.ndarray,
+    target: float = math.inf,
+    golden: int = 6,
+) -> tuple[float, np.ndarray]:
+    """``(L, alpha)``: the best weak-duality bound on the original problem's ``F_0``
+    (minimization form, offset excluded) over the lifts ``alpha(c)`` of a dual vector of the face
+    problem, ``c <= 0``.
+
+    ``A*(alpha(c)) = (V1 a V1^* + c K1) (x) I + I (x) (V2 b V2^* + c K2)`` with
+    ``a (x) I + I (x) b = A_face*(alpha_face)``. Each candidate is scored by
+    :func:`cvxqreg.bounds.shift_lower_bound` on the original data, so the result is rigorous
+    whatever ``c`` (one Hermitian eigenvalue solve of ``D x D`` per candidate: a grid in
+    ``log |c|`` refined by ``golden`` golden sections, stopping early once a bound reaches
+    ``target``), and the lifted dual vector that attains it."""
+    from .backend import get_backend
+    from .bounds import _geometry, _host_op, _solve_gram, shift_lower_bound
+
+    be = get_backend("numpy")
+    fop, op = _host_op(face.problem), _host_op(problem)
+    S = fop.adjoint(np.asarray(alpha_face, dtype=np.float64))
+    S = 0.5 * (S + S.conj().T)
+    a, b = _split_sum(S, face.ranks)
+    n1, n2 = face.dims
+    M0 = np.kron(face.V1 @ a @ face.V1.conj().T, np.eye(n2)) + np.kron(
+        np.eye(n1), face.V2 @ b @ face.V2.conj().T
+    )
+    M1 = np.kron(face.K1, np.eye(n2)) + np.kron(np.eye(n1), face.K2)
+    geo = _geometry(problem)
+
+    def coeffs(M):
+        M = 0.5 * (M + M.conj().T)
+        r = np.asarray(op.apply(M.real if problem.real else M), dtype=np.float64)
+        return _solve_gram(problem, geo, r)
+
+    a0, a1 = coeffs(M0), coeffs(M1)
+    H = np.asarray(problem.H)
+
+    def bound(c: float) -> float:
+        alpha = a0 + c * a1
+        W = op.adjoint(alpha)
+        W = (W.real if problem.real else W) - H
+        return shift_lower_bound(problem, be, 0.5 * (W + W.conj().T), alpha)
+
+    # L(c) is concave in c (a linear term minus lambda_max of an affine family, minus margins
+    # linear in |c|), hence unimodal along |c| = scale 10^k: scan up until it drops (or reaches
+    # ``target``), then golden sections in log |c| between the neighbours of the best point
+    scale = max(1.0, float(problem.cost_norm))
+    ks = list(range(-2, 13))
+    vals: list[float] = []
+    for k in ks:
+        vals.append(bound(-scale * 10.0**k))
+        if vals[-1] >= target or (len(vals) > 1 and vals[-1] < vals[-2]):
+            break
+    i = int(np.nanargmax(vals))
+    best = (vals[i], -scale * 10.0 ** ks[i])
+    if best[0] >= target or i == 0:
+        return float(best[0]), a0 + best[1] * a1
+    lo, hi = ks[i - 1], ks[min(i + 1, len(ks) - 1)]
+    g = (math.sqrt(5) - 1) / 2
+    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+    f1, f2 = bound(-scale * 10.0**x1), bound(-scale * 10.0**x2)
+    for _ in range(golden):
+        best = max(best, (f1, -scale * 10.0**x1), (f2, -scale * 10.0**x2))
+        if best[0] >= target:
+            break
+        if f1 >= f2:
+            hi, x2, f2 = x2, x1, f1
+            x1 = hi - g * (hi - lo)
+            f1 = bound(-scale * 10.0**x1)
+        else:
+            lo, x1, f1 = x1, x2, f2
+            x2 = lo + g * (hi - lo)
+            f2 = bound(-scale * 10.0**x2)
+    best = max(best, (f1, -scale * 10.0**x1), (f2, -scale * 10.0**x2))
+    return float(best[0]), a0 + best[1] * a1
