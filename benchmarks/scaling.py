@@ -49,6 +49,13 @@ def main(argv=None):
         "--every-size", action="store_true", help="Wasserstein: even n above 10 too (D = 1024)"
     )
     ap.add_argument("--families", nargs="+", default=["tomography", "wasserstein"])
+    ap.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="Fock levels of the wasserstein family to run (default: every odd n above D = 100)",
+    )
     ap.add_argument("--regularizer", default="von_neumann")
     ap.add_argument("--time-limit", type=float, default=None, help="seconds per solve")
     ap.add_argument("--backend", default="auto")
@@ -80,6 +87,8 @@ def main(argv=None):
             odd_only = (
                 not args.every_size and name == "wasserstein" and int(D**0.5) % 2 == 0 and D > 100
             )
+            if name == "wasserstein" and args.levels is not None:
+                odd_only = int(round(D**0.5)) not in args.levels
             if D > args.max_dim or D < args.min_dim or odd_only:
                 continue
             lp = cvxqreg.lower(make().problem)
