@@ -33,7 +33,7 @@ import weakref
 
 import numpy as np
 
-__all__ = ["CouplingFace", "coupling_face", "lifted_lower_bound"]
+__all__ = ["CouplingFace", "coupling_face", "lift_dual", "lifted_lower_bound", "restrict_dual"]
 
 #: eigenvalues of a marginal at or below this fraction of its largest are dropped
 FACE_CUT = 1e-10
@@ -148,6 +148,41 @@ def _split_sum(S: np.ndarray, dims: tuple[int, int]) -> tuple[np.ndarray, np.nda
     return a, b
 
 
+def _rows_of(problem, M: np.ndarray) -> np.ndarray:
+    """``y`` with ``A*(y) = M`` for ``M`` in the range of ``A*`` (least squares otherwise)."""
+    from .bounds import _geometry, _host_op, _solve_gram
+
+    M = 0.5 * (M + M.conj().T)
+    r = np.asarray(_host_op(problem).apply(M.real if problem.real else M), dtype=np.float64)
+    return _solve_gram(problem, _geometry(problem), r)
+
+
+def lift_dual(problem, face: CouplingFace, alpha_face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(a0, a1)``: the dual vectors of the original problem with
+    ``A*(a0) = V1 a V1^* (x) I + I (x) V2 b V2^*`` (``a (x) I + I (x) b = A_face*(alpha_face)``)
+    and ``A*(a1) = K1 (x) I + I (x) K2``; the lifts are ``a0 + c a1``."""
+    from .bounds import _host_op
+
+    S = _host_op(face.problem).adjoint(np.asarray(alpha_face, dtype=np.float64))
+    S = 0.5 * (S + S.conj().T)
+    a, b = _split_sum(S, face.ranks)
+    n1, n2 = face.dims
+    M0 = np.kron(face.V1 @ a @ face.V1.conj().T, np.eye(n2)) + np.kron(
+        np.eye(n1), face.V2 @ b @ face.V2.conj().T
+    )
+    M1 = np.kron(face.K1, np.eye(n2)) + np.kron(np.eye(n1), face.K2)
+    return _rows_of(problem, M0), _rows_of(problem, M1)
+
+
+def restrict_dual(problem, face: CouplingFace, alpha: np.ndarray) -> np.ndarray:
+    """A dual vector of the face problem with ``A_face*(alpha') = V^* A*(alpha) V`` (the inverse of
+    :func:`lift_dual` for every ``c``): a warm start on the face from one on the original."""
+    from .bounds import _host_op
+
+    W = _host_op(problem).adjoint(np.asarray(alpha, dtype=np.float64))
+    return _rows_of(face.problem, face.restrict(W))
+
+
 def lifted_lower_bound(
     problem,
     face: CouplingFace,
@@ -166,26 +201,11 @@ def lifted_lower_bound(
     ``log |c|`` refined by ``golden`` golden sections, stopping early once a bound reaches
     ``target``), and the lifted dual vector that attains it."""
     from .backend import get_backend
-    from .bounds import _geometry, _host_op, _solve_gram, shift_lower_bound
+    from .bounds import _host_op, shift_lower_bound
 
     be = get_backend("numpy")
-    fop, op = _host_op(face.problem), _host_op(problem)
-    S = fop.adjoint(np.asarray(alpha_face, dtype=np.float64))
-    S = 0.5 * (S + S.conj().T)
-    a, b = _split_sum(S, face.ranks)
-    n1, n2 = face.dims
-    M0 = np.kron(face.V1 @ a @ face.V1.conj().T, np.eye(n2)) + np.kron(
-        np.eye(n1), face.V2 @ b @ face.V2.conj().T
-    )
-    M1 = np.kron(face.K1, np.eye(n2)) + np.kron(np.eye(n1), face.K2)
-    geo = _geometry(problem)
-
-    def coeffs(M):
-        M = 0.5 * (M + M.conj().T)
-        r = np.asarray(op.apply(M.real if problem.real else M), dtype=np.float64)
-        return _solve_gram(problem, geo, r)
-
-    a0, a1 = coeffs(M0), coeffs(M1)
+    op = _host_op(problem)
+    a0, a1 = lift_dual(problem, face, alpha_face)
     H = np.asarray(problem.H)
 
     def bound(c: float) -> float:

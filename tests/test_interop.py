@@ -244,6 +244,7 @@ OPTION_VALUES = {
     "preconditioner": "none",
     "regularization": 0.0,
     "predictor": False,
+    "facial_reduction": False,
     "progress": True,
     "verbose": True,
 }
@@ -266,6 +267,7 @@ CLI_ARGS = {
     "preconditioner": ["--preconditioner", "none"],
     "regularization": ["--regularization", "0"],
     "predictor": ["--no-predictor"],
+    "facial_reduction": ["--no-facial-reduction"],
     "progress": [],  # the command line supplies its own progress bar
     "verbose": ["--verbose"],
 }

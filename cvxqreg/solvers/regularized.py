@@ -112,6 +112,13 @@ class DualSolver:
     regularization : float
         ``kappa`` of Newton's Levenberg-Marquardt shift ``mu = kappa ||grad|| / max(eps, s)``
         (``s`` the cost's spread); 0 gives plain Newton.
+    facial_reduction : bool
+        Solve a coupling problem whose marginals are singular (eigenvalues at most ``1e-10`` of
+        the largest) on its face ``supp(rho) (x) supp(sigma)`` (:mod:`cvxqreg.face`), where the
+        dual optimum is attained, and lift the state back; status and ``grad_norm`` are judged
+        on the data as given (docs/bounds.md, 'Singular marginals: the face of the couplings').
+        Without it the dual drifts to infinity along the marginals' kernels and Newton needs
+        hundreds of iterations at small eps (Ising, ``benchmarks/results/face.md``).
     predictor : bool
         With continuation, warm-start each stage from the secant extrapolation of the last two
         stages' ``alpha`` when that has the larger dual value
@@ -146,6 +153,7 @@ class DualSolver:
     hessian_products: str = "auto"
     preconditioner: str = "auto"
     regularization: float = 1e-3
+    facial_reduction: bool = True
     predictor: bool = True
     progress: Any = None
     verbose: bool = False
@@ -180,7 +188,7 @@ class DualSolver:
             ("eliminate", ("auto", True, False)),
         ):
             _check_choice(name, getattr(self, name), choices)
-        for name in ("continuation", "predictor", "verbose"):
+        for name in ("continuation", "predictor", "verbose", "facial_reduction"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InvalidInputError(
                     f"{name} must be True or False, got {getattr(self, name)!r}"
@@ -327,6 +335,12 @@ class DualSolver:
             unbounded = self._recession_certificate(problem)
             if unbounded is not None:
                 return unbounded_result(unbounded, eps, self, problem, time.perf_counter() - t0)
+        if self.facial_reduction and not problem.has_inequalities and _vanishes_at_zero(reg):
+            from ..face import coupling_face
+
+            face = coupling_face(problem)
+            if face is not None:
+                return self._solve_on_face(problem, face, eps, alpha0, return_state, eps0, t0)
         oracle = DualOracle(problem, eps, reg, be, eliminate=self.eliminate)
         m = problem.n_rows
         if alpha0 is None:
@@ -465,6 +479,89 @@ class DualSolver:
                 "bound_time": ub.time,  # seconds spent on the feasible bound (cvxqreg.bounds)
             },
         )
+
+    def _solve_on_face(self, problem, face, eps, alpha0, return_state, eps0, t0):
+        """:meth:`_solve` for a coupling problem with singular marginals: solve its face problem
+        (positive definite marginals, dimension ``r1 r2``), lift the state ``X = V Y V^*`` and
+        judge it on the data as given (``||q - A(X)||``); the lower end is the face's dual vector
+        lifted to the original data (:func:`cvxqreg.face.lifted_lower_bound`, rigorous), the
+        upper end the face's feasible state lifted (exact for the marginals with the dropped
+        eigenvalues set to zero)."""
+        from ..bounds import _host_op
+        from ..face import lifted_lower_bound, restrict_dual
+
+        a0 = None
+        if alpha0 is not None:
+            x0 = np.asarray(alpha0, dtype=np.float64).reshape(-1)
+            if x0.shape != (problem.n_rows,) or not np.all(np.isfinite(x0)):
+                raise InvalidInputError(
+                    f"alpha0 must hold {problem.n_rows} finite entries, one per row of the problem"
+                )
+            a0 = restrict_dual(problem, face, x0)
+        if self.verbose:
+            print(f"cvxqreg: facial reduction: {face.describe()}")
+        sub = self(face.problem, eps, alpha0=a0, return_state=True, eps0=eps0)
+        if sub.X is None or sub.status == Status.INFEASIBLE:
+            return dataclasses.replace(sub, sense=problem.sense, time=time.perf_counter() - t0)
+        X = face.lift(sub.X)
+        AX = _host_op(problem).apply(X.real if problem.real else X)
+        gnorm = float(np.linalg.norm(problem.q - np.asarray(AX, dtype=np.float64)))
+        # the face's values are in minimization form without offset, as the problem's internal
+        # ones; the lift cannot beat the face's own bound: stop within 1e-9 relative of it
+        target = sub.certified_bound - 1e-9 * max(1.0, abs(sub.certified_bound))
+        usable = sub.status not in (Status.FAILED, Status.INFEASIBLE)
+        if usable:
+            low, alpha = lifted_lower_bound(problem, face, sub.alpha, target=target)
+        else:
+            low, alpha = -np.inf, lifted_lower_bound(problem, face, sub.alpha, golden=0)[1]
+        high = sub.feasible_bound
+        status, message = sub.status, sub.message
+        if status == Status.CONVERGED and not gnorm < self.tol:
+            status = Status.PRECISION_LIMIT
+            message = (
+                f"converged on the face (||grad||_2 = {sub.grad_norm:.3e}), but on the data as "
+                f"given ||q - A(X)||_2 = {gnorm:.3e} >= tol: the marginals' eigenvalues below the "
+                f"cut (at most {face.dropped:.1e}) are not matched"
+            )
+        message += f" [solved on the face: {face.describe()}]"
+        user = problem.user_value
+        hist = sub.history
+        hist = dataclasses.replace(hist, dual_value=np.array([user(v) for v in hist.dual_value]))
+        fs = sub.feasible_state
+        return dataclasses.replace(
+            sub,
+            status=status,
+            message=message,
+            value=user(sub.value),
+            energy=user(sub.energy),
+            dual_value=user(sub.dual_value),
+            grad_norm=gnorm,
+            certified_bound=user(low),
+            bracket=user_bracket(problem, low, high),
+            feasible_bound=user(high),
+            bound_note=(
+                f"{face.describe()}; upper end on that face (exact for the marginals with those "
+                f"eigenvalues set to zero): {sub.bound_note}; lower end: the face's dual vector "
+                "lifted to the data as given"
+            ),
+            time=time.perf_counter() - t0,
+            alpha=alpha,
+            X=X if return_state else None,
+            feasible_state=None if (fs is None or not return_state) else face.lift(fs),
+            history=hist,
+            sense=problem.sense,
+            extras={**sub.extras, "face": face.describe(), "face_dim": face.problem.dim},
+        )
+
+
+def _vanishes_at_zero(reg: Regularizer) -> bool:
+    """Whether ``phi(0) = 0``: then ``Tr[phi(V Y V^*)] = Tr[phi(Y)]`` and the regularized problem
+    on a face is the same problem."""
+    try:
+        with np.errstate(all="ignore"):
+            return float(np.asarray(reg.phi(np.zeros(1)), dtype=np.float64)[0]) == 0.0
+    except Exception:  # a user-defined phi that rejects arrays: no facial reduction
+        return False
 
 
 def solve(
