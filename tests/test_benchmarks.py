@@ -115,3 +115,14 @@ def test_gpu_check_without_cupy(capsys):
         pytest.skip("a GPU is present: the script would run its full check")
     assert load("gpu_check").main([]) == 2
     assert "CuPy backend unavailable" in capsys.readouterr().out
+
+
+def test_face_benchmark_small(tmp_path):
+    out = tmp_path / "face.md"
+    text = load("face").main(
+        ["--n", "3", "--eps", "1e-2", "--regularizers", "quadratic", "--out", str(out)]
+    )
+    assert out.read_text() == text
+    rows = [r.split("|") for r in text.splitlines() if r.startswith("| IM N = 3")]
+    assert [r[6].strip() for r in rows] == ["face", "full space"]
+    assert rows[0][3].strip() == "36" and rows[0][7].strip() == "converged"
