@@ -210,3 +210,20 @@ def test_cvxpy_method_on_a_singular_coupling(rng):
     assert np.allclose(prob.variables()[0].value, np.kron(rho, sigma), atol=1e-8)
     # CVXPY's value is the problem's own objective Tr[H X] at the state
     assert abs(prob.value - (1.0 * 0.6 + 2.0 * 0.4)) < 1e-8
+
+
+def test_dropped_eigenvalues_above_tol_are_reported(rng):
+    """A marginal eigenvalue of 2e-11 is below the face's cut (1e-10 of the largest): the face
+    solve meets tol = 1e-12 there, but on the data as given the residual is 2e-11, so the status
+    says precision_limit and the message names the dropped eigenvalues."""
+    U, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    rho = U @ np.diag([0.7, 0.3 - 2e-11, 2e-11]) @ U.T
+    sigma = rand_state(rng, 2, real=True)
+    lp = cvxqreg.lower(_coupling(rand_herm(rng, 6, real=True), rho, sigma))
+    face = coupling_face(lp)
+    assert face is not None and 1e-11 < face.dropped < 3e-11
+    r = cvxqreg.solve(lp, eps=0.1, backend="numpy", tol=1e-12)
+    assert r.status == "precision_limit" and "not matched" in r.message
+    assert 1e-11 < r.grad_norm < 1e-10
+    coarse = cvxqreg.solve(lp, eps=0.1, backend="numpy", tol=1e-8)
+    assert coarse.status == "converged" and coarse.grad_norm < 1e-8
