@@ -9,7 +9,8 @@ Steps (each with its own share of the budget; a step that runs out is reported, 
    in ``cvxqreg/solvers/dual.py``), written to ``results/low_rank_products_cupy.md``.
 3. ``benchmarks/paper_tables.py --scale paper --backend cupy`` for QWD n = 50 (D = 2500) and
    IM N = 5 (D = 1024), von Neumann, eps = 1e-2, tol 1e-6, no baseline, with a per-cell time
-   limit, written to ``results/paper_tables_gpu.md``.
+   limit, written to ``results/paper_tables_gpu.md``. (IM's marginals are singular, so it is
+   solved on its 36-dimensional face; its cell measures the lift to D = 1024, QWD's the device.)
 
 Without CuPy (or without a device) it prints why and exits with status 2; nothing is written.
 
