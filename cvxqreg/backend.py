@@ -23,8 +23,11 @@ __all__ = ["Backend", "array_module", "available_backends", "get_backend", "to_h
 
 _NAMES = ("auto", "numpy", "cupy")
 
-#: matrices below this size run with single-threaded host BLAS (see Backend.threads_for)
-SMALL_DIM = 128
+#: matrices below this size run with single-threaded host BLAS (see Backend.threads_for);
+#: measured on the 2-core machine of benchmarks/results/threads.md: default solves were 8.7x
+#: (D = 100), 4.8x (144), 1.9x (400), 1.4x (529), 1.1x (676) slower with 2 threads than with
+#: one, and 1.2x faster at D = 841
+SMALL_DIM = 640
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +112,9 @@ class Backend:
 
         Below ``SMALL_DIM`` the per-call thread wake-up of a multithreaded OpenBLAS costs more
         than the arithmetic (measured: a D = 25 transport solve took 12 s with 2 threads on a
-        loaded 2-core machine and 0.3 s with 1). No-op on a GPU or for large ``dim``.
+        loaded 2-core machine and 0.3 s with 1; on an idle one, QWD at D = 144 took 2.4 s with 2
+        threads and 0.49 s with 1, ``benchmarks/results/threads.md``). No-op on a GPU or for
+        large ``dim``.
         """
         if self.name != "numpy" or dim >= SMALL_DIM:
             return contextlib.nullcontext()

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import get_backend
 from .bounds import Anchor, anchor_states, feasible_upper_bound, user_bracket
 from .errors import InvalidInputError
 from .problem import LoweredProblem
@@ -212,6 +213,42 @@ def certify(
         from .lowering import lower
 
         lp = lower(problem)
+    # the bounds run on the host between the solves: small matrices with one BLAS thread
+    with get_backend(backend).threads_for(lp.dim):
+        return _certify(
+            lp,
+            rtol,
+            t0,
+            regularizer=regularizer,
+            backend=backend,
+            time_limit=time_limit,
+            max_stages=max_stages,
+            eps_start=eps_start,
+            ratio=ratio,
+            tol=tol,
+            min_tol=min_tol,
+            progress=progress,
+            **solver_options,
+        )
+
+
+def _certify(
+    lp,
+    rtol,
+    t0,
+    *,
+    regularizer,
+    backend,
+    time_limit,
+    max_stages,
+    eps_start,
+    ratio,
+    tol,
+    min_tol,
+    progress,
+    **solver_options,
+) -> CertifyResult:
+    """:func:`certify` on a lowered problem (``t0``: when the call started)."""
     if not (isinstance(rtol, int | float) and math.isfinite(rtol) and rtol > 0):
         raise InvalidInputError(f"rtol must be a positive number, got {rtol!r}")
     if not (math.isfinite(ratio) and ratio > 1):

@@ -126,3 +126,13 @@ def test_face_benchmark_small(tmp_path):
     rows = [r.split("|") for r in text.splitlines() if r.startswith("| IM N = 3")]
     assert [r[6].strip() for r in rows] == ["face", "full space"]
     assert rows[0][3].strip() == "36" and rows[0][7].strip() == "converged"
+
+
+def test_threads_benchmark_small(tmp_path):
+    from cvxqreg import backend
+
+    before = backend.SMALL_DIM
+    text = load("threads").main(["--levels", "3", "--transport", "2", "--repeats", "1"])
+    assert backend.SMALL_DIM == before  # restored
+    rows = [r for r in text.splitlines() if r.startswith("| QWD") or r.startswith("| transport")]
+    assert len(rows) == 2 and all("converged" in r for r in rows)
