@@ -213,42 +213,31 @@ def certify(
         from .lowering import lower
 
         lp = lower(problem)
+    # every option but the time limit, as passed on to certify on a face (_certify_on_face)
+    options = dict(
+        regularizer=regularizer,
+        backend=backend,
+        max_stages=max_stages,
+        eps_start=eps_start,
+        ratio=ratio,
+        tol=tol,
+        min_tol=min_tol,
+        progress=progress,
+        **solver_options,
+    )
     # the bounds run on the host between the solves: small matrices with one BLAS thread
     with get_backend(backend).threads_for(lp.dim):
-        return _certify(
-            lp,
-            rtol,
-            t0,
-            regularizer=regularizer,
-            backend=backend,
-            time_limit=time_limit,
-            max_stages=max_stages,
-            eps_start=eps_start,
-            ratio=ratio,
-            tol=tol,
-            min_tol=min_tol,
-            progress=progress,
-            **solver_options,
-        )
+        return _certify(lp, rtol, t0, time_limit, options)
 
 
-def _certify(
-    lp,
-    rtol,
-    t0,
-    *,
-    regularizer,
-    backend,
-    time_limit,
-    max_stages,
-    eps_start,
-    ratio,
-    tol,
-    min_tol,
-    progress,
-    **solver_options,
-) -> CertifyResult:
-    """:func:`certify` on a lowered problem (``t0``: when the call started)."""
+def _certify(lp, rtol, t0, time_limit, options: dict) -> CertifyResult:
+    """:func:`certify` on a lowered problem (``t0``: when the call started; ``options``: the
+    keywords of :func:`certify` but ``time_limit``)."""
+    opts = dict(options)
+    regularizer, backend = opts.pop("regularizer"), opts.pop("backend")
+    max_stages, eps_start, ratio = opts.pop("max_stages"), opts.pop("eps_start"), opts.pop("ratio")
+    tol, min_tol, progress = opts.pop("tol"), opts.pop("min_tol"), opts.pop("progress")
+    solver_options = opts
     if not (isinstance(rtol, int | float) and math.isfinite(rtol) and rtol > 0):
         raise InvalidInputError(f"rtol must be a positive number, got {rtol!r}")
     if not (math.isfinite(ratio) and ratio > 1):
@@ -274,24 +263,7 @@ def _certify(
 
         face = coupling_face(lp)
         if face is not None:
-            return _certify_on_face(
-                lp,
-                face,
-                rtol,
-                t0,
-                time_limit,
-                dict(
-                    regularizer=regularizer,
-                    backend=backend,
-                    max_stages=max_stages,
-                    eps_start=eps_start,
-                    ratio=ratio,
-                    tol=tol,
-                    min_tol=min_tol,
-                    progress=progress,
-                    **solver_options,
-                ),
-            )
+            return _certify_on_face(lp, face, rtol, t0, time_limit, options)
     best_L, best_U = -math.inf, math.inf
     best_X = best_alpha = None
     note = anchors[0].note

@@ -32,6 +32,7 @@ import math
 import weakref
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 __all__ = ["CouplingFace", "coupling_face", "lift_dual", "lifted_lower_bound", "restrict_dual"]
 
@@ -198,8 +199,8 @@ def lifted_lower_bound(
     ``a (x) I + I (x) b = A_face*(alpha_face)``. Each candidate is scored by
     :func:`cvxqreg.bounds.shift_lower_bound` on the original data, so the result is rigorous
     whatever ``c`` (one Hermitian eigenvalue solve of ``D x D`` per candidate: a grid in
-    ``log |c|`` refined by ``golden`` golden sections, stopping early once a bound reaches
-    ``target``), and the lifted dual vector that attains it."""
+    ``log |c|`` refined by at most ``golden`` steps of a bounded scalar search, the scan stopping
+    early once a bound reaches ``target``), and the lifted dual vector that attains it."""
     from .backend import get_backend
     from .bounds import _host_op, shift_lower_bound
 
@@ -216,33 +217,25 @@ def lifted_lower_bound(
 
     # L(c) is concave in c (a linear term minus lambda_max of an affine family, minus margins
     # linear in |c|), hence unimodal along |c| = scale 10^k: scan up until it drops (or reaches
-    # ``target``), then golden sections in log |c| between the neighbours of the best point
+    # ``target``), then SciPy's bounded scalar search in log |c| between the neighbours of the
+    # best point, every candidate scored and the best kept
     scale = max(1.0, float(problem.cost_norm))
     ks = list(range(-2, 13))
-    vals: list[float] = []
+    seen: dict[float, float] = {}
+
+    def neg(x: float) -> float:
+        seen[x] = bound(-scale * 10.0**x)
+        return -seen[x] if np.isfinite(seen[x]) else math.inf
+
     for k in ks:
-        vals.append(bound(-scale * 10.0**k))
+        neg(float(k))
+        vals = [seen[float(kk)] for kk in ks[: ks.index(k) + 1]]
         if vals[-1] >= target or (len(vals) > 1 and vals[-1] < vals[-2]):
             break
     i = int(np.nanargmax(vals))
-    best = (vals[i], -scale * 10.0 ** ks[i])
-    if best[0] >= target or i == 0:
-        return float(best[0]), a0 + best[1] * a1
-    lo, hi = ks[i - 1], ks[min(i + 1, len(ks) - 1)]
-    g = (math.sqrt(5) - 1) / 2
-    x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
-    f1, f2 = bound(-scale * 10.0**x1), bound(-scale * 10.0**x2)
-    for _ in range(golden):
-        best = max(best, (f1, -scale * 10.0**x1), (f2, -scale * 10.0**x2))
-        if best[0] >= target:
-            break
-        if f1 >= f2:
-            hi, x2, f2 = x2, x1, f1
-            x1 = hi - g * (hi - lo)
-            f1 = bound(-scale * 10.0**x1)
-        else:
-            lo, x1, f1 = x1, x2, f2
-            x2 = lo + g * (hi - lo)
-            f2 = bound(-scale * 10.0**x2)
-    best = max(best, (f1, -scale * 10.0**x1), (f2, -scale * 10.0**x2))
+    if vals[i] < target and i > 0 and golden > 0:
+        lo, hi = ks[i - 1], ks[min(i + 1, len(ks) - 1)]
+        minimize_scalar(neg, bounds=(lo, hi), method="bounded", options={"maxiter": golden})
+    x = max(seen, key=lambda x: seen[x] if np.isfinite(seen[x]) else -math.inf)
+    best = (seen[x], -scale * 10.0**x)
     return float(best[0]), a0 + best[1] * a1
