@@ -26,7 +26,7 @@ _NAMES = ("auto", "numpy", "cupy")
 #: matrices below this size run with single-threaded host BLAS (see Backend.threads_for);
 #: measured on the 2-core machine of benchmarks/results/threads.md: default solves were 8.7x
 #: (D = 100), 4.8x (144), 1.9x (400), 1.4x (529), 1.1x (676) slower with 2 threads than with
-#: one, and 1.2x faster at D = 841
+#: one, and 1.2x faster at D = 841 (threads.md and threads_large.md there)
 SMALL_DIM = 640
 
 

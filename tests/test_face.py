@@ -143,7 +143,7 @@ def test_face_solve_is_the_regularized_optimum(rng, maximize):
     problem written out by hand, its state is feasible on the original data (grad_norm is
     ||q - A(X)|| there), and the full-space solve (facial_reduction=False) can only look better
     by exploiting its residual: PSD states with a residual r on the kernel rows may carry
-    off-diagonal blocks of size sqrt(r) (measured: 4.4e-5 at r = 8e-10)."""
+    off-diagonal blocks of size sqrt(r)."""
     rho, sigma = rand_state(rng, 3, rank=2), rand_state(rng, 3, rank=2)
     H = rand_herm(rng, 9)
     lp = cvxqreg.lower(_coupling(H, rho, sigma, maximize))
