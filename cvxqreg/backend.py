@@ -29,6 +29,12 @@ _NAMES = ("auto", "numpy", "cupy")
 #: one, and 1.2x faster at D = 841 (threads.md and threads_large.md there)
 SMALL_DIM = 640
 
+#: complex Hermitian matrices at least this large are diagonalized by LAPACK's MRRR driver
+#: (``zheevr``), smaller ones and real ones by divide and conquer (``zheevd``/``dsyevd``); measured
+#: (benchmarks/results/eigh_driver.md): complex ``evd / evr`` time 0.96-1.05 at D = 1024, 1.2-1.3
+#: at 1200-1300, 1.8-1.9 at 2000 and 2.2 at 2500 (one or two threads), real below 1 everywhere
+EVR_MIN_DIM = 1200
+
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
@@ -69,11 +75,16 @@ class Backend:
     def eigh(self, a: Any):
         """Eigendecomposition ``a = V diag(w) V^*`` of a Hermitian matrix, eigenvalues ascending.
 
-        Only the lower triangle of ``a`` is read. NumPy uses LAPACK's divide-and-conquer driver
-        (``heevd``) through SciPy without copying or checking the input; CuPy uses cuSOLVER.
+        Only the lower triangle of ``a`` is read. NumPy goes through SciPy without copying or
+        checking the input, with LAPACK's divide-and-conquer driver (``heevd``), or its MRRR driver
+        (``heevr``) for complex matrices of size at least :data:`EVR_MIN_DIM`, where that is
+        faster (its eigenvectors are orthonormal to about ``1e-12`` rather than ``1e-14``;
+        benchmarks/results/eigh_driver.md); CuPy uses cuSOLVER.
         """
         if self.name == "numpy":
-            return scipy.linalg.eigh(a, overwrite_a=False, check_finite=False, driver="evd")
+            big_complex = np.iscomplexobj(a) and a.shape[0] >= EVR_MIN_DIM
+            driver = "evr" if big_complex else "evd"
+            return scipy.linalg.eigh(a, overwrite_a=False, check_finite=False, driver=driver)
         return self.xp.linalg.eigh(a)
 
     def eigvalsh(self, a: Any):

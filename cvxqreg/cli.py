@@ -725,6 +725,10 @@ _SOLVER_FLAGS = {
     "stage_tol": dict(type=_positive_float, help="gradient tolerance of intermediate eps stages"),
     "ladder_ratio": dict(type=_positive_float, help="ratio between successive eps stages"),
     "predictor": dict(flag="--no-predictor", help="no secant warm start between eps stages"),
+    "marginal_scaling": dict(
+        flag="--no-marginal-scaling",
+        help="no operator-Sinkhorn steps between Newton steps on coupling problems",
+    ),
     "facial_reduction": dict(
         flag="--no-facial-reduction",
         help="solve couplings with singular marginals in the full space, not on their face",

@@ -136,3 +136,13 @@ def test_threads_benchmark_small(tmp_path):
     assert backend.SMALL_DIM == before  # restored
     rows = [r for r in text.splitlines() if r.startswith("| QWD") or r.startswith("| transport")]
     assert len(rows) == 2 and all("converged" in r for r in rows)
+
+
+def test_eigh_driver_benchmark_small(tmp_path):
+    out = tmp_path / "eigh.md"
+    text = load("eigh_driver").main(["--dims", "16", "--repeats", "1", "--out", str(out)])
+    assert out.read_text() == text
+    rows = [r.split("|") for r in text.splitlines() if r.startswith("| 16 |")]
+    assert [r[2].strip() for r in rows] == ["real", "complex"]
+    # both drivers orthonormal and accurate on the QWD iterate
+    assert all(float(r[k]) < 1e-11 for r in rows for k in (6, 7, 8, 9))

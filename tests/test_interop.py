@@ -244,6 +244,7 @@ OPTION_VALUES = {
     "preconditioner": "none",
     "regularization": 0.0,
     "predictor": False,
+    "marginal_scaling": False,
     "facial_reduction": False,
     "progress": True,
     "verbose": True,
@@ -267,6 +268,7 @@ CLI_ARGS = {
     "preconditioner": ["--preconditioner", "none"],
     "regularization": ["--regularization", "0"],
     "predictor": ["--no-predictor"],
+    "marginal_scaling": ["--no-marginal-scaling"],
     "facial_reduction": ["--no-facial-reduction"],
     "progress": [],  # the command line supplies its own progress bar
     "verbose": ["--verbose"],

@@ -178,3 +178,23 @@ def test_factored_adjoint_and_apply_equal_the_dense_forms(rng, k):
         np.testing.assert_allclose(op.adjoint_times(a, V), op.adjoint(a) @ V, atol=1e-12)
         M = L @ R.conj().T
         np.testing.assert_allclose(op.apply_sym_product(L, R), op.apply(M + M.conj().T), atol=1e-11)
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+@pytest.mark.parametrize("evr_min_dim", [1, 10**9])
+def test_backend_eigh_both_drivers(rng, monkeypatch, complex_, evr_min_dim):
+    """Both LAPACK drivers (MRRR above EVR_MIN_DIM for complex input, divide and conquer
+    otherwise) return an orthonormal eigenbasis that reconstructs the matrix, and the same
+    eigenvalues as NumPy."""
+    from cvxqreg import backend
+
+    monkeypatch.setattr(backend, "EVR_MIN_DIM", evr_min_dim)
+    D = 40
+    A = rng.standard_normal((D, D)) + (1j * rng.standard_normal((D, D)) if complex_ else 0)
+    A = A + A.conj().T
+    A[:10, :10] = np.eye(10)  # a degenerate cluster
+    A[:10, 10:] = A[10:, :10] = 0
+    w, U = get_backend("numpy").eigh(A)
+    assert np.max(np.abs(U.conj().T @ U - np.eye(D))) < 1e-12
+    assert np.max(np.abs((U * w) @ U.conj().T - A)) < 1e-12 * np.max(np.abs(A))
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(A), rtol=0, atol=1e-12 * np.max(np.abs(w)))

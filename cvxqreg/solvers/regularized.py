@@ -39,6 +39,7 @@ def _newton(solver: DualSolver, oracle: DualOracle, x0, **common):
         regularization=solver.regularization,
         products=solver.hessian_products,
         preconditioner=solver.preconditioner,
+        scaling=solver.marginal_scaling,
         **common,
     )
 
@@ -113,6 +114,14 @@ class DualSolver:
     regularization : float
         ``kappa`` of Newton's Levenberg-Marquardt shift ``mu = kappa ||grad|| / max(eps, s)``
         (``s`` the cost's spread); 0 gives plain Newton.
+    marginal_scaling : bool
+        On a coupling problem (two positive definite marginals) under the von Neumann
+        regularizer, follow each Newton step that did not halve ``||grad D||`` by a trial of the
+        marginal scaling step, an operator-Sinkhorn step on the dual variable of the marginal
+        that is further off (:mod:`cvxqreg.solvers.scaling`), kept when it raises ``D_eps`` and
+        lowers ``||grad D||``. Newton's step gains a fixed amount of the exponent where a marginal
+        is off by a large factor on a weakly weighted eigenvector (marginals with tiny
+        eigenvalues, as QWD with many Fock levels); the scaling step corrects the factor at once.
     facial_reduction : bool
         Solve a coupling problem whose marginals are singular (eigenvalues at most ``1e-10`` of
         the largest) on its face ``supp(rho) (x) supp(sigma)`` (:mod:`cvxqreg.face`), where the
@@ -154,6 +163,7 @@ class DualSolver:
     hessian_products: str = "auto"
     preconditioner: str = "auto"
     regularization: float = 1e-3
+    marginal_scaling: bool = True
     facial_reduction: bool = True
     predictor: bool = True
     progress: Any = None
@@ -189,7 +199,13 @@ class DualSolver:
             ("eliminate", ("auto", True, False)),
         ):
             _check_choice(name, getattr(self, name), choices)
-        for name in ("continuation", "predictor", "verbose", "facial_reduction"):
+        for name in (
+            "continuation",
+            "predictor",
+            "verbose",
+            "facial_reduction",
+            "marginal_scaling",
+        ):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InvalidInputError(
                     f"{name} must be True or False, got {getattr(self, name)!r}"
