@@ -31,8 +31,9 @@ SMALL_DIM = 640
 
 #: complex Hermitian matrices at least this large are diagonalized by LAPACK's MRRR driver
 #: (``zheevr``), smaller ones and real ones by divide and conquer (``zheevd``/``dsyevd``); measured
-#: (benchmarks/results/eigh_driver.md): complex ``evd / evr`` time 0.96-1.05 at D = 1024, 1.2-1.3
-#: at 1200-1300, 1.8-1.9 at 2000 and 2.2 at 2500 (one or two threads), real below 1 everywhere
+#: (benchmarks/results/eigh_driver.md, eigh_driver_1thread.md): complex ``evd / evr`` time 1.07
+#: at D = 1024, 1.13 at 1225, 1.26 at 1600, 1.44 at 2025 and 1.87 at 2500 with two threads (1.13,
+#: 1.90, 2.14 at 1024, 1600, 2500 with one); real 0.61-0.89 everywhere
 EVR_MIN_DIM = 1200
 
 

@@ -54,7 +54,7 @@ def test_scaling_step_fixes_a_marginal_exactly_for_additive_costs(rng):
     oracle = DualOracle(lp, 2.0, get_regularizer("von_neumann"), "numpy")
     x = np.zeros(lp.n_rows)
     ev = oracle.evaluate(x)
-    steps = marginal_scaling(oracle)(ev)
+    steps = list(marginal_scaling(oracle)(ev))
     # a marginal of the state that is numerically singular has no logarithm: no step for it
     assert 1 <= len(steps) <= 2
     fixed = set()

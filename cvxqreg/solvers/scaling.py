@@ -16,7 +16,7 @@ it only when it raises ``D_eps`` (docs/theory.md, 'The marginal scaling step').
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -32,8 +32,9 @@ def _log_h(M: np.ndarray) -> np.ndarray | None:
 
 
 def marginal_scaling(oracle) -> Callable | None:
-    """``steps(ev) -> [d, ...]``: the scaling steps of both marginals at the evaluation ``ev``,
-    the one whose marginal is further off first; ``None`` when the oracle's problem is not a
+    """``steps(ev)``: an iterator over the scaling steps ``d`` of both marginals at the evaluation
+    ``ev``, the one whose marginal is further off first (a marginal of the state that is not
+    numerically positive definite gives none); ``None`` when the oracle's problem is not a
     coupling of two positive definite marginals under the von Neumann regularizer."""
     from ..bounds import coupling_marginals
     from ..face import _rows_of
@@ -51,23 +52,23 @@ def marginal_scaling(oracle) -> Callable | None:
         return None
     problem, be = oracle.problem, oracle.be
 
-    def steps(ev) -> list[np.ndarray]:
+    def steps(ev) -> Iterator[np.ndarray]:
         V = np.asarray(be.to_host(oracle.factor(ev.U, ev.w)))
         T = V.reshape(n1, n2, -1)
         XA = np.einsum("ajk,bjk->ab", T, T.conj())  # Tr_2 X
         XB = np.einsum("iak,ibk->ab", T, T.conj())  # Tr_1 X
-        out = []
-        for target, log_t, cur, first in (
-            (rho, log_rho, XA, True),
-            (sigma, log_sigma, XB, False),
-        ):
+        off = [
+            (float(np.linalg.norm(XA - rho)), log_rho, XA, True),
+            (float(np.linalg.norm(XB - sigma)), log_sigma, XB, False),
+        ]
+        off.sort(key=lambda p: -p[0])
+        # lazily: the Gram solve of the second step is not needed when the first is kept
+        for _, log_t, cur, first in off:
             log_c = _log_h(cur)
             if log_c is None:
                 continue
             delta = oracle.eps * (log_t - log_c)
             M = np.kron(delta, np.eye(n2)) if first else np.kron(np.eye(n1), delta)
-            out.append((float(np.linalg.norm(cur - target)), _rows_of(problem, M)))
-        out.sort(key=lambda p: -p[0])
-        return [d for _, d in out]
+            yield _rows_of(problem, M)
 
     return steps
