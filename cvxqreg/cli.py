@@ -712,7 +712,8 @@ _SOLVER_FLAGS = {
     "preconditioner": dict(
         type=str.lower,
         choices=PRECONDITIONERS,
-        help="Newton-CG's preconditioner: marginal (bipartite marginal problems) or none",
+        help="Newton-CG's preconditioner: marginal (bipartite marginal problems; marginal_dense: "
+        "as a factored m x m matrix) or none",
     ),
     "regularization": dict(
         type=_nonnegative_float, help="Newton's Levenberg-Marquardt constant kappa (0: plain)"

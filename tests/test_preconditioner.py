@@ -85,26 +85,88 @@ def _inverse(solve, m):
     return np.column_stack([solve(e) for e in np.eye(m)])
 
 
+def _complement(oracle, structure):
+    """Orthonormal basis of the directions CG works in: orthogonal to the flat ones and to c."""
+    N = structure.flat
+    if oracle.c is not None:
+        N = np.concatenate([N, oracle.c[:, None]], axis=1)
+    return scipy.linalg.null_space(N.T) if N.shape[1] else np.eye(N.shape[0])
+
+
 @pytest.mark.parametrize("ranks", [(None, None), (1, 2)])
 @pytest.mark.parametrize("mu", [0.0, 1e-3])
-def test_preconditioner_is_spd(rng, ranks, mu):
+@pytest.mark.parametrize("form", ["dense", "fast"])
+def test_preconditioner_is_spd(rng, ranks, mu, form):
+    """Symmetric, and positive definite where CG's residuals live (the dense form everywhere:
+    it puts the flat directions at its mean curvature; the fast form maps them to zero)."""
     P = _transport(rng, 3, 3, ranks=ranks)
     oracle = DualOracle(P, 0.05, VonNeumann(), "numpy")
+    structure = marginal_structure(oracle)
     ev = oracle.evaluate(rng.normal(size=P.n_rows), want_state=False)
-    solve = marginal_preconditioner(marginal_structure(oracle), oracle, ev, mu)
+    solve = marginal_preconditioner(structure, oracle, ev, mu, form)
     assert solve is not None
     Pinv = _inverse(solve, P.n_rows)
     np.testing.assert_allclose(Pinv, Pinv.T, rtol=1e-9, atol=1e-9 * np.abs(Pinv).max())
-    assert np.linalg.eigvalsh(0.5 * (Pinv + Pinv.T)).min() > 0
+    C = np.eye(P.n_rows) if form == "dense" else _complement(oracle, structure)
+    assert np.linalg.eigvalsh(C.T @ (0.5 * (Pinv + Pinv.T)) @ C).min() > 0
 
 
-def test_pcg_converges_in_one_iteration_on_a_product_state(rng):
+@pytest.mark.parametrize(
+    "case", ["complex", "real data", "scaled", "lowered QWD", "lowered QWD, no elimination"]
+)
+def test_fast_form_equals_the_dense_one_where_cg_works(rng, case):
+    """With elimination (or independent rows) the dense preconditioner restricted to the
+    complement of the flat directions is ``Pi P^{-1} Pi`` exactly: the fast form computes the
+    same operator from the two n x n metrics (with the principal-submatrix correction for the
+    lowered model's missing diagonal row)."""
+    eliminate = "auto"
+    if case == "complex":
+        P = _transport(rng, 3, 3)
+    elif case == "real data":
+        P = _transport(rng, 2, 4, real=True)
+    elif case == "scaled":
+        P = _transport(rng, 3, 4, scales=(2.0, -0.5))
+    else:
+        P = cvxqreg.lower(problems.wasserstein(4).problem)
+        eliminate = "auto" if case == "lowered QWD" else False
+    oracle = DualOracle(P, 0.3, VonNeumann(), "numpy", eliminate=eliminate)
+    structure = marginal_structure(oracle)
+    assert structure.coords is not None
+    if case.startswith("lowered"):  # B's rows miss one diagonal coordinate
+        assert [co.missing.size for co in structure.coords] == [0, 1]
+    ev = oracle.evaluate(0.3 * rng.normal(size=P.n_rows), want_state=False)
+    fast = _inverse(marginal_preconditioner(structure, oracle, ev, 0.0, "fast"), P.n_rows)
+    dense = _inverse(marginal_preconditioner(structure, oracle, ev, 0.0, "dense"), P.n_rows)
+    C = _complement(oracle, structure)
+    Pi = C @ C.T
+    np.testing.assert_allclose(fast, Pi @ dense @ Pi, atol=1e-9 * np.abs(dense).max())
+
+
+def test_fast_form_falls_back_to_the_dense_one(rng, monkeypatch):
+    """Rows missing more than MAX_MISSING coordinates of a marginal: "auto" takes the dense
+    form, "fast" gives none; a bad form is an error."""
+    monkeypatch.setattr(preconditioner, "MAX_MISSING", 0)
+    P = cvxqreg.lower(problems.wasserstein(3).problem)
+    oracle = DualOracle(P, 0.3, VonNeumann(), "numpy")
+    structure = marginal_structure(oracle)
+    assert structure.coords is None
+    ev = oracle.evaluate(0.3 * rng.normal(size=P.n_rows), want_state=False)
+    assert marginal_preconditioner(structure, oracle, ev, 0.0, "fast") is None
+    auto = _inverse(marginal_preconditioner(structure, oracle, ev, 0.0), P.n_rows)
+    dense = _inverse(marginal_preconditioner(structure, oracle, ev, 0.0, "dense"), P.n_rows)
+    np.testing.assert_array_equal(auto, dense)
+    with pytest.raises(ValueError, match="form"):
+        marginal_preconditioner(structure, oracle, ev, 0.0, "sparse")
+
+
+@pytest.mark.parametrize("form", ["dense", "fast"])
+def test_pcg_converges_in_one_iteration_on_a_product_state(rng, form):
     P = _transport(rng, 3, 4, product_cost=True)
     oracle = DualOracle(P, 2.0, VonNeumann(), "numpy")  # a well-conditioned state
     ev = oracle.evaluate(0.2 * rng.normal(size=P.n_rows), want_state=False)
     M = oracle.hessian_operator(ev, "full")
     b = -ev.grad
-    pre = marginal_preconditioner(marginal_structure(oracle), oracle, ev, 0.0)
+    pre = marginal_preconditioner(marginal_structure(oracle), oracle, ev, 0.0, form)
     # exact up to rounding (amplified by the conditioning of P): one step to 1e-6, two to 1e-10
     for rtol, steps in ((1e-6, 1), (1e-10, 2)):
         x, k, ok = newton._pcg(M, b, rtol, 100, pre)
@@ -145,10 +207,11 @@ def test_pcg_reports_non_positive_curvature(rng):
 
 @pytest.mark.parametrize("real", [False, True])
 @pytest.mark.parametrize("eliminate", ["auto", False])
-def test_same_optimum_with_and_without_the_preconditioner(rng, real, eliminate):
+@pytest.mark.parametrize("form", ["marginal", "marginal_dense"])
+def test_same_optimum_with_and_without_the_preconditioner(rng, real, eliminate, form):
     P = _transport(rng, 3, 3, real=real)
     common = dict(backend="numpy", hessian="cg", tol=1e-9, eliminate=eliminate)
-    with_p = DualSolver(preconditioner="marginal", **common)(P, 1e-2)
+    with_p = DualSolver(preconditioner=form, **common)(P, 1e-2)
     plain = DualSolver(preconditioner="none", **common)(P, 1e-2)
     assert with_p.converged and plain.converged
     assert "preconditioned" in with_p.message and "preconditioned" not in plain.message
@@ -254,7 +317,7 @@ def test_structure_only_where_it_applies(rng, monkeypatch):
 def test_option_is_validated():
     with pytest.raises(InvalidInputError, match="preconditioner"):
         DualSolver(preconditioner="jacobi")
-    assert set(preconditioner.PRECONDITIONERS) == {"auto", "none", "marginal"}
+    assert set(preconditioner.PRECONDITIONERS) == {"auto", "none", "marginal", "marginal_dense"}
 
 
 def test_newton_steps_benchmark_compares_preconditioners(tmp_path, capsys):

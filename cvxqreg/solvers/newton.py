@@ -12,8 +12,8 @@ matrix and factored
 (:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
 costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``; on
 bipartite marginal problems CG is preconditioned by the marginals' Kubo-Mori metrics
-(:mod:`cvxqreg.solvers.preconditioner`), with plain CG as the fallback. At small
-eps the products use only the ``r`` eigenvectors whose eigenvalues lie within ``37 eps`` of the
+(:mod:`cvxqreg.solvers.preconditioner`, inverted in closed form), with plain CG as the
+fallback. At small eps the products use only the ``r`` eigenvectors whose eigenvalues lie within ``37 eps`` of the
 top (``4 r D^2`` flops instead of ``4 D^3``; docs/theory.md, 'Low-rank Hessian products').
 The shift ``mu`` (Levenberg-Marquardt; it vanishes at the optimum, so local convergence stays
 fast) keeps steps bounded where the Hessian is singular to working precision: a low-rank optimal
@@ -139,8 +139,10 @@ def newton_cg_maximize(
     form when :meth:`DualOracle.dense_hessian_fits`. ``products`` chooses CG's Hessian-vector
     products (:meth:`DualOracle.hessian_operator`: ``"auto"``, ``"full"``, ``"low_rank"``).
     ``preconditioner``: ``"marginal"`` preconditions CG with the marginals' Kubo-Mori metrics
-    (:mod:`cvxqreg.solvers.preconditioner`) where the problem has that structure (plain CG
-    elsewhere), ``"none"`` runs plain CG, ``"auto"`` is ``"marginal"``. Plain CG serves the rest
+    (:mod:`cvxqreg.solvers.preconditioner`; in closed form where the rows are coordinates of
+    the marginals, ``"marginal_dense"`` always as a factored ``m x m`` matrix) where the problem
+    has that structure (plain CG elsewhere), ``"none"`` runs plain CG, ``"auto"`` is
+    ``"marginal"``. Plain CG serves the rest
     of the run once the preconditioner cannot be factored, once preconditioned CG meets
     non-positive curvature (that step is recomputed by plain CG), or after :data:`PCG_PATIENCE`
     preconditioned steps without halving the gradient norm. ``scaling``: after a Newton step
@@ -171,6 +173,7 @@ def newton_cg_maximize(
     energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
     structure = None
+    form = "dense" if preconditioner == "marginal_dense" else "auto"
     if not dense and preconditioner != "none":
         structure = marginal_structure(oracle)
     n_pcg, fallback = 0, None
@@ -207,7 +210,9 @@ def newton_cg_maximize(
             M = oracle.hessian_operator(ev, products)
             M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             rtol, cap = min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10)
-            pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, mu)
+            pre = None
+            if structure is not None:
+                pre = marginal_preconditioner(structure, oracle, ev, mu, form)
             p, n_cg, ok = _pcg(M_mu, -g, rtol, cap, pre)
             if pre is not None:
                 n_pcg += 1

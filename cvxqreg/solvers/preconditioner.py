@@ -39,10 +39,19 @@ import scipy.linalg
 from ..operators.partial_trace import PartialTrace
 from ..operators.stacked import Selected, Stacked
 
-__all__ = ["PRECONDITIONERS", "MarginalStructure", "marginal_preconditioner", "marginal_structure"]
+__all__ = [
+    "PRECONDITIONERS",
+    "MarginalStructure",
+    "fast_marginal_preconditioner",
+    "marginal_preconditioner",
+    "marginal_structure",
+]
 
 #: ``preconditioner=`` choices of Newton-CG (:class:`~cvxqreg.DualSolver`)
-PRECONDITIONERS = ("auto", "none", "marginal")
+PRECONDITIONERS = ("auto", "none", "marginal", "marginal_dense")
+#: the fast form is used while a part's rows miss at most this many coordinates of its marginal
+#: (each costs one ``O(n^3)`` application when the preconditioner is built)
+MAX_MISSING = 64
 #: marginal eigenvalues are floored at this fraction of the largest
 _MARGINAL_FLOOR = 1e-12
 #: the preconditioner is a dense m x m matrix: not used above this many rows (288 MB; QWD with
@@ -58,6 +67,9 @@ class MarginalStructure:
     base: Stacked
     parts: tuple[PartialTrace, PartialTrace]
     rows: np.ndarray | None
+    #: per part, the map of its rows onto the coordinates of the marginal (:class:`_Coordinates`),
+    #: or ``None`` when the fast form does not apply (:func:`_coordinates`)
+    coords: tuple | None
     #: orthonormal basis (``m x k``) of the directions on which ``D(alpha)`` is flat: the null
     #: space of ``A*`` and the rows dropped by the real reduction
     flat: np.ndarray
@@ -85,7 +97,10 @@ def marginal_structure(oracle) -> MarginalStructure | None:
     flat = oracle._shared.get("flat_directions")
     if flat is None:
         flat = oracle._shared["flat_directions"] = _flat_directions(oracle)
-    return MarginalStructure(A, (p, q), rows, flat)
+    coords = oracle._shared.get("marginal_coordinates", False)
+    if coords is False:
+        coords = oracle._shared["marginal_coordinates"] = _coordinates(A, rows, oracle.real)
+    return MarginalStructure(A, (p, q), rows, coords, flat)
 
 
 def _flat_directions(oracle) -> np.ndarray:
@@ -139,6 +154,54 @@ def _flat_directions(oracle) -> np.ndarray:
     return np.concatenate(vecs, axis=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Coordinates:
+    """The rows of one marginal part as signed coordinates of its ``n x n`` Hermitian marginal
+    ``Y``: the row at position ``pos[i]`` of ``P`` reads ``sign[i] * t[slot[i]]`` (times the
+    part's scale), where ``t`` (length ``2 n^2``) holds ``Re Y_jk`` at ``j + n k`` (``j >= k``)
+    and ``Im Y_jk`` at ``n^2 + j + n k`` (``j > k``); ``share[i]``: one over the number of rows
+    reading that slot; ``missing``: the slots no row reads (``Im`` slots only when the state is
+    complex)."""
+
+    n: int
+    pos: np.ndarray
+    slot: np.ndarray
+    sign: np.ndarray
+    share: np.ndarray
+    missing: np.ndarray
+
+
+def _coordinates(base: Stacked, rows: np.ndarray | None, real_state: bool) -> tuple | None:
+    """The :class:`_Coordinates` of both parts, or ``None`` when a part misses more than
+    :data:`MAX_MISSING` coordinates (the fast form then does not apply). Row ``j + n k`` of a
+    part reads ``Re Y_jk``, row ``n^2 + j + n k`` reads ``Im Y_jk``; above the diagonal they
+    read ``Re Y_kj`` and ``-Im Y_kj``, ``Im Y_jj = 0`` reads nothing."""
+    offsets = base.offsets
+    rows = np.arange(offsets[-1]) if rows is None else np.asarray(rows)
+    out = []
+    for k, part in enumerate(base.parts):
+        n = part.n_out
+        nn = n * n
+        mine = np.flatnonzero((rows >= offsets[k]) & (rows < offsets[k] + part.n_rows))
+        im, local = np.divmod(rows[mine] - offsets[k], nn)
+        col, row = np.divmod(local, n)  # entry (row, col)
+        lower = row >= col
+        j, kk = np.where(lower, row, col), np.where(lower, col, row)
+        reads = ~((im == 1) & (row == col))
+        slot = (im * nn + j + n * kk)[reads]
+        jj, ii = np.divmod(np.arange(nn), n)  # slot ii + n jj is entry (ii, jj)
+        active = [np.flatnonzero(ii >= jj)]
+        if not real_state:  # a real state's imaginary coordinates decouple (see above)
+            active.append(nn + np.flatnonzero(ii > jj))
+        missing = np.setdiff1d(np.concatenate(active), slot)
+        if missing.size > MAX_MISSING:
+            return None
+        sign = np.where((im == 1) & ~lower, -1.0, 1.0)[reads]
+        share = 1.0 / np.bincount(slot, minlength=2 * nn)[slot]
+        out.append(_Coordinates(n, mine[reads], slot, sign, share, missing))
+    return tuple(out)
+
+
 def _row_matrices(part: PartialTrace, U: np.ndarray) -> np.ndarray:
     """``J_i = U^* Herm(Z_i) U`` for the rows of ``part`` (``(rows, n, n)``), ``Z_i`` the unit
     matrix of row ``i`` (``E_jk`` for ``Re Y_jk``, ``i E_jk`` for ``Im Y_jk``, column-major)."""
@@ -164,29 +227,42 @@ def _log_mean(a: np.ndarray) -> np.ndarray:
     return np.where(y > 1e-12, lo * safe / np.log1p(safe), lo * (1.0 + 0.5 * y))
 
 
-def marginal_matrix(structure: MarginalStructure, oracle, ev) -> np.ndarray:
-    """The product-state approximation ``P`` of ``-Hess D`` (before the Schur complement) as an
-    ``(m, m)`` host matrix over the oracle's rows, from the marginals of ``ev``'s state."""
-    be, eps = oracle.be, oracle.eps
+def _marginal_eigen(structure: MarginalStructure, oracle, ev):
+    """``(u_full, trace, [(a, U_a), ...])``: the rows ``A(X)`` of the (unnormalized) state, its
+    trace, and per part the eigendecomposition of its marginal ``rho = Herm(Y) / s`` with the
+    eigenvalues floored at :data:`_MARGINAL_FLOOR` of the largest."""
+    be = oracle.be
     V = oracle.factor(ev.U, ev.w)
     u_full = np.asarray(be.to_host(structure.base.apply_spectral(V)), dtype=np.float64)
     trace = float(be.to_host(be.xp.sum(be.xp.abs(V) ** 2)))
+    eig = []
+    for k, part in enumerate(structure.parts):
+        n, s = part.n_out, part.scale
+        off = structure.base.offsets[k]
+        y = u_full[off : off + part.n_rows]
+        nn = n * n
+        Y = y[:nn].reshape(n, n, order="F").astype(np.complex128)
+        if not part.real:
+            Y = Y + 1j * y[nn:].reshape(n, n, order="F")
+        a, Ua = np.linalg.eigh(0.5 * (Y + Y.conj().T) / s)
+        a = np.maximum(a, _MARGINAL_FLOOR * max(float(a[-1]), np.finfo(float).tiny))
+        eig.append((a, Ua))
+    return u_full, trace, eig
+
+
+def marginal_matrix(structure: MarginalStructure, oracle, ev) -> np.ndarray:
+    """The product-state approximation ``P`` of ``-Hess D`` (before the Schur complement) as an
+    ``(m, m)`` host matrix over the oracle's rows, from the marginals of ``ev``'s state."""
+    eps = oracle.eps
+    u_full, trace, eig = _marginal_eigen(structure, oracle, ev)
     offsets = structure.base.offsets
     rows = np.arange(offsets[-1]) if structure.rows is None else structure.rows
     m = rows.size
     P = np.empty((m, m))
     sel, us = [], []
     for k, part in enumerate(structure.parts):
-        n, s = part.n_out, part.scale
-        off = offsets[k]
-        y = u_full[off : off + part.n_rows]
-        nn = n * n
-        Y = y[:nn].reshape(n, n, order="F").astype(np.complex128)
-        if not part.real:
-            Y = Y + 1j * y[nn:].reshape(n, n, order="F")
-        rho = 0.5 * (Y + Y.conj().T) / s
-        a, Ua = np.linalg.eigh(rho)
-        a = np.maximum(a, _MARGINAL_FLOOR * max(float(a[-1]), np.finfo(float).tiny))
+        s, off = part.scale, offsets[k]
+        a, Ua = eig[k]
         L = _log_mean(a).reshape(-1)
         mine = np.flatnonzero((rows >= off) & (rows < off + part.n_rows))  # positions in P
         J = _row_matrices(part, Ua)[rows[mine] - off].reshape(mine.size, -1)
@@ -202,9 +278,19 @@ def marginal_matrix(structure: MarginalStructure, oracle, ev) -> np.ndarray:
     return 0.5 * (P + P.T)
 
 
-def marginal_preconditioner(structure: MarginalStructure, oracle, ev, mu: float):
-    """``r -> P_mu^{-1} r`` for the SPD matrix ``P_mu`` approximating ``-Hess D + mu I`` (see the
-    module docstring), or ``None`` when its Cholesky factorization fails."""
+def marginal_preconditioner(
+    structure: MarginalStructure, oracle, ev, mu: float, form: str = "auto"
+):
+    """``r -> P_mu^{-1} r`` for an SPD approximation ``P_mu`` of ``-Hess D + mu I`` from the
+    marginals of ``ev``'s state, or ``None`` when it cannot be formed. ``form="dense"``: the
+    ``m x m`` matrix ``P`` of the module docstring, factored by Cholesky (``O(m n^4 + m^3)``
+    to form, ``O(m^2)`` per application); ``"fast"``: its block diagonal inverted in closed form
+    (:func:`fast_marginal_preconditioner`, ``O(n^3)`` per application); ``"auto"``: ``"fast"``
+    where the rows are coordinates of the marginals, else ``"dense"``."""
+    if form not in ("auto", "fast", "dense"):
+        raise ValueError(f"form must be 'auto', 'fast' or 'dense', got {form!r}")
+    if form == "fast" or (form == "auto" and structure.coords is not None):
+        return fast_marginal_preconditioner(structure, oracle, ev, mu)
     P = marginal_matrix(structure, oracle, ev)
     m = P.shape[0]
     if oracle.c is not None:  # the Schur complement along c, as the oracle's
@@ -238,5 +324,140 @@ def marginal_preconditioner(structure: MarginalStructure, oracle, ev, mu: float)
 
     def solve(r):
         return scipy.linalg.cho_solve(factor, r, check_finite=False)
+
+    return solve
+
+
+def _kubo_mori_inverse(n: int, a: np.ndarray, U: np.ndarray, weight: float, shift: float):
+    """``t -> weight Dg^{-1} Z^T (L + shift)^{-1}[Z Dg^{-1} t]`` on the coordinates ``t``
+    (``(2 n^2,)`` or ``(2 n^2, k)``) of :class:`_Coordinates`: ``Z Dg^{-1} t`` is the Hermitian
+    matrix with coordinates ``t``, ``L`` the Kubo-Mori metric ``Y -> U (L o (U^* Y U)) U^*`` of
+    the marginal ``U diag(a) U^*``, and ``Dg^{-1} Z^T`` reads the coordinates back, doubled off
+    the diagonal (``Dg = Z^T Z`` is 1 on diagonal and 1/2 on off-diagonal coordinates)."""
+    inv = 1.0 / (_log_mean(a) + shift)
+    low = np.tril(np.ones((n, n), bool), -1)
+    Uh = U.conj().T
+
+    def apply(t):
+        T = t.reshape(n, n, 2, -1, order="F")  # [j, k, re/im, column]
+        Y = np.where(low[..., None], T[:, :, 0] + 1j * T[:, :, 1], 0.0)
+        Y = Y + Y.conj().transpose(1, 0, 2)
+        idx = np.arange(n)
+        Y[idx, idx] = T[idx, idx, 0]
+        Y = np.moveaxis(Y, 2, 0)  # (column, n, n)
+        Y = np.moveaxis(U @ ((Uh @ Y @ U) * inv) @ Uh, 0, 2)
+        out = np.zeros((n, n, 2, Y.shape[2]))
+        out[:, :, 0] = np.where(low[..., None], 2.0 * Y.real, 0.0)
+        out[idx, idx, 0] = Y.real[idx, idx]
+        out[:, :, 1] = np.where(low[..., None], 2.0 * Y.imag, 0.0)
+        return weight * out.reshape(t.shape, order="F")
+
+    return apply
+
+
+def _flat_projection(structure: MarginalStructure, oracle):
+    """``v -> v - N N^T v`` for an orthonormal basis ``N`` of the flat directions (and ``c``
+    under elimination): unit vectors are zeroed, the other directions (few) projected out."""
+    key = "marginal_flat_projection"
+    if key in oracle._shared:
+        return oracle._shared[key]
+    N = structure.flat
+    if oracle.c is not None:
+        N = np.concatenate([N, oracle.c[:, None]], axis=1)
+    unit = np.count_nonzero(N, axis=0) == 1
+    zero = np.flatnonzero(np.any(N[:, unit] != 0, axis=1))
+    rest = N[:, ~unit].copy()
+    rest[zero] = 0.0
+    Q = scipy.linalg.orth(rest) if rest.shape[1] else rest
+
+    def project(v):
+        v = v.copy()
+        v[zero] = 0.0
+        return v - Q @ (Q.T @ v) if Q.shape[1] else v
+
+    oracle._shared[key] = project
+    return project
+
+
+def fast_marginal_preconditioner(structure: MarginalStructure, oracle, ev, mu: float):
+    """``r -> Pi P_mu^{-1} Pi r`` for the product-state approximation ``P`` of the module
+    docstring, in ``O(n^3)`` flops per application instead of ``O(m^2)`` after an ``O(m^3)``
+    factorization (``m ~ 2 n^2``); ``Pi`` projects onto the complement of the flat directions
+    and of ``c``.
+
+    ``P = B + W K W^T``: the block diagonal ``B`` holds the two marginals' Kubo-Mori metrics,
+    ``P_AA = (s^2/eps) Z^T L Z`` over the marginal's coordinates (``Z^T Z = Dg``, 1 on
+    diagonal and 1/2 on off-diagonal coordinates), so
+
+        P_AA^{-1} = (eps/s^2) Dg^{-1} Z^T L^{-1} Z Dg^{-1}
+
+    is two ``n x n`` basis changes (:func:`_kubo_mori_inverse`); the rank-two cross term
+    (``W = [u_A, u_B]``, ``K = [[0, 1], [1, 0]] / (eps Tr X)``) enters by Woodbury. Rows that
+    miss coordinates (a lowered model drops one diagonal entry of a marginal) take the inverse
+    of a principal submatrix, ``F_KK - F_KM F_MM^{-1} F_MK``; rows that read one coordinate
+    ``d`` times (``Re Y_jk`` and ``Re Y_kj``) share it (``S^T (S S^T)^{-1} F (S S^T)^{-1} S``
+    is the pseudo-inverse of ``S^T F^{-1} S`` for the row-to-coordinate map ``S``). Under
+    elimination the Schur complement ``M = P - h h^T / (c^T h)``, ``h = P c``, needs nothing
+    more: for ``r`` orthogonal to ``c`` the solution of ``M z = r`` orthogonal to ``c`` is
+    ``z = Pi P^{-1} r`` (as ``P^{-1} h = c``). So without a shift this is the dense form on the
+    complement of the flat directions, exactly (where the rows are independent, as in a lowered
+    model). The shift ``mu I`` is carried as ``2 mu eps/s^2`` on ``L`` (exact on the
+    off-diagonal coordinates, twice too large on the diagonal ones). ``None`` when the rows
+    are not coordinates of the marginals (:func:`_coordinates`): use the dense form."""
+    if structure.coords is None:
+        return None
+    eps = oracle.eps
+    u_full, trace, eig = _marginal_eigen(structure, oracle, ev)
+    blocks = []
+    for part, co, (a, Ua) in zip(structure.parts, structure.coords, eig, strict=True):
+        s2 = part.scale**2
+        F = _kubo_mori_inverse(co.n, a, Ua, eps / s2, 2.0 * mu * eps / s2)
+        corr = None
+        if co.missing.size:
+            E = np.zeros((2 * co.n * co.n, co.missing.size))
+            E[co.missing, np.arange(co.missing.size)] = 1.0
+            FM = F(E)
+            try:
+                corr = (FM, scipy.linalg.cho_factor(FM[co.missing], check_finite=False))
+            except (np.linalg.LinAlgError, ValueError):
+                return None
+        blocks.append((co, F, corr))
+    project = _flat_projection(structure, oracle)
+    m = oracle.q.size
+
+    def block_solve(r):
+        z = np.zeros(r.shape)
+        for co, F, corr in blocks:
+            t = np.zeros((2 * co.n * co.n,) + r.shape[1:])
+            np.add.at(t, co.slot, (co.share * co.sign).reshape(-1, *[1] * (r.ndim - 1)) * r[co.pos])
+            f = F(t)
+            if corr is not None:
+                FM, fac = corr
+                f = f - FM @ scipy.linalg.cho_solve(fac, FM.T @ t, check_finite=False)
+            z[co.pos] = (co.share * co.sign).reshape(-1, *[1] * (r.ndim - 1)) * f[co.slot]
+        return z
+
+    # the cross term W K W^T (W = [u_A, u_B] on the two parts' rows, K = [[0, 1], [1, 0]] /
+    # (eps Tr X)) by Woodbury: P^{-1} = B^{-1} - B^{-1} W (K^{-1} + W^T B^{-1} W)^{-1} W^T B^{-1}
+    W = np.zeros((m, 2))
+    offsets = structure.base.offsets
+    rows = np.arange(offsets[-1]) if structure.rows is None else structure.rows
+    for k in range(2):
+        mine = (rows >= offsets[k]) & (rows < offsets[k + 1])
+        W[mine, k] = u_full[rows[mine]]
+    BW = block_solve(W)
+    cap = eps * trace * np.array([[0.0, 1.0], [1.0, 0.0]]) + W.T @ BW
+    cap = 0.5 * (cap + cap.T)
+    w_cap = np.linalg.eigvalsh(cap)
+    cross = None
+    if np.all(np.isfinite(w_cap)) and np.min(np.abs(w_cap)) > 1e-8 * np.max(np.abs(w_cap)):
+        cross = (BW, np.linalg.inv(cap))
+
+    def solve(r):
+        r = project(r)
+        z = block_solve(r)
+        if cross is not None:
+            z = z - cross[0] @ (cross[1] @ (cross[0].T @ r))
+        return project(z)
 
     return solve
