@@ -14,7 +14,8 @@ costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||))
 bipartite marginal problems CG is preconditioned by the marginals' Kubo-Mori metrics
 (:mod:`cvxqreg.solvers.preconditioner`, inverted in closed form), with plain CG as the
 fallback. At small eps the products use only the ``r`` eigenvectors whose eigenvalues lie
-within ``37 eps`` of the top (``4 r D^2`` flops instead of ``4 D^3``; docs/theory.md, 'Low-rank Hessian products').
+within ``37 eps`` of the top (``4 r D^2`` flops instead of ``4 D^3``; docs/theory.md,
+'Low-rank Hessian products').
 The shift ``mu`` (Levenberg-Marquardt; it vanishes at the optimum, so local convergence stays
 fast) keeps steps bounded where the Hessian is singular to working precision: a low-rank optimal
 state under the quadratic regularizer, or nearly rank-deficient marginals. Measured: on the Ising
