@@ -734,6 +734,10 @@ _SOLVER_FLAGS = {
         flag="--no-facial-reduction",
         help="solve couplings with singular marginals in the full space, not on their face",
     ),
+    "phase_gauge": dict(
+        flag="--no-phase-gauge",
+        help="solve complex couplings as given, not as the real problem of a phase gauge",
+    ),
     "verbose": dict(flag="--verbose", help="print a solve log (stages, iterations, times)"),
 }
 _CLI_HANDLED = ("regularizer", "progress")

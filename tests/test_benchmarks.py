@@ -146,3 +146,13 @@ def test_eigh_driver_benchmark_small(tmp_path):
     assert [r[2].strip() for r in rows] == ["real", "complex"]
     # both drivers orthonormal and accurate on the QWD iterate
     assert all(float(r[k]) < 1e-11 for r in rows for k in (6, 7, 8, 9))
+
+
+def test_phase_gauge_benchmark_small(tmp_path):
+    out = tmp_path / "gauge.md"
+    text = load("phase_gauge").main(["--levels", "4", "--repeats", "1", "--out", str(out)])
+    assert out.read_text() == text
+    (row,) = [r.split("|") for r in text.splitlines() if r.startswith("| 4 |")]
+    assert row[6].strip() == row[10].strip() == "converged"
+    # the gauged and the complex solve reach the same dual optimum
+    assert abs(float(row[8]) - float(row[12])) < 1e-8

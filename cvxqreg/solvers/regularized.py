@@ -132,6 +132,12 @@ class DualSolver:
         on the data as given (docs/bounds.md, 'Singular marginals: the face of the couplings').
         Without it the dual drifts to infinity along the marginals' kernels and Newton needs
         hundreds of iterations at small eps (Ising, ``benchmarks/results/face.md``).
+    phase_gauge : bool
+        Solve a coupling problem with complex data that are real in a diagonal phase gauge
+        ``diag(g1) (x) diag(g2)`` (:func:`cvxqreg.face.coupling_gauge`) as that real problem, the
+        same problem in another basis, and map the state and dual vector back: real instead of
+        complex eigendecompositions (the paper's QWD instances;
+        ``benchmarks/results/phase_gauge.md``).
     predictor : bool
         With continuation, warm-start each stage from the secant extrapolation of the last two
         stages' ``alpha`` when that has the larger dual value
@@ -168,6 +174,7 @@ class DualSolver:
     regularization: float = 1e-3
     marginal_scaling: bool = True
     facial_reduction: bool = True
+    phase_gauge: bool = True
     predictor: bool = True
     progress: Any = None
     verbose: bool = False
@@ -361,6 +368,12 @@ class DualSolver:
             face = coupling_face(problem)
             if face is not None:
                 return self._solve_on_face(problem, face, eps, alpha0, return_state, eps0, t0)
+        if self.phase_gauge and not problem.has_inequalities:
+            from ..face import coupling_gauge
+
+            gauge = coupling_gauge(problem)
+            if gauge is not None:
+                return self._solve_on_face(problem, gauge, eps, alpha0, return_state, eps0, t0)
         oracle = DualOracle(problem, eps, reg, be, eliminate=self.eliminate)
         m = problem.n_rows
         if alpha0 is None:
@@ -506,7 +519,11 @@ class DualSolver:
         judge it on the data as given (``||q - A(X)||``); the lower end is the face's dual vector
         lifted to the original data (:func:`cvxqreg.face.lifted_lower_bound`, rigorous), the
         upper end the face's feasible state lifted (exact for the marginals with the dropped
-        eigenvalues set to zero)."""
+        eigenvalues set to zero).
+
+        The same for a phase gauge (``face.kind == "gauge"``, :func:`cvxqreg.face.coupling_gauge`):
+        ``V`` is a diagonal unitary, nothing is dropped, and the problem solved is the given
+        one in another basis."""
         from ..bounds import _host_op
         from ..face import lifted_lower_bound, restrict_dual
 
@@ -518,8 +535,10 @@ class DualSolver:
                     f"alpha0 must hold {problem.n_rows} finite entries, one per row of the problem"
                 )
             a0 = restrict_dual(problem, face, x0)
+        where = "on the face" if face.kind == "face" else "in a real phase gauge"
         if self.verbose:
-            print(f"cvxqreg: facial reduction: {face.describe()}")
+            reduction = "facial reduction" if face.kind == "face" else "phase gauge"
+            print(f"cvxqreg: {reduction}: {face.describe()}")
         sub = self(face.problem, eps, alpha0=a0, return_state=True, eps0=eps0)
         if sub.X is None or sub.status == Status.INFEASIBLE:
             return dataclasses.replace(sub, sense=problem.sense, time=time.perf_counter() - t0)
@@ -566,16 +585,22 @@ class DualSolver:
         if status == Status.CONVERGED and not gnorm < self.tol:
             status = Status.PRECISION_LIMIT
             message = (
-                f"converged on the face (||grad||_2 = {sub.grad_norm:.3e}), but on the data as "
-                f"given ||q - A(X)||_2 = {gnorm:.3e} >= tol: the marginals' eigenvalues below the "
-                f"cut (at most {face.dropped:.1e}) are not matched"
+                f"converged {where} (||grad||_2 = {sub.grad_norm:.3e}), but on the data as "
+                f"given ||q - A(X)||_2 = {gnorm:.3e} >= tol: "
+                + (
+                    f"the marginals' eigenvalues below the cut (at most {face.dropped:.1e}) are "
+                    "not matched"
+                    if face.kind == "face"
+                    else f"the gauged marginals' imaginary rounding (at most {face.dropped:.1e}) "
+                    "was dropped"
+                )
             )
         if tightened is not None:
             message += (
                 f" (the face's tolerance tightened to {tightened:.1e} so that ||q - A(X)||_2 = "
                 f"{gnorm:.3e} on the data as given)"
             )
-        message += f" [solved on the face: {face.describe()}]"
+        message += f" [solved {where}: {face.describe()}]"
         user = problem.user_value
         hist = sub.history
         hist = dataclasses.replace(hist, dual_value=np.array([user(v) for v in hist.dual_value]))
@@ -597,6 +622,9 @@ class DualSolver:
                 f"{face.describe()}; upper end on that face (exact for the marginals with those "
                 f"eigenvalues set to zero): {sub.bound_note}; lower end: the face's dual vector "
                 "lifted to the data as given"
+                if face.kind == "face"
+                else f"{face.describe()}; upper end in that gauge: {sub.bound_note}; lower end: "
+                "the gauge's dual vector mapped back and scored on the data as given"
             ),
             time=time.perf_counter() - t0,
             alpha=alpha,
@@ -604,7 +632,11 @@ class DualSolver:
             feasible_state=None if (fs is None or not return_state) else face.lift(fs),
             history=hist,
             sense=problem.sense,
-            extras={**sub.extras, "face": face.describe(), "face_dim": face.problem.dim},
+            extras=(
+                {**sub.extras, "face": face.describe(), "face_dim": face.problem.dim}
+                if face.kind == "face"
+                else {**sub.extras, "gauge": face.describe()}
+            ),
         )
 
 
