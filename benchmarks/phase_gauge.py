@@ -73,9 +73,7 @@ def main(argv=None) -> str:
         cells = []
         for on in (True, False):
             prob = cvxqreg.lower(problems.wasserstein(n).problem)  # afresh: no shared caches
-            solver = cvxqreg.DualSolver(
-                backend="numpy", phase_gauge=on, time_limit=args.time_limit
-            )
+            solver = cvxqreg.DualSolver(backend="numpy", phase_gauge=on, time_limit=args.time_limit)
             w0 = time.perf_counter()
             r = solver(prob, args.eps)
             wall = time.perf_counter() - w0

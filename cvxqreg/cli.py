@@ -735,8 +735,9 @@ _SOLVER_FLAGS = {
         help="solve couplings with singular marginals in the full space, not on their face",
     ),
     "phase_gauge": dict(
-        flag="--no-phase-gauge",
-        help="solve complex couplings as given, not as the real problem of a phase gauge",
+        type=_eliminate,
+        help="solve complex couplings that are real in a phase gauge as that real problem: "
+        "auto (from D = 100 on), yes or no",
     ),
     "verbose": dict(flag="--verbose", help="print a solve log (stages, iterations, times)"),
 }

@@ -55,6 +55,12 @@ GAUGE_ROUNDING = 32
 #: changes no energy of a real state (``Tr[i E Y] = 0`` for antisymmetric ``E``), and bounds are
 #: scored on the data as given
 GAUGE_REAL = 1024
+#: ``DualSolver(phase_gauge="auto")`` looks for a gauge from this dimension on. Finding it costs
+#: about 0.1 s once per problem (the marginals, lowering the gauged problem) and mapping back a
+#: few milliseconds per solve; on QWD with one BLAS thread (first solve / repeated solve, gauged
+#: against as given): D = 16 0.12 / 0.10 s against 0.07 / 0.07 s, D = 64 0.44 / 0.22 against
+#: 0.33 / 0.35, D = 100 0.56 / 0.35 against 0.60 / 0.60
+GAUGE_MIN_DIM = 100
 
 _FACES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _GAUGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -57,7 +57,8 @@ def test_gauge_found_and_solve_agrees(rng, diagonal_rho):
     H_g = g.conj()[:, None] * dressed[0] * g[None, :]
     assert np.abs(H_g.imag).max() < 1e-13 * np.abs(H_g).max()
     kw = dict(eps=0.05, backend="numpy", tol=1e-9)
-    r = cvxqreg.solve(lp, **kw)
+    r = cvxqreg.solve(lp, phase_gauge=True, **kw)
+    assert "gauge" not in cvxqreg.solve(lp, **kw).extras  # "auto": D = 6 is below GAUGE_MIN_DIM
     plain = cvxqreg.solve(lp, phase_gauge=False, **kw)
     ref = cvxqreg.solve(cvxqreg.lower(_coupling(*real)), **kw)  # the real problem itself
     assert r.status == "converged" and r.extras.get("gauge")
@@ -85,7 +86,8 @@ def test_gauge_lower_bound_below_the_exact_value(rng):
     exact = prob.solve(solver=cp.SCS, eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000)
     lp = cvxqreg.lower(prob)
     assert coupling_gauge(lp) is not None
-    r = cvxqreg.solve(lp, eps=1e-3, backend="numpy", tol=1e-9)
+    r = cvxqreg.solve(lp, eps=1e-3, backend="numpy", tol=1e-9, phase_gauge=True)
+    assert r.extras.get("gauge")
     lo, hi = r.bracket
     assert lo <= exact + 1e-6 <= hi + 2e-6
     assert r.certified_bound <= exact + 1e-6
@@ -94,8 +96,10 @@ def test_gauge_lower_bound_below_the_exact_value(rng):
 def test_warm_start_round_trip(rng):
     _, dressed = _real_in_disguise(rng, 3, 3)
     lp = cvxqreg.lower(_coupling(*dressed))
-    r = cvxqreg.solve(lp, eps=0.1, backend="numpy", tol=1e-9)
-    again = cvxqreg.solve(lp, eps=0.1, backend="numpy", tol=1e-9, alpha0=r.alpha)
+    kw = dict(eps=0.1, backend="numpy", tol=1e-9, phase_gauge=True)
+    r = cvxqreg.solve(lp, **kw)
+    again = cvxqreg.solve(lp, alpha0=r.alpha, **kw)
+    assert r.extras.get("gauge") and again.extras.get("gauge")
     assert again.status == "converged" and again.iterations <= 2
     assert abs(again.dual_value - r.dual_value) < 1e-12 * max(1.0, abs(r.dual_value))
 
@@ -116,13 +120,13 @@ def test_almost_gauge_real_is_rejected(rng):
     E = rand_herm(rng, 6)
     lp = cvxqreg.lower(_coupling(H + 1e-9 * E, rho, sigma))
     assert coupling_gauge(lp) is None
-    r = cvxqreg.solve(lp, eps=0.1, backend="numpy")
+    r = cvxqreg.solve(lp, eps=0.1, backend="numpy", phase_gauge=True)
     assert "gauge" not in r.extras
 
 
 def test_qwd_is_real_in_a_gauge():
     """The paper's QWD instance: the joint phase rotation by pi/4 makes it real."""
-    w = problems.wasserstein(8)
+    w = problems.wasserstein(10)  # D = 100: the default "auto" gauges it
     lp = cvxqreg.lower(w.problem)
     gauge = coupling_gauge(lp)
     assert gauge is not None and _real_reduction(gauge.problem) is not None
@@ -132,4 +136,5 @@ def test_qwd_is_real_in_a_gauge():
     kw = dict(eps=0.05, backend="numpy", tol=1e-8)
     r = cvxqreg.solve(lp, **kw)
     plain = cvxqreg.solve(lp, phase_gauge=False, **kw)
+    assert r.extras.get("gauge") and "gauge" not in plain.extras
     _agree(r, plain, 1e-10)

@@ -132,12 +132,14 @@ class DualSolver:
         on the data as given (docs/bounds.md, 'Singular marginals: the face of the couplings').
         Without it the dual drifts to infinity along the marginals' kernels and Newton needs
         hundreds of iterations at small eps (Ising, ``benchmarks/results/face.md``).
-    phase_gauge : bool
+    phase_gauge : {"auto", True, False}
         Solve a coupling problem with complex data that are real in a diagonal phase gauge
         ``diag(g1) (x) diag(g2)`` (:func:`cvxqreg.face.coupling_gauge`) as that real problem, the
         same problem in another basis, and map the state and dual vector back: real instead of
         complex eigendecompositions (the paper's QWD instances;
-        ``benchmarks/results/phase_gauge.md``).
+        ``benchmarks/results/phase_gauge.md``). ``"auto"``: from
+        :data:`cvxqreg.face.GAUGE_MIN_DIM` on, where that pays for finding the gauge and mapping
+        back.
     predictor : bool
         With continuation, warm-start each stage from the secant extrapolation of the last two
         stages' ``alpha`` when that has the larger dual value
@@ -174,7 +176,7 @@ class DualSolver:
     regularization: float = 1e-3
     marginal_scaling: bool = True
     facial_reduction: bool = True
-    phase_gauge: bool = True
+    phase_gauge: bool | str = "auto"
     predictor: bool = True
     progress: Any = None
     verbose: bool = False
@@ -207,6 +209,7 @@ class DualSolver:
             ("hessian_products", HESSIAN_PRODUCTS),
             ("preconditioner", PRECONDITIONERS),
             ("eliminate", ("auto", True, False)),
+            ("phase_gauge", ("auto", True, False)),
         ):
             _check_choice(name, getattr(self, name), choices)
         for name in (
@@ -368,9 +371,12 @@ class DualSolver:
             face = coupling_face(problem)
             if face is not None:
                 return self._solve_on_face(problem, face, eps, alpha0, return_state, eps0, t0)
-        if self.phase_gauge and not problem.has_inequalities:
-            from ..face import coupling_gauge
+        from ..face import GAUGE_MIN_DIM, coupling_gauge
 
+        gauge_on = self.phase_gauge is True or (
+            self.phase_gauge == "auto" and problem.dim >= GAUGE_MIN_DIM
+        )
+        if gauge_on and not problem.has_inequalities:
             gauge = coupling_gauge(problem)
             if gauge is not None:
                 return self._solve_on_face(problem, gauge, eps, alpha0, return_state, eps0, t0)
