@@ -6,10 +6,12 @@ For each number of Fock levels ``n`` (``D = n^2``) the table gives the time to f
 iterate in each arithmetic (the NumPy backend's ``eigh`` and its driver choice, best of
 ``--repeats``), and one default solve (Newton-CG, continuation, von Neumann, tol 1e-6) at
 ``--eps`` each way from a fresh lowering: status, Newton iterations, dual value, wall seconds,
-and the ratio. Run on an idle machine; both solves of a row run one after the other.
+and the ratio. ``--eigh-levels`` adds rows with the gauge and the eigendecompositions only (no
+solves: at ``n = 50`` those take 15-30 minutes, ``paper_tables_qwd50*.md``). Run on an idle
+machine; both solves of a row run one after the other.
 
-Usage:  python benchmarks/phase_gauge.py [--levels 12 19 24 32] [--eps 1e-2] [--repeats 2]
-            [--time-limit 900] [--out benchmarks/results/phase_gauge.md]
+Usage:  python benchmarks/phase_gauge.py [--levels 12 19 24 32] [--eigh-levels 50] [--eps 1e-2]
+            [--repeats 2] [--time-limit 900] [--out benchmarks/results/phase_gauge.md]
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def _eigh_time(W: np.ndarray, repeats: int) -> float:
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--levels", type=int, nargs="+", default=[12, 19, 24, 32])
+    ap.add_argument("--eigh-levels", type=int, nargs="*", default=[50])
     ap.add_argument("--eps", type=float, default=1e-2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=900.0)
@@ -59,7 +62,7 @@ def main(argv=None) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
-    for n in args.levels:
+    for n in list(args.levels) + list(args.eigh_levels):
         lp = cvxqreg.lower(problems.wasserstein(n).problem)
         t0 = time.perf_counter()
         gauge = coupling_gauge(lp)
@@ -70,6 +73,11 @@ def main(argv=None) -> str:
         W = np.asarray(lp.A.adjoint(alpha)) - np.asarray(lp.H)
         W = 0.5 * (W + W.conj().T)
         t_c, t_r = _eigh_time(W, args.repeats), _eigh_time(gauge.restrict(W).real, args.repeats)
+        if n not in args.levels:
+            row = f"| {n} | {n * n} | {t_gauge:.3f} | {t_c:.3f} | {t_r:.3f} |" + " - |" * 9
+            print(row, flush=True)
+            lines.append(row)
+            continue
         cells = []
         for on in (True, False):
             prob = cvxqreg.lower(problems.wasserstein(n).problem)  # afresh: no shared caches

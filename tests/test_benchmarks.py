@@ -150,9 +150,13 @@ def test_eigh_driver_benchmark_small(tmp_path):
 
 def test_phase_gauge_benchmark_small(tmp_path):
     out = tmp_path / "gauge.md"
-    text = load("phase_gauge").main(["--levels", "4", "--repeats", "1", "--out", str(out)])
+    text = load("phase_gauge").main(
+        ["--levels", "4", "--eigh-levels", "5", "--repeats", "1", "--out", str(out)]
+    )
     assert out.read_text() == text
     (row,) = [r.split("|") for r in text.splitlines() if r.startswith("| 4 |")]
     assert row[6].strip() == row[10].strip() == "converged"
     # the gauged and the complex solve reach the same dual optimum
     assert abs(float(row[8]) - float(row[12])) < 1e-8
+    (eigh_only,) = [r.split("|") for r in text.splitlines() if r.startswith("| 5 | 25 |")]
+    assert float(eigh_only[4]) > 0 and float(eigh_only[5]) > 0 and eigh_only[6].strip() == "-"
