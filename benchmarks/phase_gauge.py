@@ -74,7 +74,7 @@ def main(argv=None) -> str:
         W = 0.5 * (W + W.conj().T)
         t_c, t_r = _eigh_time(W, args.repeats), _eigh_time(gauge.restrict(W).real, args.repeats)
         if n not in args.levels:
-            row = f"| {n} | {n * n} | {t_gauge:.3f} | {t_c:.3f} | {t_r:.3f} |" + " - |" * 9
+            row = f"| {n} | {n * n} | {t_gauge:.3f} | {t_c:.3g} | {t_r:.3g} |" + " - |" * 9
             print(row, flush=True)
             lines.append(row)
             continue
@@ -88,7 +88,7 @@ def main(argv=None) -> str:
             cells.append((r.status, r.iterations, r.dual_value, wall))
         (s1, i1, d1, w1), (s2, i2, d2, w2) = cells
         row = (
-            f"| {n} | {n * n} | {t_gauge:.3f} | {t_c:.3f} | {t_r:.3f} | {s1} | {i1} | {d1:.10g} | "
+            f"| {n} | {n * n} | {t_gauge:.3f} | {t_c:.3g} | {t_r:.3g} | {s1} | {i1} | {d1:.10g} | "
             f"{w1:.2f} | {s2} | {i2} | {d2:.10g} | {w2:.2f} | {w2 / w1:.2f} |"
         )
         print(row, flush=True)

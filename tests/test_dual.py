@@ -83,6 +83,11 @@ def _cvxpy_regularized(P, rho_trace, eps, kind):
         obj = energy - eps * cp.von_neumann_entr(X)
         prob = cp.Problem(cp.Minimize(obj), cons)
         prob.solve(solver=cp.SCS, eps_abs=1e-9, eps_rel=1e-9, max_iters=200000)
+        if not (prob.status == cp.OPTIMAL and np.isfinite(prob.value)):
+            # measured with SCS 3.3.1 and CVXPY 1.9.3: status "optimal" with value inf at
+            # eps = 0.2; Clarabel (interior point, exponential cones) is the second reference
+            prob.solve(solver=cp.CLARABEL)
+        assert prob.status == cp.OPTIMAL and np.isfinite(prob.value), prob.status
     else:
         obj = energy + eps * 0.5 * cp.sum_squares(X)
         prob = cp.Problem(cp.Minimize(obj), cons)

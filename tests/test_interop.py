@@ -246,6 +246,7 @@ OPTION_VALUES = {
     "predictor": False,
     "marginal_scaling": False,
     "facial_reduction": False,
+    "phase_gauge": True,
     "progress": True,
     "verbose": True,
 }
@@ -270,6 +271,7 @@ CLI_ARGS = {
     "predictor": ["--no-predictor"],
     "marginal_scaling": ["--no-marginal-scaling"],
     "facial_reduction": ["--no-facial-reduction"],
+    "phase_gauge": ["--phase-gauge", "yes"],
     "progress": [],  # the command line supplies its own progress bar
     "verbose": ["--verbose"],
 }
@@ -405,6 +407,7 @@ def test_dataclass_replace_keeps_options():
         ("time_limit", float("nan")),
         ("hessian", "exact"),
         ("eliminate", "maybe"),
+        ("phase_gauge", "sometimes"),
         ("continuation", "no"),
         ("verbose", 1),
     ],

@@ -260,11 +260,14 @@ def test_fewer_hessian_products_on_ising_marginals(monkeypatch):
     np.testing.assert_allclose(runs["marginal"].dual_value, runs["none"].dual_value, rtol=1e-7)
 
 
-def test_fallback_on_rank_deficient_marginals(rng):
+def test_fallback_on_rank_deficient_marginals():
     """Rank-1 and rank-2 marginals put the dual optimum at infinity; without the
-    Levenberg-Marquardt shift, preconditioned CG meets non-positive curvature and plain CG takes
-    over; the answer is that of plain CG throughout."""
-    P = _transport(rng, 3, 3, ranks=(1, 2))
+    Levenberg-Marquardt shift, preconditioned CG can meet non-positive curvature and plain CG
+    then takes over; the answer is that of plain CG throughout. Not every such instance meets
+    it (measured: with the marginal scaling steps, the instance of the shared fixture's seed
+    converges preconditioned throughout); this seed does, with both forms of the
+    preconditioner."""
+    P = _transport(np.random.default_rng(0), 3, 3, ranks=(1, 2))
     common = dict(backend="numpy", hessian="cg", tol=1e-7, regularization=0.0, continuation=False)
     common["facial_reduction"] = False  # the full-space dual, whose optimum is at infinity
     with_p = DualSolver(preconditioner="marginal", **common)(P, 1e-1)
