@@ -138,3 +138,21 @@ def test_qwd_is_real_in_a_gauge():
     plain = cvxqreg.solve(lp, phase_gauge=False, **kw)
     assert r.extras.get("gauge") and "gauge" not in plain.extras
     _agree(r, plain, 1e-10)
+
+
+@pytest.mark.parametrize(
+    "regularizer, maximize", [("von_neumann", True), ("quadratic", False), ("tsallis", True)]
+)
+def test_gauge_other_regularizers_and_maximization(rng, regularizer, maximize):
+    """A unitary change of basis keeps every spectral regularizer and the sense: the gauged
+    solve agrees with the complex one."""
+    _, dressed = _real_in_disguise(rng, 3, 3)
+    lp = cvxqreg.lower(_coupling(*dressed, maximize=maximize))
+    kw = dict(eps=0.1, backend="numpy", tol=1e-8, regularizer=regularizer)
+    r = cvxqreg.solve(lp, phase_gauge=True, **kw)
+    plain = cvxqreg.solve(lp, phase_gauge=False, **kw)
+    assert r.extras.get("gauge") and r.status == plain.status == "converged"
+    _agree(r, plain, 1e-9)
+    assert abs(r.value - plain.value) < 1e-7 * max(1.0, abs(plain.value))
+    lo, hi = r.bracket
+    assert lo <= hi
