@@ -110,6 +110,12 @@ class CouplingFace:
         """``V = V1 (x) V2`` (``D x r1 r2``)."""
         return np.kron(self.V1, self.V2)
 
+    @property
+    def drops(self) -> bool:
+        """Whether eigenvectors of a marginal were dropped (``K1`` or ``K2`` nonzero): false for
+        a gauge, whose lifted dual vectors then have no free multiple ``c``."""
+        return bool(np.any(self.K1) or np.any(self.K2))
+
     def _phases(self) -> np.ndarray | None:
         """The diagonal of ``V`` for a gauge (``None`` for a face)."""
         if self.kind != "gauge":
@@ -346,6 +352,8 @@ def lift_dual(problem, face: CouplingFace, alpha_face: np.ndarray) -> tuple[np.n
     M0 = np.kron(face.V1 @ a @ face.V1.conj().T, np.eye(n2)) + np.kron(
         np.eye(n1), face.V2 @ b @ face.V2.conj().T
     )
+    if not face.drops:  # a gauge: a1 = 0, no solve
+        return _rows_of(problem, M0), np.zeros(problem.n_rows)
     M1 = np.kron(face.K1, np.eye(n2)) + np.kron(np.eye(n1), face.K2)
     return _rows_of(problem, M0), _rows_of(problem, M1)
 
@@ -390,7 +398,7 @@ def lifted_lower_bound(
         W = (W.real if problem.real else W) - H
         return shift_lower_bound(problem, be, 0.5 * (W + W.conj().T), alpha)
 
-    if not (np.any(face.K1) or np.any(face.K2)):  # a gauge: nothing dropped, one lift
+    if not face.drops:  # a gauge: every c gives the same lift
         return float(bound(0.0)), a0
 
     # L(c) is concave in c (a linear term minus lambda_max of an affine family, minus margins
