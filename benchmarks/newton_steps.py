@@ -13,6 +13,9 @@ the ``--option name=value`` settings given; the CPU time is reported but is not 
 Usage:  python benchmarks/newton_steps.py [--cases qwd12 ising4 ...] [--option regularization=1e-2]
             [--preconditioner none marginal] [--eps 1e-3] [--out benchmarks/results/newton_steps.md]
 
+``--capped-dense F`` sets :data:`cvxqreg.solvers.newton.CAPPED_DENSE_FACTOR` (0: never switch to
+the dense low-rank Hessian after a capped CG solve, as before that rule), one row per value.
+
 ``--preconditioner`` runs every case once per value given (``none``: plain CG, as before the
 marginal preconditioner; ``marginal``; ``auto``: the default), one row each, for before/after
 comparisons in one table.
@@ -72,9 +75,11 @@ CASES = {
 class Counts:
     def __init__(self):
         self.evals = self.products = self.steps = self.short = self.ls_evals = self.pre = 0
+        self.dense = 0
 
     def install(self):
         ev0, hop0 = dual.DualOracle.evaluate, dual.DualOracle.hessian_operator
+        lrm0 = dual.DualOracle.low_rank_hessian_matrix
         ls0 = newton.line_search
         pre0 = newton.marginal_preconditioner
         c = self
@@ -101,18 +106,24 @@ class Counts:
                 c.short += out[0] < 1.0
             return out
 
+        def low_rank_hessian_matrix(self_, *a, **k):
+            c.dense += 1
+            return lrm0(self_, *a, **k)
+
         def marginal_preconditioner(*a, **k):
             c.pre += 1
             return pre0(*a, **k)
 
-        self._saved = (ev0, hop0, ls0, pre0)
+        self._saved = (ev0, hop0, ls0, pre0, lrm0)
+        dual.DualOracle.low_rank_hessian_matrix = low_rank_hessian_matrix
         dual.DualOracle.evaluate = evaluate
         newton.marginal_preconditioner = marginal_preconditioner
         dual.DualOracle.hessian_operator = hessian_operator
         newton.line_search = line_search
 
     def uninstall(self):
-        ev0, hop0, ls0, pre0 = self._saved
+        ev0, hop0, ls0, pre0, lrm0 = self._saved
+        dual.DualOracle.low_rank_hessian_matrix = lrm0
         dual.DualOracle.evaluate, dual.DualOracle.hessian_operator = ev0, hop0
         newton.line_search, newton.marginal_preconditioner = ls0, pre0
 
@@ -128,6 +139,13 @@ def main(argv=None):
         choices=PRECONDITIONERS,
         help="Newton-CG preconditioner(s): one row per case and value",
     )
+    ap.add_argument(
+        "--capped-dense",
+        type=float,
+        nargs="+",
+        default=[newton.CAPPED_DENSE_FACTOR],
+        help="CAPPED_DENSE_FACTOR value(s): one row per case and value",
+    )
     ap.add_argument("--eps", type=float, default=None, help="override every case's eps")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -139,6 +157,7 @@ def main(argv=None):
             opts[k] = ast.literal_eval(v)
         except (ValueError, SyntaxError):
             opts[k] = v
+    default_factor = newton.CAPPED_DENSE_FACTOR
     counts = Counts()
     counts.install()
     rows = []
@@ -146,7 +165,8 @@ def main(argv=None):
         for name in args.cases:
             label, eps, make = CASES[name]
             eps = eps if args.eps is None else args.eps
-            for pre in args.preconditioner:
+            for pre, factor in [(p, f) for p in args.preconditioner for f in args.capped_dense]:
+                newton.CAPPED_DENSE_FACTOR = factor
                 prob = make()  # afresh: lazily cached problem data would favour later runs
                 # the full-space dual: IM's marginals are singular and would otherwise be
                 # solved on their face (benchmarks/results/face.md measures that)
@@ -158,8 +178,9 @@ def main(argv=None):
                 cpu, wall = time.process_time() - t0, time.perf_counter() - w0
                 c = counts
                 row = (
-                    f"| {label} | {prob.dim} | {eps:g} | {solver.preconditioner} | "
-                    f"{res.status} | {res.iterations} | {c.evals} | {c.products} | {c.pre} | "
+                    f"| {label} | {prob.dim} | {eps:g} | {solver.preconditioner} | {factor:g} | "
+                    f"{res.status} | {res.iterations} | {c.evals} | {c.products} | {c.dense} | "
+                    f"{c.pre} | "
                     f"{c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
                     f"{res.grad_norm:.1e} | {cpu:.2f} | {wall:.2f} |"
                 )
@@ -167,6 +188,7 @@ def main(argv=None):
                 rows.append(row)
     finally:
         counts.uninstall()
+        newton.CAPPED_DENSE_FACTOR = default_factor
     head = [
         "# Newton-CG operation counts",
         "",
@@ -175,10 +197,11 @@ def main(argv=None):
         f"Python {platform.python_version()}.",
         "CPU seconds depend on the machine's load; the operation counts do not.",
         "",
-        "| instance | D | eps | preconditioner | status | Newton it. | eigh | Hessian products | "
+        "| instance | D | eps | preconditioner | capped dense | status | Newton it. | eigh | "
+        "Hessian products | dense low-rank Hessians | "
         "preconditioners | shortened steps | line-search evals | dual value | grad norm | "
         "CPU [s] | wall [s] |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     text = "\n".join(head + rows) + "\n"
     if args.out:

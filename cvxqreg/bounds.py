@@ -469,14 +469,13 @@ def coupling_marginals(problem) -> tuple[tuple[int, int], np.ndarray, np.ndarray
     return out
 
 
-def _inv_sqrt_times(target: np.ndarray, current: np.ndarray) -> np.ndarray | None:
-    """``target^(1/2) current^(-1/2)`` (Hermitian square roots), or ``None`` if either is not
-    positive definite: then ``P current P* = target``."""
-    wt, Vt = np.linalg.eigh(target)
-    wc, Vc = np.linalg.eigh(current)
-    if not (wt[0] > 0 and wc[0] > 0):
+def _psd_sqrt(A: np.ndarray, inverse: bool = False) -> np.ndarray | None:
+    """``A^(1/2)`` (or ``A^(-1/2)``) of a Hermitian ``A``, or ``None`` if ``A`` is not positive
+    definite."""
+    w, V = np.linalg.eigh(A)
+    if not w[0] > 0:
         return None
-    return (Vt * np.sqrt(wt)) @ Vt.conj().T @ (Vc / np.sqrt(wc)) @ Vc.conj().T
+    return (V * (1.0 / np.sqrt(w) if inverse else np.sqrt(w))) @ V.conj().T
 
 
 def scale_to_marginals(
@@ -489,11 +488,17 @@ def scale_to_marginals(
     A congruence keeps a positive definite ``X`` positive definite, so unlike the Frobenius
     projection of :func:`restore_feasibility` this restores feasibility without creating negative
     eigenvalues; near a feasible ``X`` the factors are ``I + O(||residual|| / lambda_min(rho))``.
-    Returns ``None`` when a marginal of ``X`` is not positive definite."""
+    Each congruence acts on one tensor factor through reshapes and (batched) matrix products,
+    ``O(n D^2)`` flops. Returns ``None`` when a marginal of ``X`` (or ``rho``, ``sigma``) is not
+    positive definite."""
     n1, n2 = dims
+    D = n1 * n2
     T = np.array(X, dtype=np.result_type(X, rho, sigma, np.float64), copy=True)
     T = 0.5 * (T + T.conj().T)
     scale = max(float(np.abs(np.trace(rho))), np.finfo(float).tiny)
+    root_rho, root_sigma = _psd_sqrt(rho), _psd_sqrt(sigma)
+    if root_rho is None or root_sigma is None:
+        return None
     last = math.inf
     for _ in range(rounds):
         r1, r2 = _marginals(T, dims)
@@ -501,17 +506,21 @@ def scale_to_marginals(
         if err < 4 * _U or not err < 0.9 * last:
             break
         last = err
-        P = _inv_sqrt_times(rho, 0.5 * (r1 + r1.conj().T))
-        if P is None:
+        inv = _psd_sqrt(0.5 * (r1 + r1.conj().T), inverse=True)
+        if inv is None:
             return None
-        T4 = T.reshape(n1, n2, n1, n2)
-        T4 = np.einsum("ab,bjcl,dc->ajdl", P, T4, P.conj(), optimize=True)
-        r2 = np.einsum("iaib->ab", T4)
-        Q = _inv_sqrt_times(sigma, 0.5 * (r2 + r2.conj().T))
-        if Q is None:
+        P = root_rho @ inv
+        # (P (x) I) T (P (x) I)*: P on the first factor of the rows, then of the columns
+        T = (P @ T.reshape(n1, n2 * D)).reshape(D, n1, n2)
+        T = np.matmul(P.conj(), T).reshape(D, D)
+        r2 = _marginals(T, dims)[1]
+        inv = _psd_sqrt(0.5 * (r2 + r2.conj().T), inverse=True)
+        if inv is None:
             return None
-        T4 = np.einsum("ab,ibjc,dc->iajd", Q, T4, Q.conj(), optimize=True)
-        T = T4.reshape(n1 * n2, n1 * n2)
+        Q = root_sigma @ inv
+        # (I (x) Q) T (I (x) Q)*: Q on the second factor of the rows, then of the columns
+        T = np.matmul(Q, T.reshape(n1, n2, D)).reshape(D * n1, n2)
+        T = (T @ Q.conj().T).reshape(D, D)
         T = 0.5 * (T + T.conj().T)
     return T
 
@@ -719,7 +728,10 @@ def feasible_upper_bound(
     t0 = time.perf_counter()
     geo = _geometry(problem)
     if anchor is None:
-        anchors = anchor_states(problem)
+        # computed (and cached) only if the restored state itself is not certified positive
+        # definite: finding an anchor can take one Newton solve of its own
+        def anchors():
+            return anchor_states(problem)
     elif isinstance(anchor, Anchor):
         anchors = [anchor]
     elif isinstance(anchor, np.ndarray):
@@ -784,7 +796,8 @@ def _face_bound(problem, Xh: np.ndarray, t0: float) -> FeasibleBound | None:
 
 def _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, scaled=False) -> FeasibleBound:
     """:func:`feasible_upper_bound` for one Hermitian ``Xh`` (``scaled``: ``Xh`` came from
-    :func:`scale_to_marginals`)."""
+    :func:`scale_to_marginals`). ``anchors`` is a list of :class:`Anchor`, or a callable that
+    returns one, called only when the restored state needs mixing."""
     Xr, corr = restore_feasibility(problem, Xh)
     rho = _residual_bound(problem, Xr, geo)
     energy, e_err = _energy(problem, Xr)
@@ -811,7 +824,7 @@ def _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, scaled=False) -> F
         )
     best = None
     notes = []
-    for anc in anchors:
+    for anc in anchors() if callable(anchors) else anchors:
         if anc.X is None:
             notes.append(anc.note)
             continue

@@ -275,3 +275,37 @@ def test_newton_switches_to_the_dense_low_rank_hessian(rng):
     a, c = runs["auto"], runs["cg"]
     assert abs(a.dual_value - c.dual_value) <= 1e-9 * max(1.0, abs(c.dual_value))
     assert np.linalg.norm(P.residual(a.X)) <= 1e-8
+
+
+def test_capped_cg_switches_to_the_dense_low_rank_hessian(rng, monkeypatch):
+    """A CG solve that stops at its cap gives an inexact Newton step; then Newton forms the dense
+    low-rank Hessian (exact steps) if it costs at most CAPPED_DENSE_FACTOR caps. The quadratic
+    regularizer's semismooth dual needs those exact steps: with the rule off, truncated CG
+    crawls."""
+    from cvxqreg.solvers import newton
+
+    P, _, _ = qot_problem(rng, n=7)  # D = 49: above the size where the full dense form is used
+    runs = {}
+    for factor in (0, 8):
+        monkeypatch.setattr(newton, "CAPPED_DENSE_FACTOR", factor)
+        oracle = DualOracle(P, 1.0, Quadratic(), "numpy")
+        out = newton.newton_cg_maximize(
+            oracle,
+            np.zeros(P.n_rows),
+            tol=1e-9,
+            max_iter=400,
+            hessian="auto",
+            preconditioner="none",
+            cg_max_iter=10,  # CG stops at the cap
+        )
+        ev = oracle.evaluate(out.x)
+        cost = oracle.low_rank_dense_cost(ev)
+        assert cost is not None and 10 < cost[1] <= 8 * 10  # only the capped rule can switch
+        runs[factor] = (out, ev)
+    (off, _), (on, ev) = runs[0], runs[8]
+    assert "low-rank Hessian factorizations" in on.message
+    assert "factorizations" not in off.message
+    assert on.status == "converged", on.message
+    ref = DualSolver("quadratic", backend="numpy", tol=1e-9)(P, 1.0)
+    assert abs(ev.value - ref.dual_value) <= 1e-9 * max(1.0, abs(ref.dual_value))
+    assert on.iterations < off.iterations

@@ -332,7 +332,13 @@ def test_newton_steps_benchmark_compares_preconditioners(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("newton_steps", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    before = (DualOracle.evaluate, DualOracle.hessian_operator, newton.line_search)
+    before = (
+        DualOracle.evaluate,
+        DualOracle.hessian_operator,
+        DualOracle.low_rank_hessian_matrix,
+        newton.line_search,
+        newton.CAPPED_DENSE_FACTOR,
+    )
     out = tmp_path / "steps.md"
     text = mod.main(
         [
@@ -347,12 +353,19 @@ def test_newton_steps_benchmark_compares_preconditioners(tmp_path, capsys):
             str(out),
         ]
     )
-    assert (DualOracle.evaluate, DualOracle.hessian_operator, newton.line_search) == before
+    after = (
+        DualOracle.evaluate,
+        DualOracle.hessian_operator,
+        DualOracle.low_rank_hessian_matrix,
+        newton.line_search,
+        newton.CAPPED_DENSE_FACTOR,
+    )
+    assert after == before
     assert out.read_text() == text
     rows = [r.split("|") for r in text.splitlines() if r.startswith("| IM N = 3")]
     assert [r[4].strip() for r in rows] == ["none", "marginal"]
-    assert all(r[5].strip() == "converged" for r in rows)
-    products = [int(r[8]) for r in rows]
+    assert all(r[6].strip() == "converged" for r in rows)
+    products = [int(r[9]) for r in rows]
     assert products[1] < products[0] / 2
 
 

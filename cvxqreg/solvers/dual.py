@@ -29,9 +29,11 @@ import copy
 import dataclasses
 import math
 import numbers
+import weakref
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from ..backend import Backend, get_backend
@@ -58,8 +60,10 @@ LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
 _DENSE_HESSIAN_WORK = 4e6
-#: the dense low-rank Hessian keeps its m x rD rows in memory up to this many entries (256 MB)
-_DENSE_LOW_RANK_ENTRIES = 1 << 24
+#: the dense low-rank Hessian keeps its m x rD rows (scaled) in memory up to this many bytes
+_DENSE_LOW_RANK_BYTES = 1 << 30
+#: ... and forms them this many entries at a time
+_LOW_RANK_BLOCK_ENTRIES = 1 << 22
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,17 +435,18 @@ class DualOracle:
         """``(r, c)``: the block of eigenvectors that :meth:`hessian_operator` would use with
         ``products`` (``r = D`` for the full product) and the flops of
         :meth:`low_rank_hessian_matrix` on it in units of one such Hessian-vector product
-        (``8 m r D^2 + 4 m^2 r D`` against ``40 r D^2 + 8 nnz``); ``None`` when the ``m x rD``
-        rows would exceed :data:`_DENSE_LOW_RANK_ENTRIES`."""
+        (``8 m r D^2 + 2 m^2 r D`` against ``40 r D^2 + 8 nnz``); ``None`` when the ``m x rD``
+        rows would exceed :data:`_DENSE_LOW_RANK_BYTES`."""
         D, m = self.problem.dim, self.q.size
         r = None if products == "full" else self._low_rank_split(ev)
         frac = LOW_RANK_MAX_FRACTION.get(self.be.name, LOW_RANK_MAX_FRACTION["numpy"])
         if r is None or (products == "auto" and r > frac * D):
             r = D
-        if r == 0 or m * r * D > _DENSE_LOW_RANK_ENTRIES:
+        itemsize = 8 if self.real else 16
+        if r == 0 or m * r * D * itemsize > _DENSE_LOW_RANK_BYTES:
             return None
         nnz = self._row_entries()[0].size
-        dense = 8.0 * m * r * D * D + 4.0 * m * m * r * D
+        dense = 8.0 * m * r * D * D + 2.0 * m * m * r * D
         return r, dense / (40.0 * r * D * D + 8.0 * nnz)
 
     def low_rank_hessian_matrix(self, ev: Evaluation, r: int) -> np.ndarray:
@@ -453,11 +458,14 @@ class DualOracle:
 
             (-Hess D_eps)_ij = (2/eps) Re sum_{k in T, l} (G_T)_kl conj(J_i)_kl (J_j)_kl.
 
-        ``J_i^T = U^T (Q_i^T conj(U_T))``: the sparse rows times ``U_T`` (``nnz r`` flops), then
-        one ``mr x D`` by ``D x D`` product (``8 m r D^2`` flops); the contraction is one
-        ``m x 2rD`` by ``2rD x m`` real product (``4 m^2 r D`` flops). Against ``40 r D^2`` flops
-        for one low-rank product that is about ``m / 5 + m^2 / (10 D)`` products, whatever ``r``
-        (:meth:`low_rank_dense_cost`), and it needs no conjugate-gradient iterations."""
+        The divided differences of the increasing ``psi'`` are non-negative, so this is
+        ``Re K K^*`` with ``K_i = J_i o sqrt(2 G_T / eps)``. ``J_i^T = U^T (Q_i^T conj(U_T))``:
+        the sparse rows times ``U_T`` (``nnz r`` flops), then one ``r x D`` by ``D x D`` product
+        per row (``8 m r D^2`` flops in all, formed a block of rows at a time so that only ``K``
+        is held: :data:`_DENSE_LOW_RANK_BYTES`); the contraction is one symmetric rank-``2rD``
+        update (``2 m^2 r D`` flops). Against ``40 r D^2`` flops for one low-rank product that
+        is about ``m / 5 + m^2 / (20 D)`` products, whatever ``r`` (:meth:`low_rank_dense_cost`),
+        and it needs no conjugate-gradient iterations."""
         eps = self.eps
         rows, a, b, vals = self._row_entries()
         m = self.q.size
@@ -467,22 +475,30 @@ class DualOracle:
         UT = U[:, D - r :]
         GT = np.asarray(self.reg.divided_differences(t[D - r :], t))
         GT[:, D - r :] *= 0.5
+        S = np.sqrt(np.maximum(GT, 0.0) * (2.0 / eps))
         # J_i = (Q_i^T conj(U_T))^T U: the sparse rows Q_i^T stacked (row i D + b, column a)
         # times conj(U_T), then one dense product with U
         Qt = self._shared.get("rows_t")
         if Qt is None:
-            import scipy.sparse as sp
-
             Qt = sp.csr_matrix((vals, (rows * D + b, a)), shape=(m * D, D))
             Qt.sum_duplicates()
             Qt = self._shared["rows_t"] = Qt
-        C = np.asarray(Qt @ UT.conj()).reshape(m, D, r).transpose(0, 2, 1)
-        J = (C.reshape(m * r, D) @ U).reshape(m, r * D)
-        W = (J.reshape(m, r, D) * GT[None]).reshape(m, r * D)
-        if np.iscomplexobj(J):  # Re(conj(a) b) = Re a Re b + Im a Im b: one real product
-            J, W = J.view(np.float64), W.view(np.float64)
-        Hm = (J @ W.T) * (2.0 / eps)
-        Hm = 0.5 * (Hm + Hm.T)
+        K = np.empty((m, r, D), dtype=np.result_type(U, Qt.dtype))
+        UTc = UT.conj()
+        block = max(1, _LOW_RANK_BLOCK_ENTRIES // (r * D))
+        for i0 in range(0, m, block):
+            i1 = min(m, i0 + block)
+            C = np.asarray(Qt[i0 * D : i1 * D] @ UTc).reshape(i1 - i0, D, r)
+            J = C.transpose(0, 2, 1).reshape((i1 - i0) * r, D) @ U
+            np.multiply(J.reshape(i1 - i0, r, D), S[None], out=K[i0:i1])
+        Kf = K.reshape(m, r * D)
+        if np.iscomplexobj(Kf):  # Re(conj(a) b) = Re a Re b + Im a Im b: one real product
+            Kf = Kf.view(np.float64)
+        # K K^T as one symmetric rank-k update (half the flops of a general product); a
+        # C-ordered K is the Fortran-ordered K^T that syrk reads with trans=1
+        (syrk,) = scipy.linalg.blas.get_blas_funcs(("syrk",), (Kf,))
+        Hm = syrk(1.0, Kf.T, trans=1)
+        Hm = np.triu(Hm) + np.triu(Hm, 1).T
         if self.imag_rows is not None:
             Hm[self.imag_rows, :] = 0.0
             Hm[:, self.imag_rows] = 0.0
@@ -537,7 +553,8 @@ class DualOracle:
 
 
 def _real_reduction(problem: LoweredProblem) -> np.ndarray | None:
-    """The rows to drop when a Hermitian problem has real data, else ``None``.
+    """The rows to drop when a Hermitian problem has real data, else ``None`` (cached per
+    problem: a problem's data are frozen, and the test reads every row once).
 
     When ``H`` is real and every ``Q_i`` is either real symmetric or purely imaginary with
     ``q_i = 0``, complex conjugation maps feasible states to feasible states with the same
@@ -549,6 +566,19 @@ def _real_reduction(problem: LoweredProblem) -> np.ndarray | None:
     eigendecompositions and Hessian products are real: about 4x cheaper than complex ones.
     Returns the boolean mask of the imaginary rows.
     """
+    if problem in _REAL_REDUCTION:
+        return _REAL_REDUCTION[problem]
+    out = _real_reduction_rows(problem)
+    if out is not None:
+        out.setflags(write=False)
+    _REAL_REDUCTION[problem] = out
+    return out
+
+
+_REAL_REDUCTION: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _real_reduction_rows(problem: LoweredProblem) -> np.ndarray | None:
     if np.iscomplexobj(problem.H) and np.any(np.imag(problem.H)):
         return None
     M = sp.csr_matrix(problem.A.matrix())

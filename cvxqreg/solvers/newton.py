@@ -62,6 +62,12 @@ PCG_PATIENCE = 10
 #: a Newton step that leaves ``||grad||`` above this fraction of its value before the step is
 #: followed by a trial of the marginal scaling step (:mod:`cvxqreg.solvers.scaling`)
 SCALING_TRIGGER = 0.5
+#: after a CG solve that used up its iteration cap (an inexact Newton step), the dense low-rank
+#: Hessian (an exact step) is formed when it costs at most this many times the cap in
+#: Hessian-vector products. Measured on QWD with the quadratic regularizer (eps 1e-2, tol 1e-6,
+#: benchmarks/results/capped_cg.md): capped CG steps made Newton crawl (n = 19: 297 iterations in
+#: the last eps stage), exact steps converge in 15, at 2-6 caps' worth of products each
+CAPPED_DENSE_FACTOR = 8
 
 
 def _cg(apply_M: Callable, b: np.ndarray, rtol: float, max_iter: int) -> tuple[np.ndarray, int]:
@@ -164,6 +170,7 @@ def newton_cg_maximize(
     ev = last["ev"]
     history = RunRecord(t0, callback)
     cg_total = n_factor = cg_low_rank = n_low_rank_dense = cg_last = 0
+    cg_capped = False  # the last CG solve stopped at its iteration cap
     if hessian not in ("auto", "dense", "cg"):
         raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
     if products not in HESSIAN_PRODUCTS:
@@ -198,8 +205,11 @@ def newton_cg_maximize(
         low_rank_dense = None
         if not dense and hessian == "auto" and cg_last > 0:
             cost = oracle.low_rank_dense_cost(ev, products)
-            # conjugate gradients needed more products than forming the matrix costs
-            if cost is not None and cost[1] <= cg_last:
+            # conjugate gradients needed more products than forming the matrix costs, or
+            # stopped at the cap short of its tolerance and the matrix is not far dearer
+            if cost is not None and (
+                cost[1] <= cg_last or (cg_capped and cost[1] <= CAPPED_DENSE_FACTOR * cg_last)
+            ):
                 low_rank_dense = cost[0]
         if dense:
             p = _dense_step(oracle.hessian_matrix(ev), -g, mu)
@@ -232,6 +242,7 @@ def newton_cg_maximize(
                     n_cg += n_more
             cg_total += n_cg
             cg_last = n_cg
+            cg_capped = n_cg >= cap
             if oracle.last_products != "full":
                 cg_low_rank += n_cg
         dphi0 = float(g @ p)
