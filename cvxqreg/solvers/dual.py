@@ -436,7 +436,8 @@ class DualOracle:
         ``products`` (``r = D`` for the full product) and the flops of
         :meth:`low_rank_hessian_matrix` on it in units of one such Hessian-vector product
         (``8 m r D^2 + 2 m^2 r D`` against ``40 r D^2 + 8 nnz``; ``8 m`` becomes ``8 n`` summed
-        over the marginals when the rows are marginal entries); ``None`` when the ``m x rD``
+        over the marginals when the rows are marginal entries; in real arithmetic the products
+        and ``J`` cost a quarter, the symmetric update half); ``None`` when the ``m x rD``
         rows would exceed :data:`_DENSE_LOW_RANK_BYTES`."""
         D, m = self.problem.dim, self.q.size
         r = None if products == "full" else self._low_rank_split(ev)
@@ -450,6 +451,9 @@ class DualOracle:
         marg = self._marginal_rows()
         # the J_i: one product per row, or per marginal when the rows are marginal entries
         n_products = m if marg is None else sum(mr.n for mr in marg)
+        if self.real:  # real arithmetic: a quarter of the flops of the products, half the update
+            dense = 2.0 * n_products * r * D * D + 1.0 * m * m * r * D
+            return r, dense / (10.0 * r * D * D + 2.0 * nnz)
         dense = 8.0 * n_products * r * D * D + 2.0 * m * m * r * D
         return r, dense / (40.0 * r * D * D + 8.0 * nnz)
 
@@ -468,7 +472,8 @@ class DualOracle:
         per row (``8 m r D^2`` flops in all, formed a block of rows at a time so that only ``K``
         is held: :data:`_DENSE_LOW_RANK_BYTES`); the contraction is one symmetric rank-``2rD``
         update (``2 m^2 r D`` flops). Against ``40 r D^2`` flops for one low-rank product that
-        is about ``m / 5 + m^2 / (20 D)`` products, whatever ``r`` (:meth:`low_rank_dense_cost`),
+        is about ``m / 5 + m^2 / (20 D)`` products, whatever ``r`` (``m^2 / (10 D)`` in real
+        arithmetic; :meth:`low_rank_dense_cost`),
         and it needs no conjugate-gradient iterations."""
         eps = self.eps
         rows, a, b, vals = self._row_entries()
