@@ -476,7 +476,6 @@ class DualOracle:
         arithmetic; :meth:`low_rank_dense_cost`),
         and it needs no conjugate-gradient iterations."""
         eps = self.eps
-        rows, a, b, vals = self._row_entries()
         m = self.q.size
         U = self.be.to_host(ev.U)
         D = U.shape[0]
@@ -509,6 +508,7 @@ class DualOracle:
             # a) times conj(U_T), then one dense product with U
             Qt = self._shared.get("rows_t")
             if Qt is None:
+                rows, a, b, vals = self._row_entries()
                 Qt = sp.csr_matrix((vals, (rows * D + b, a)), shape=(m * D, D))
                 Qt.sum_duplicates()
                 Qt = self._shared["rows_t"] = Qt
