@@ -7,8 +7,8 @@ phased permutation:
     P[r, r ^ x] = i^{|x & z|} (-1)^{|z & (r ^ x)|},   all other entries 0,
 
 so ``Tr[P X] = sum_r P[r, r^x] X[r^x, r]`` reads D entries of ``X``. The rows are
-``A(X)_k = c_k Re Tr[P_k X]`` with real coefficients ``c_k``. ``apply`` costs O(K D) for K strings;
-``adjoint`` groups strings with equal ``x`` (they share their support) and costs O(K D) as well.
+``A(X)_k = c_k Re Tr[P_k X]`` with real coefficients ``c_k``. Both ``apply`` and ``adjoint`` are
+sparse matrix-vector products with these ``K D`` entries (O(K D) for K strings).
 """
 
 from __future__ import annotations
@@ -139,27 +139,29 @@ class Pauli(ConstraintOperator):
         # apply: Tr[P X] = sum_r P[r, c] X[c, r]; flat index of X[c, r] is c*D + r
         self._gather = cols * D + r[None, :]
         self._weights = (c[:, None] * phase).astype(np.complex128)
-        # adjoint: sum_k a_k c_k P_k; entry (r, r ^ x_k) of string k is at flat r*D + (r ^ x_k).
-        # Strings with equal x share positions; bincount adds them (exact, no cancellation).
+        # adjoint: sum_k a_k c_k P_k; entry (r, r ^ x_k) of string k is at flat r*D + (r ^ x_k)
         self._scatter = (r[None, :] * D + cols).reshape(-1)
+        # both maps as sparse matrices with these K D entries: SciPy's (or cuSPARSE's)
+        # matrix-vector product was 1.5x (apply) and 2x (adjoint) faster than gathering with
+        # take and scattering with bincount, at D = 512, K = 1025, one thread (commit message)
+        import scipy.sparse as sp
+
+        K = len(masks)
+        k = np.repeat(np.arange(K), D)
+        w = self._weights.reshape(-1)
         be = self.backend
-        self._gather_d = be.asarray(self._gather)
-        self._weights_d = be.asarray(self._weights)
-        self._scatter_d = be.asarray(self._scatter)
+        self._apply_csr = be.sparse(sp.csr_matrix((w, (k, self._gather.reshape(-1))), (K, D * D)))
+        self._adjoint_csr = be.sparse(sp.csr_matrix((w, (self._scatter, k)), (D * D, K)))
 
     def apply(self, X):
         xp = self.backend.xp
-        vals = xp.take(X.reshape(-1), self._gather_d)
-        return xp.real(xp.sum(self._weights_d * vals, axis=1)).astype(xp.float64, copy=False)
+        vals = self._apply_csr @ xp.asarray(X, dtype=xp.complex128).reshape(-1)
+        return xp.real(vals).astype(xp.float64, copy=True)
 
     def adjoint(self, alpha):
         xp = self.backend.xp
-        a = xp.asarray(alpha, dtype=xp.float64)
-        contrib = (a[:, None] * self._weights_d).reshape(-1)
-        n = self.dim * self.dim
-        re = xp.bincount(self._scatter_d, weights=contrib.real, minlength=n)
-        im = xp.bincount(self._scatter_d, weights=contrib.imag, minlength=n)
-        return (re + 1j * im).reshape(self.dim, self.dim)
+        a = xp.asarray(alpha, dtype=xp.complex128)
+        return (self._adjoint_csr @ a).reshape(self.dim, self.dim)
 
     def matrix(self):
         """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (2 D nonzeros)."""
