@@ -113,20 +113,23 @@ def infeasibility_threshold(problem, reg: Regularizer, eps: float, tau: float | 
     return bound + 1e-9 * (1.0 + abs(bound))
 
 
-def shift_lower_bound(problem, backend, W, alpha: np.ndarray) -> float:
+def shift_lower_bound(problem, backend, W, alpha: np.ndarray, lam: Any = None) -> float:
     """``<alpha, q> - s tau`` with ``s = lambda_max(W)``, ``W = A*(alpha) - H``, minus margins.
 
     ``alpha - s c`` satisfies ``A*(alpha - s c) <= H``, so by weak duality this is a lower bound
     on ``F_0`` (minimization form, offset excluded) for *any* alpha. The margin ``8 D u ||W||``
     covers the eigenvalue error; ``||A*(c) - I||_F`` (the trace direction's residual) and the
-    rounding of ``<alpha, q>`` are covered too. ``nan`` when the trace is not fixed.
+    rounding of ``<alpha, q>`` are covered too. ``nan`` when the trace is not fixed. ``lam``:
+    the eigenvalues of ``W`` if already computed (by any backward-stable solver; ``W`` is then
+    not read).
     """
     c = problem.trace_direction
     if c is None:
         return math.nan
     q = problem.q
     D, tau = problem.dim, float(c @ q)
-    lam = backend.eigvalsh(W)
+    if lam is None:
+        lam = backend.eigvalsh(W)
     s = float(backend.xp.max(lam))
     delta = 8.0 * D * _U * (float(backend.xp.max(backend.xp.abs(lam))) + problem.cost_norm)
     t = s + delta

@@ -139,6 +139,33 @@ def test_certified_bound_below_exact_value(rng):
             assert lb <= exact.value + 1e-7
 
 
+@pytest.mark.parametrize("eliminate", [True, False])
+def test_certified_bound_reuses_the_evaluation_spectrum(rng, monkeypatch, eliminate):
+    """The weak-duality bound from the evaluation's own eigenvalues agrees with the one from a
+    fresh eigenvalue solve at the same point (to rounding), and needs no such solve."""
+    from cvxqreg import bounds
+
+    P, _, _ = qot_problem(rng, n=3)
+    oracle = DualOracle(P, 0.05, VonNeumann(), "numpy", eliminate=eliminate)
+    Backend = type(oracle.be)
+    eigvalsh, calls = Backend.eigvalsh, []
+
+    def counted(self, a):
+        calls.append(a.shape)
+        return eigvalsh(self, a)
+
+    monkeypatch.setattr(Backend, "eigvalsh", counted)
+    for scale in (0.1, 3.0):
+        ev = oracle.evaluate(rng.normal(size=P.n_rows) * scale)
+        lb = oracle.certified_lower_bound(ev)
+        assert not calls
+        alpha = P.project_dual(ev.alpha)
+        fresh = bounds.shift_lower_bound(P, oracle.be, oracle.W(alpha), alpha)
+        assert calls
+        assert abs(lb - fresh) <= 1e-10 * (1.0 + abs(fresh))
+        calls.clear()
+
+
 def test_von_neumann_bracket_closes(rng):
     """F_eps <= F_0 <= F_eps + eps log D on unit-trace states (docs/theory.md, 'Regularization
     brackets')."""

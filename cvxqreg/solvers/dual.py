@@ -71,7 +71,10 @@ class Evaluation:
     """One evaluation of the dual oracle (minimization form; host scalars/vectors).
 
     ``lam``, ``U``, ``w`` (device arrays) are the eigen-data of ``W`` at the shifted point:
-    ``X = U diag(w) U^*``. ``X`` is the device state, or ``None`` if not formed.
+    ``X = U diag(w) U^*``. ``X`` is the device state, or ``None`` if not formed. ``spectrum`` is
+    ``(alpha, lam)``: the point whose ``W = A*(alpha) - H`` was diagonalized (before the
+    normalization shift) and its eigenvalues as computed, for the weak-duality bound
+    (:meth:`DualOracle.certified_lower_bound`) without a second eigenvalue solve.
     """
 
     value: float
@@ -82,6 +85,7 @@ class Evaluation:
     U: Any
     w: Any
     X: Any
+    spectrum: tuple[np.ndarray, Any] | None = None
 
     @property
     def grad_norm(self) -> float:
@@ -204,6 +208,7 @@ class DualOracle:
         # several PSD variables: W is block diagonal, one eigh per block
         lam, U = block_eigh(self.be, self.W(alpha), self.problem.blocks)
         self.n_evals += 1
+        spectrum = (alpha.copy(), lam)  # a copy: callers may update their alpha in place
         if self.c is not None:
             # centre first: t = (lam - lam_max)/eps <= 0 keeps t + u accurate at tiny eps
             top = float(lam[-1])
@@ -239,6 +244,7 @@ class DualOracle:
             U=U,
             w=w,
             X=X,
+            spectrum=spectrum,
         )
 
     def with_state(self, ev: Evaluation) -> Evaluation:
@@ -586,6 +592,10 @@ class DualOracle:
         needs the sign); ``nan`` when the trace is not fixed."""
         if self.problem.trace_direction is None:
             return math.nan
+        if ev.spectrum is not None:  # the eigenvalues of the evaluation, if the sign allows
+            alpha, lam = ev.spectrum
+            if np.array_equal(self.problem.project_dual(alpha), alpha):
+                return shift_lower_bound(self.problem, self.be, None, alpha, lam=lam)
         alpha = self.problem.project_dual(ev.alpha)
         return shift_lower_bound(self.problem, self.be, self.W(alpha), alpha)
 
