@@ -74,6 +74,28 @@ def test_partial_trace_equals_explicit(rng, dims, axis):
     )
 
 
+@pytest.mark.parametrize("real", [False, True])
+def test_partial_trace_row_entries_and_stacked_split(rng, real):
+    """``row_entries`` names the marginal entry each row reads, and ``Stacked.split_rows``
+    assigns selected rows of a stack to their parts."""
+    dims = (3, 2)
+    parts = [PartialTrace(dims, 1, scale=2.0, real=real), PartialTrace(dims, 0, real=real)]
+    X = rand_herm(rng, 6)
+    if real:
+        X = X.real
+    for part in parts:
+        imag, i, j = part.row_entries(np.arange(part.n_rows))
+        Y = part.marginal(X)
+        vals = np.where(imag == 1, Y[i, j].imag, Y[i, j].real)
+        np.testing.assert_allclose(part.apply(X), vals, atol=1e-12)
+    stack = Stacked(parts)
+    rows = np.array([stack.n_rows - 1, 0, stack.offsets[1], 2])
+    split = stack.split_rows(rows)
+    for k, (pos, local) in enumerate(split):
+        np.testing.assert_array_equal(rows[pos], local + stack.offsets[k])
+    assert sorted(np.concatenate([pos for pos, _ in split])) == list(range(rows.size))
+
+
 def test_pauli_strings_equal_kron(rng):
     labels = ["XYZ", "YYI", "ZIZ", "XII", "IIY", "YXZ"]
     op = Pauli(labels, coefficients=np.arange(1, 7))

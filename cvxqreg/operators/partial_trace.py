@@ -92,6 +92,15 @@ class PartialTrace(ConstraintOperator):
         self.n_rows = nn if self.real else 2 * nn
         self.backend = _resolve(backend)
 
+    def row_entries(self, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(imag, i, j)`` for row indices ``rows`` of this operator: row ``i + n j`` reads
+        ``s Re Y_ij`` and row ``n^2 + i + n j`` reads ``s Im Y_ij`` (``imag`` is 0 or 1; the
+        column-major layout of the module docstring)."""
+        n = self.n_out
+        imag, local = np.divmod(np.asarray(rows, dtype=np.int64), n * n)
+        j, i = np.divmod(local, n)
+        return imag, i, j
+
     def _perm(self):
         """Axis order ``(kept, traced)`` of ``X.reshape(dims)`` (one side of ``X``)."""
         return self._kept + self.axes

@@ -39,6 +39,16 @@ class Stacked(ConstraintOperator):
         self.offsets = tuple(int(o) for o in np.cumsum([0] + [p.n_rows for p in self.parts]))
         self.n_rows = self.offsets[-1]
 
+    def split_rows(self, rows=None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per part ``k``, ``(pos, local)``: the positions in ``rows`` (row indices of the
+        stack; default all of them) that fall in part ``k``, and their indices within it."""
+        rows = np.arange(self.n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+        out = []
+        for k in range(len(self.parts)):
+            pos = np.flatnonzero((rows >= self.offsets[k]) & (rows < self.offsets[k + 1]))
+            out.append((pos, rows[pos] - self.offsets[k]))
+        return out
+
     def apply(self, X):
         xp = self.backend.xp
         return xp.concatenate([p.apply(X) for p in self.parts])

@@ -624,25 +624,21 @@ def _marginal_rows(problem: LoweredProblem, real: bool) -> list[_MarginalRows] |
         return None
     if isinstance(A, Selected):
         A, rows = A.base, np.asarray(A.rows)
-    parts = A.parts if isinstance(A, Stacked) else (A,)
-    offsets = A.offsets if isinstance(A, Stacked) else (0, A.n_rows)
-    if not all(isinstance(p, PartialTrace) and len(p.dims) == 2 for p in parts):
+    stack = A if isinstance(A, Stacked) else Stacked([A])
+    if not all(isinstance(p, PartialTrace) and len(p.dims) == 2 for p in stack.parts):
         return None
-    rows = np.arange(offsets[-1]) if rows is None else rows
     out = []
-    for k, part in enumerate(parts):
-        mine = np.flatnonzero((rows >= offsets[k]) & (rows < offsets[k + 1]))
+    for part, (mine, local) in zip(stack.parts, stack.split_rows(rows), strict=True):
         if not mine.size:
             continue
-        n = part.n_out
-        im, local = np.divmod(rows[mine] - offsets[k], n * n)
-        j, i = np.divmod(local, n)  # row i + n j reads entry (i, j): Z = E_ij (x) I, or i E_ij
-        # (the adjoint of a unit vector is s Herm(Z) (x) I, PartialTrace._unpack / embed)
+        # row i + n j reads entry (i, j): Z = E_ij (x) I, or i E_ij (the adjoint of a unit
+        # vector is s Herm(Z) (x) I, PartialTrace._unpack / embed)
+        im, i, j = part.row_entries(local)
         coef = np.where(im == 1, 1j, 1.0) * (0.5 * part.scale)
         if real:
             coef = coef.real
         kept = 1 - part.axes[0]
-        out.append(_MarginalRows(mine, i, j, coef, kept, n))
+        out.append(_MarginalRows(mine, i, j, coef, kept, part.n_out))
     return out
 
 

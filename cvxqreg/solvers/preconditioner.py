@@ -114,23 +114,22 @@ def _flat_directions(oracle) -> np.ndarray:
     diagonal coordinates may carry ``H_A = c I / s_A``, ``H_B = -c I / s_B``."""
     structure_rows = oracle.A.rows if isinstance(oracle.A, Selected) else None
     base = oracle.A.base if isinstance(oracle.A, Selected) else oracle.A
-    rows = np.arange(base.n_rows) if structure_rows is None else np.asarray(structure_rows)
-    m = rows.size
+    m = base.n_rows if structure_rows is None else len(structure_rows)
     imag = np.zeros(m, bool) if oracle.imag_rows is None else np.asarray(oracle.imag_rows, bool)
     groups: dict[tuple, list[tuple[int, float]]] = {}
     zero = []
-    for pos, row in enumerate(rows):
-        k = int(np.searchsorted(base.offsets, row, side="right")) - 1
-        part, local = base.parts[k], int(row - base.offsets[k])
-        n = part.n_out
-        im, local = divmod(local, n * n)
-        j, i = divmod(local, n)  # row i + n j is entry (i, j)
-        if im and i == j:
-            zero.append(pos)  # Herm(i E_jj) = 0
-            continue
-        kind = "d" if i == j else ("im" if im else "re")
-        w = 1.0 if i == j else (0.5 if (i < j or not im) else -0.5)
-        groups.setdefault((k, kind, min(i, j), max(i, j)), []).append((pos, part.scale * w))
+    for k, (part, (positions, local)) in enumerate(
+        zip(base.parts, base.split_rows(structure_rows), strict=True)
+    ):
+        for pos, im, i, j in zip(positions, *part.row_entries(local), strict=True):  # entry (i, j)
+            pos, im, i, j = int(pos), int(im), int(i), int(j)
+            if im and i == j:
+                zero.append(pos)  # Herm(i E_jj) = 0
+                continue
+            kind = "d" if i == j else ("im" if im else "re")
+            w = 1.0 if i == j else (0.5 if (i < j or not im) else -0.5)
+            groups.setdefault((k, kind, min(i, j), max(i, j)), []).append((pos, part.scale * w))
+    zero.sort()
     vecs = [np.eye(m)[:, [p for p in zero if not imag[p]]]]
     diag = np.zeros(m)
     n_diag = 0
@@ -176,15 +175,11 @@ def _coordinates(base: Stacked, rows: np.ndarray | None, real_state: bool) -> tu
     :data:`MAX_MISSING` coordinates (the fast form then does not apply). Row ``j + n k`` of a
     part reads ``Re Y_jk``, row ``n^2 + j + n k`` reads ``Im Y_jk``; above the diagonal they
     read ``Re Y_kj`` and ``-Im Y_kj``, ``Im Y_jj = 0`` reads nothing."""
-    offsets = base.offsets
-    rows = np.arange(offsets[-1]) if rows is None else np.asarray(rows)
     out = []
-    for k, part in enumerate(base.parts):
+    for part, (mine, local) in zip(base.parts, base.split_rows(rows), strict=True):
         n = part.n_out
         nn = n * n
-        mine = np.flatnonzero((rows >= offsets[k]) & (rows < offsets[k] + part.n_rows))
-        im, local = np.divmod(rows[mine] - offsets[k], nn)
-        col, row = np.divmod(local, n)  # entry (row, col)
+        im, row, col = part.row_entries(local)  # entry (row, col)
         lower = row >= col
         j, kk = np.where(lower, row, col), np.where(lower, col, row)
         reads = ~((im == 1) & (row == col))
