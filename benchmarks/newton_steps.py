@@ -5,10 +5,14 @@ evaluations), Hessian-vector products, and how often the line search shortened t
 
 ``preconditioners`` counts the marginal preconditioners formed and factored (one per
 preconditioned Newton step, ``O(n^6 + m^3)`` flops each; see cvxqreg/solvers/preconditioner.py).
-Operation counts do not depend on machine load, so this script is the basis for decisions about
-the Newton driver (step acceptance, Levenberg-Marquardt shift, eps ladder) on a shared machine.
-Each row solves one instance with the default solver (continuation, von Neumann, tol 1e-6) plus
-the ``--option name=value`` settings given; the CPU time is reported but is not reliable there.
+``median grad ratio`` is the median of ``||grad_k+1|| / ||grad_k||`` over the iterations (near 0:
+superlinear convergence; a constant near 1/2: linear), ``median cos`` that of the cosine between
+consecutive Newton directions (near 1: the iterates run along one direction, as towards a dual
+optimum at infinity). Operation counts do not depend on machine load, so this script is the
+basis for decisions about the Newton driver (step acceptance, Levenberg-Marquardt shift, eps
+ladder) on a shared machine. Each row solves one instance with the default solver
+(continuation, von Neumann, tol 1e-6) plus the ``--option name=value`` settings given; the CPU
+time is reported but is not reliable there.
 
 Usage:  python benchmarks/newton_steps.py [--cases qwd12 ising4 ...] [--option regularization=1e-2]
             [--preconditioner none marginal] [--eps 1e-3] [--out benchmarks/results/newton_steps.md]
@@ -69,6 +73,8 @@ CASES = {
     "rt16": ("random transport n = 16", 1e-2, lambda: random_transport(16)),
     "qt6": ("QT1 n = 6", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 6).problem)),
     "qt7": ("QT1 n = 7", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 7).problem)),
+    "qt2_7": ("QT2 n = 7", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT2", 7).problem)),
+    "qt2_9": ("QT2 n = 9", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT2", 9).problem)),
 }
 
 
@@ -76,6 +82,8 @@ class Counts:
     def __init__(self):
         self.evals = self.products = self.steps = self.short = self.ls_evals = self.pre = 0
         self.dense = 0
+        self.cosines = []  # cos of the angle between consecutive Newton directions
+        self._last = None
 
     def install(self):
         ev0, hop0 = dual.DualOracle.evaluate, dual.DualOracle.hessian_operator
@@ -104,6 +112,10 @@ class Counts:
             if out is not None and t == 1.0:
                 c.steps += 1
                 c.short += out[0] < 1.0
+                if c._last is not None and c._last.shape == d.shape:
+                    norms = np.linalg.norm(d) * np.linalg.norm(c._last)
+                    c.cosines.append(float(d @ c._last) / norms if norms > 0 else np.nan)
+                c._last = np.array(d)
             return out
 
         def low_rank_hessian_matrix(self_, *a, **k):
@@ -177,12 +189,15 @@ def main(argv=None):
                 res = solver(prob, eps)
                 cpu, wall = time.process_time() - t0, time.perf_counter() - w0
                 c = counts
+                gn = np.asarray(res.history.grad_norm, dtype=float)
+                rate = np.median(gn[1:] / gn[:-1]) if gn.size > 1 else np.nan
+                cos = np.median(c.cosines) if c.cosines else np.nan
                 row = (
                     f"| {label} | {prob.dim} | {eps:g} | {solver.preconditioner} | {factor:g} | "
                     f"{res.status} | {res.iterations} | {c.evals} | {c.products} | {c.dense} | "
                     f"{c.pre} | "
                     f"{c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
-                    f"{res.grad_norm:.1e} | {cpu:.2f} | {wall:.2f} |"
+                    f"{res.grad_norm:.1e} | {rate:.2f} | {cos:.4f} | {cpu:.2f} | {wall:.2f} |"
                 )
                 print(row, flush=True)
                 rows.append(row)
@@ -200,8 +215,8 @@ def main(argv=None):
         "| instance | D | eps | preconditioner | capped dense | status | Newton it. | eigh | "
         "Hessian products | dense low-rank Hessians | "
         "preconditioners | shortened steps | line-search evals | dual value | grad norm | "
-        "CPU [s] | wall [s] |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "median grad ratio | median cos | CPU [s] | wall [s] |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     text = "\n".join(head + rows) + "\n"
     if args.out:

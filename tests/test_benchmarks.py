@@ -160,3 +160,13 @@ def test_phase_gauge_benchmark_small(tmp_path):
     assert abs(float(row[8]) - float(row[12])) < 1e-8
     (eigh_only,) = [r.split("|") for r in text.splitlines() if r.startswith("| 5 | 25 |")]
     assert float(eigh_only[4]) > 0 and float(eigh_only[5]) > 0 and eigh_only[6].strip() == "-"
+
+
+def test_pauli_products_benchmark_small(tmp_path):
+    """The sparse Pauli products agree with gathering and scattering by index."""
+    out = tmp_path / "pauli.md"
+    text = load("pauli_products").main(["--qubits", "3", "4", "--repeats", "1", "--out", str(out)])
+    assert out.read_text() == text
+    rows = [r.split("|") for r in text.splitlines() if r.startswith("| 3 ") or r.startswith("| 4 ")]
+    assert len(rows) == 2
+    assert all(float(r[10]) < 1e-12 for r in rows)
