@@ -4,7 +4,7 @@ gathering and scattering by index (the form it replaced).
 For ``K`` Pauli strings on ``n`` qubits (``D = 2^n``) each map touches ``K D`` entries:
 
 * ``apply``   ``A(X)_k = c_k Re Tr[P_k X]``: sparse ``(K x D^2) @ vec(X)``, against
-  ``take`` of the ``K D`` entries and a weighted row sum;
+  ``take`` of the ``K D`` entries (``K x D``) and a weighted row sum;
 * ``adjoint`` ``A*(a) = sum_k a_k c_k P_k``: sparse ``(D^2 x K) @ a``, against two
   ``bincount`` scatters (real and imaginary parts).
 
@@ -31,21 +31,22 @@ from cvxqreg.backend import blas_threads
 
 
 def gather_scatter(op):
-    """``(apply, adjoint)`` by index gathering and ``bincount``, from the operator's index data."""
+    """``(apply, adjoint)`` by index gathering and ``bincount``, from the operator's entries."""
     D, K = op.dim, op.n_rows
-    gather, weights, scatter = op._gather, op._weights, op._scatter
+    fwd = op._apply_csr.tocoo()  # (k, c*D + r) -> c_k P_k[r, c]: D entries per row, in row order
+    gather, weights = fwd.col.reshape(K, D), fwd.data.reshape(K, D)
+    bwd = op._adjoint_host.tocoo()  # (r*D + c, k) -> c_k P_k[r, c]
 
     def apply(X):
         vals = np.take(X.reshape(-1), gather)
         return np.real(np.sum(weights * vals, axis=1))
 
     def adjoint(a):
-        contrib = (a[:, None] * weights).reshape(-1)
-        re = np.bincount(scatter, weights=contrib.real, minlength=D * D)
-        im = np.bincount(scatter, weights=contrib.imag, minlength=D * D)
+        contrib = a[bwd.col] * bwd.data
+        re = np.bincount(bwd.row, weights=contrib.real, minlength=D * D)
+        im = np.bincount(bwd.row, weights=contrib.imag, minlength=D * D)
         return (re + 1j * im).reshape(D, D)
 
-    assert gather.shape == (K, D)
     return apply, adjoint
 
 

@@ -137,21 +137,22 @@ class Pauli(ConstraintOperator):
         sign = 1 - 2 * bit_parity(z[:, None] & cols)
         phase = (1j**ny)[:, None] * sign  # P[r, cols[k, r]]
         # apply: Tr[P X] = sum_r P[r, c] X[c, r]; flat index of X[c, r] is c*D + r
-        self._gather = cols * D + r[None, :]
-        self._weights = (c[:, None] * phase).astype(np.complex128)
+        gather = (cols * D + r[None, :]).reshape(-1)
+        weights = (c[:, None] * phase).astype(np.complex128).reshape(-1)
         # adjoint: sum_k a_k c_k P_k; entry (r, r ^ x_k) of string k is at flat r*D + (r ^ x_k)
-        self._scatter = (r[None, :] * D + cols).reshape(-1)
-        # both maps as sparse matrices with these K D entries: SciPy's (or cuSPARSE's)
-        # matrix-vector product was 1.5x (apply) and 2x (adjoint) faster than gathering with
-        # take and scattering with bincount, at D = 512, K = 1025, one thread (commit message)
+        scatter = (r[None, :] * D + cols).reshape(-1)
+        # both maps as sparse matrices of these K D entries, on the backend: SciPy's (or
+        # cuSPARSE's) matrix-vector product was 1.8x (apply) and 3.1x (adjoint) faster than
+        # gathering with take and scattering with bincount at D = 512, K = 1025, one thread
+        # (benchmarks/results/pauli_products.md); equal positions of several strings are summed
         import scipy.sparse as sp
 
         K = len(masks)
         k = np.repeat(np.arange(K), D)
-        w = self._weights.reshape(-1)
         be = self.backend
-        self._apply_csr = be.sparse(sp.csr_matrix((w, (k, self._gather.reshape(-1))), (K, D * D)))
-        self._adjoint_csr = be.sparse(sp.csr_matrix((w, (self._scatter, k)), (D * D, K)))
+        self._adjoint_host = sp.csr_matrix((weights, (scatter, k)), (D * D, K))
+        self._apply_csr = be.sparse(sp.csr_matrix((weights, (k, gather)), (K, D * D)))
+        self._adjoint_csr = be.sparse(self._adjoint_host)
 
     def apply(self, X):
         xp = self.backend.xp
@@ -164,20 +165,17 @@ class Pauli(ConstraintOperator):
         return (self._adjoint_csr @ a).reshape(self.dim, self.dim)
 
     def matrix(self):
-        """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (2 D nonzeros)."""
+        """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (2 D nonzeros;
+        ``Re Tr[P X] = Re P_rc Re X_rc + Im P_rc Im X_rc`` for Hermitian ``X``)."""
         import scipy.sparse as sp
 
         K, D = self.n_rows, self.dim
-        flat = self._scatter.reshape(K, D)  # r*D + (r ^ x_k)
-        w = self._weights
-        rows = np.repeat(np.arange(K), D)
+        coo = self._adjoint_host.tocoo()  # (r*D + c, k) -> c_k P_k[r, c]
+        flat, rows, w = coo.row.astype(np.int64), coo.col, coo.data
         M = sp.coo_matrix(
             (
-                np.concatenate([w.real.ravel(), w.imag.ravel()]),
-                (
-                    np.concatenate([rows, rows]),
-                    np.concatenate([2 * flat.ravel(), 2 * flat.ravel() + 1]),
-                ),
+                np.concatenate([w.real, w.imag]),
+                (np.concatenate([rows, rows]), np.concatenate([2 * flat, 2 * flat + 1])),
             ),
             shape=(K, 2 * D * D),
         ).tocsr()
