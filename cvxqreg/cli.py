@@ -726,6 +726,10 @@ _SOLVER_FLAGS = {
     "stage_tol": dict(type=_positive_float, help="gradient tolerance of intermediate eps stages"),
     "ladder_ratio": dict(type=_positive_float, help="ratio between successive eps stages"),
     "predictor": dict(flag="--no-predictor", help="no secant warm start between eps stages"),
+    "tangent_predictor": dict(
+        flag="--tangent-predictor",
+        help="also try the path's tangent as the warm start of each eps stage",
+    ),
     "marginal_scaling": dict(
         flag="--no-marginal-scaling",
         help="no operator-Sinkhorn steps between Newton steps on coupling problems",

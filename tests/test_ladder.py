@@ -41,3 +41,41 @@ def test_ladder_below_a_warm_start_and_without_continuation():
     np.testing.assert_allclose(s.ladder(P, 1e-4, eps0=first[2]), first[3:], rtol=1e-12)
     assert s.ladder(P, 1e-4, eps0=1e-3) == [1e-4]
     assert DualSolver(backend="numpy", continuation=False).ladder(P, 1e-4) == [1e-4]
+
+
+@pytest.mark.parametrize("reg", ["von_neumann", "quadratic"])
+@pytest.mark.parametrize("eliminate", [True, False])
+def test_tangent_predicts_the_path_to_second_order(rng, reg, eliminate):
+    """The tangent step ``alpha + d eps alpha'`` leaves a gradient O(d eps^2) at the new eps,
+    where the last stage's ``alpha`` leaves O(d eps): halving ``d eps`` quarters it."""
+    from cvxqreg.regularizers import get_regularizer
+    from cvxqreg.solvers.continuation import tangent
+    from cvxqreg.solvers.dual import DualOracle
+
+    from .conftest import qot_problem
+
+    P, _, _ = qot_problem(rng, n=3)
+    eps = 0.5
+    res = DualSolver(reg, backend="numpy", tol=1e-12, continuation=False, eliminate=eliminate)(
+        P, eps
+    )
+    oracle = DualOracle(P, eps, get_regularizer(reg), "numpy", eliminate=eliminate)
+    ev = oracle.evaluate(res.alpha)
+    assert ev.grad_norm < 1e-10
+    da = tangent(oracle, ev)
+    errs, plain = [], []
+    for h in (0.02, 0.01):
+        other = oracle.with_eps(eps * (1 - h))
+        errs.append(other.evaluate(res.alpha - eps * h * da).grad_norm)
+        plain.append(other.evaluate(res.alpha).grad_norm)
+    assert errs[0] < 0.1 * plain[0]
+    assert 0.15 < errs[1] / errs[0] < 0.35  # second order: a quarter
+    assert 0.4 < plain[1] / plain[0] < 0.6  # first order: a half
+
+
+def test_tangent_predictor_option_solves_to_the_same_optimum():
+    P = _problem(702.7)
+    plain = DualSolver(backend="numpy", tol=1e-9)(P, 1e-2)
+    tang = DualSolver(backend="numpy", tol=1e-9, tangent_predictor=True)(P, 1e-2)
+    assert plain.status == tang.status == "converged"
+    assert abs(plain.dual_value - tang.dual_value) < 1e-8

@@ -1,6 +1,7 @@
 """eps-continuation (eps-scaling; docs/theory.md, 'Continuation (eps-scaling)'): the ladder of eps
-values solved in turn (:func:`eps_ladder`), the secant warm start of each stage (:func:`predict`),
-and one run record from the stages (:func:`chain`). :class:`~cvxqreg.DualSolver` drives them.
+values solved in turn (:func:`eps_ladder`), the warm start of each stage (:func:`stage_start`:
+the secant extrapolation :func:`predict`, or the path's tangent :func:`tangent`), and one run
+record from the stages (:func:`chain`). :class:`~cvxqreg.DualSolver` drives them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 from .dual import DualOracle
 from .optimize import RunOutcome
 
-__all__ = ["chain", "eps_ladder", "predict"]
+__all__ = ["chain", "eps_ladder", "predict", "stage_start", "tangent"]
 
 
 def eps_ladder(spread: float, eps: float, ratio: float, eps0: float | None = None) -> list[float]:
@@ -33,17 +34,94 @@ def eps_ladder(spread: float, eps: float, ratio: float, eps0: float | None = Non
     return [eps * r**j for j in range(K, 0, -1)] + [eps]
 
 
+def _secant(older, newer, eps: float) -> np.ndarray:
+    """The secant extrapolation of ``eps -> alpha(eps)`` through two stages, at ``eps``."""
+    (e1, a1), (e2, a2) = older, newer
+    return a2 + (a2 - a1) * ((eps - e2) / (e2 - e1))
+
+
 def predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:
     """The warm start for the stage at ``eps``: the secant extrapolation of the path
     ``eps -> alpha(eps)`` through the last two stages, or the last stage's ``alpha`` if that has
     the larger dual value at ``eps`` (the path bends where the optimum drifts, e.g. rank-deficient
     marginals). ``DualSolver(predictor=False)`` turns it off for comparison."""
-    (e1, a1), (e2, a2) = older, newer
-    guess = a2 + (a2 - a1) * ((eps - e2) / (e2 - e1))
+    (_, a2), guess = newer, _secant(older, newer, eps)
     with np.errstate(over="ignore", invalid="ignore"):
         v_guess = oracle.evaluate(guess, want_state=False).value
         v_last = oracle.evaluate(a2, want_state=False).value
     return guess if v_guess > v_last else a2
+
+
+#: conjugate-gradient products allowed for the tangent's linear system (an approximate tangent
+#: only needs to beat the other warm starts, which :func:`stage_start` checks)
+TANGENT_CG_PRODUCTS = 50
+
+
+def tangent(oracle: DualOracle, ev) -> np.ndarray:
+    """``d alpha / d eps`` along the path of optima, at an optimum ``ev`` for ``oracle.eps``.
+
+    Differentiating ``grad D_eps(alpha(eps)) = 0`` (implicit function theorem):
+
+        (-Hess D_eps) alpha' = d/d eps grad D_eps(alpha) = -A(dX/d eps),
+
+    where at fixed ``alpha`` the eigenvectors of ``W`` do not move and
+    ``dX/d eps = U diag(psi''(t) dt/d eps) U^*``, ``t = lam / eps``: ``dt/d eps = -t / eps``, or
+    ``-(t - u) / eps`` with the normalization shift ``u' `` keeping the trace fixed under
+    elimination (``sum psi''(t) dt = 0``). The system is solved like a Newton step: dense where
+    :meth:`DualOracle.dense_hessian_fits`, else conjugate gradients (preconditioned by the
+    marginals where :mod:`cvxqreg.solvers.preconditioner` applies) to ``1e-2`` relative, at most
+    :data:`TANGENT_CG_PRODUCTS` products (docs/theory.md, 'Continuation (eps-scaling)')."""
+    from .newton import _cg, _dense_step, _pcg
+    from .preconditioner import marginal_preconditioner, marginal_structure
+
+    xp, be, eps = oracle.be.xp, oracle.be, oracle.eps
+    t = ev.lam / eps
+    d2 = oracle.reg.d2psi(t)
+    if oracle.c is not None:
+        u = float(xp.sum(d2 * t)) / max(float(xp.sum(d2)), np.finfo(float).tiny)
+        dt = -(t - u) / eps
+    else:
+        dt = -t / eps
+    d = d2 * dt  # dX/d eps = U diag(d) U^*, as a difference of two PSD factors
+    U = ev.U
+    parts = (xp.maximum(d, 0.0), xp.maximum(-d, 0.0))
+    AX = [be.to_host(oracle.A.apply_spectral(U * xp.sqrt(p)[None, :])) for p in parts]
+    b = -(np.asarray(AX[0], dtype=np.float64) - np.asarray(AX[1], dtype=np.float64))
+    if oracle.imag_rows is not None:  # the real reduction's rows stay at zero
+        b[oracle.imag_rows] = 0.0
+    if oracle.dense_hessian_fits():
+        return _dense_step(oracle.hessian_matrix(ev), b, 0.0)
+    M = oracle.hessian_operator(ev)
+    structure = marginal_structure(oracle)
+    pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, 0.0)
+    x, _, ok = _pcg(M, b, 1e-2, TANGENT_CG_PRODUCTS, pre)
+    if not ok and pre is not None:  # the preconditioner is not numerically SPD here
+        x, _ = _cg(M, b, 1e-2, TANGENT_CG_PRODUCTS)
+    return x
+
+
+def stage_start(oracle: DualOracle, solved, last_eval, secant: bool, use_tangent: bool):
+    """The warm start of the stage at ``oracle.eps`` after the stages ``solved`` (a list of
+    ``(eps, alpha)``, the last one ending at the evaluation ``last_eval``): among the last
+    ``alpha``, its secant extrapolation (:func:`predict`, from two stages on, if ``secant``) and
+    its first-order step along the path ``alpha + (eps - eps_last) alpha'`` (:func:`tangent`, if
+    ``use_tangent`` and ``last_eval`` is known), the one with the largest dual value at
+    ``oracle.eps``."""
+    e_last, a_last = solved[-1]
+    if not use_tangent or last_eval is None:
+        if secant and len(solved) >= 2:
+            return predict(oracle, solved[-2], solved[-1], oracle.eps)
+        return a_last
+    cands = [a_last]
+    if secant and len(solved) >= 2:
+        cands.append(_secant(solved[-2], solved[-1], oracle.eps))
+    with np.errstate(over="ignore", invalid="ignore"):
+        da = tangent(oracle.with_eps(e_last), last_eval)
+        if np.all(np.isfinite(da)):
+            cands.append(a_last + (oracle.eps - e_last) * da)
+        values = [oracle.evaluate(c, want_state=False).value for c in cands]
+    values = [v if np.isfinite(v) else -np.inf for v in values]
+    return cands[int(np.argmax(values))]
 
 
 def chain(outs, ladder) -> RunOutcome:
