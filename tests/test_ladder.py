@@ -79,3 +79,19 @@ def test_tangent_predictor_option_solves_to_the_same_optimum():
     tang = DualSolver(backend="numpy", tol=1e-9, tangent_predictor=True)(P, 1e-2)
     assert plain.status == tang.status == "converged"
     assert abs(plain.dual_value - tang.dual_value) < 1e-8
+
+
+def test_tangent_predictor_without_curvature_keeps_a_sane_start(rng):
+    """Only the trace row: the eliminated dual is flat (no curvature, zero gradient), the tangent
+    is zero, and the bracket still contains the ground-state energy (a singular solve once gave
+    alpha ~ 1e275 and a meaningless bound)."""
+    from cvxqreg.operators import Dense
+
+    from .conftest import rand_herm
+
+    H = rand_herm(rng, 6)
+    lam0 = float(np.linalg.eigvalsh(H)[0])
+    P = LoweredProblem(H, Dense(np.eye(6)[None]), np.array([1.0]))
+    r = DualSolver(backend="numpy", tangent_predictor=True)(P, 1e-2)
+    assert np.all(np.abs(r.alpha) < 1e3)
+    assert r.bracket[0] <= lam0 + 1e-9 and lam0 <= r.bracket[1] + 1e-9

@@ -55,6 +55,9 @@ def predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:
 #: conjugate-gradient products allowed for the tangent's linear system (an approximate tangent
 #: only needs to beat the other warm starts, which :func:`stage_start` checks)
 TANGENT_CG_PRODUCTS = 50
+#: the tangent step is a candidate only within this many times ``1 + ||alpha||`` (plus as many
+#: times the last change of ``alpha`` between stages)
+TANGENT_MAX_STEP = 10.0
 
 
 def tangent(oracle: DualOracle, ev) -> np.ndarray:
@@ -89,8 +92,14 @@ def tangent(oracle: DualOracle, ev) -> np.ndarray:
     b = -(np.asarray(AX[0], dtype=np.float64) - np.asarray(AX[1], dtype=np.float64))
     if oracle.imag_rows is not None:  # the real reduction's rows stay at zero
         b[oracle.imag_rows] = 0.0
+    if not np.any(b):
+        return np.zeros_like(b)
     if oracle.dense_hessian_fits():
-        return _dense_step(oracle.hessian_matrix(ev), b, 0.0)
+        Hm = oracle.hessian_matrix(ev)
+        scale = float(np.trace(Hm)) / b.size
+        if not scale > 0:  # no curvature at all (e.g. only the trace row): no tangent
+            return np.zeros_like(b)
+        return _dense_step(Hm, b, 1e-10 * scale)
     M = oracle.hessian_operator(ev)
     structure = marginal_structure(oracle)
     pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, 0.0)
@@ -116,11 +125,19 @@ def stage_start(oracle: DualOracle, solved, last_eval, secant: bool, use_tangent
     if secant and len(solved) >= 2:
         cands.append(_secant(solved[-2], solved[-1], oracle.eps))
     with np.errstate(over="ignore", invalid="ignore"):
-        da = tangent(oracle.with_eps(e_last), last_eval)
-        if np.all(np.isfinite(da)):
-            cands.append(a_last + (oracle.eps - e_last) * da)
-        values = [oracle.evaluate(c, want_state=False).value for c in cands]
-    values = [v if np.isfinite(v) else -np.inf for v in values]
+        step = (oracle.eps - e_last) * tangent(oracle.with_eps(e_last), last_eval)
+        # a first-order step far beyond the scale of alpha is the linearization failing (a
+        # nearly singular Hessian): not a candidate
+        reach = TANGENT_MAX_STEP * (1.0 + float(np.linalg.norm(a_last)))
+        if len(solved) >= 2:
+            reach += TANGENT_MAX_STEP * float(np.linalg.norm(a_last - solved[-2][1]))
+        if np.all(np.isfinite(step)) and float(np.linalg.norm(step)) <= reach:
+            cands.append(a_last + step)
+        evs = [oracle.evaluate(c, want_state=False) for c in cands]
+    values = [
+        ev.value if np.isfinite(ev.value) and np.all(np.isfinite(ev.grad)) else -np.inf
+        for ev in evs
+    ]
     return cands[int(np.argmax(values))]
 
 
