@@ -451,3 +451,24 @@ def test_coupling_upper_bound_is_tight_at_the_gradient_tolerance(rng):
     assert fb.value >= ex.value - slack
     assert fb.value - ex.value <= 1e-5
     assert "scaled to the marginals" in fb.note or fb.t == 0.0
+
+
+@pytest.mark.parametrize("reg", ["von_neumann", "quadratic"])
+@pytest.mark.parametrize("scale", [1.0, 1e10, 1e100, 1e275])
+def test_regularization_bound_is_rigorous_at_huge_alpha(rng, reg, scale):
+    """Far from the optimum, ``alpha + s c`` cancels and the eigenvalues of ``W`` carry errors
+    of ``u ||W||``: the dual value's rounding bound covers both, so the lower bounds stay below
+    ``F_0 = lambda_min(H)`` (at 1e275 the value's error once made the bound 6e259)."""
+    from cvxqreg.bounds import regularization_lower_bound
+    from cvxqreg.regularizers import get_regularizer
+    from cvxqreg.solvers.dual import DualOracle
+
+    lp, lam0 = ground_state_problem(rng)
+    oracle = DualOracle(lp, 1e-2, get_regularizer(reg), "numpy")
+    with np.errstate(all="ignore"):
+        ev = oracle.evaluate(np.array([2.7 * scale]))
+        low = regularization_lower_bound(
+            oracle.reg, oracle.eps, 1.0, lp.dim, ev.value - oracle.dual_rounding(ev)
+        )
+        shift = oracle.certified_lower_bound(ev)
+    assert low <= lam0 and shift <= lam0
