@@ -472,3 +472,30 @@ def test_regularization_bound_is_rigorous_at_huge_alpha(rng, reg, scale):
         )
         shift = oracle.certified_lower_bound(ev)
     assert low <= lam0 and shift <= lam0
+
+
+def test_bracket_after_a_stage_stopped_early_is_at_the_target_eps(rng, monkeypatch):
+    """A ladder stopped in an intermediate stage (time limit) reports value, state and bracket at
+    the target eps, not at the stage's: with the stage's dual value and the target's eps the
+    regularization bound was above F_0. The time limit is simulated (no timing)."""
+    import dataclasses
+
+    from cvxqreg.results import Status
+    from cvxqreg.solvers.regularized import DualSolver as DS
+
+    lp, lam0 = ground_state_problem(rng, D=8)
+    H = np.diag(np.linspace(0.0, 50.0, 8))
+    lp = type(lp)(H, lp.A, lp.q)  # a cost spread of 50: several eps stages above 1e-3
+    run = DS._run
+
+    def stopped(self, oracle, x0, **kw):
+        out = run(self, oracle, x0, **kw)
+        return dataclasses.replace(out, status=Status.TIME_LIMIT)
+
+    monkeypatch.setattr(DS, "_run", stopped)
+    solver = DualSolver("quadratic", backend="numpy", time_limit=100.0)
+    assert len(solver.ladder(lp, 1e-3)) > 2
+    r = solver(lp, 1e-3)
+    assert r.status == "time_limit"
+    assert r.bracket[0] <= 0.0 <= r.bracket[1]  # F_0 = lambda_min(diag(0 .. 50)) = 0
+    assert r.eps == 1e-3

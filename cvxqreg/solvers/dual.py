@@ -608,7 +608,10 @@ class DualOracle:
             return math.nan
         if ev.spectrum is not None:  # the eigenvalues of the evaluation, if the sign allows
             alpha, lam = ev.spectrum
-            if np.array_equal(self.problem.project_dual(alpha), alpha):
+            # the margins grow with |alpha|: reuse only when the normalization shift did not
+            # shrink alpha much (it does after a far warm start along the trace direction)
+            near = np.linalg.norm(alpha) <= 2.0 * (1.0 + np.linalg.norm(ev.alpha))
+            if near and np.array_equal(self.problem.project_dual(alpha), alpha):
                 return shift_lower_bound(self.problem, self.be, None, alpha, lam=lam)
         alpha = self.problem.project_dual(ev.alpha)
         return shift_lower_bound(self.problem, self.be, self.W(alpha), alpha)

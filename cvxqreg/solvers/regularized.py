@@ -445,8 +445,13 @@ class DualSolver:
             ):
                 break
         out = chain(outs, ladder)
-        # the driver's last evaluation (Newton keeps it) is at out.x: only the state is missing
-        ev = oracle.evaluate(out.x) if out.evaluation is None else oracle.with_state(out.evaluation)
+        # the driver's last evaluation (Newton keeps it) is at out.x: only the state is missing;
+        # a ladder stopped before its last stage (time limit) ended at another eps, and the
+        # value, state and bounds reported are those at the target eps: evaluate there
+        if out.evaluation is None or len(outs) < len(ladder):
+            ev = oracle.evaluate(out.x)
+        else:
+            ev = oracle.with_state(out.evaluation)
         status, message = out.status, out.message
         if status == Status.TIME_LIMIT:  # stages saw what was left; report the user's limit
             message = (
