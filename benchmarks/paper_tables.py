@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ast
 import platform
 import sys
 import time
@@ -106,6 +107,12 @@ def main(argv=None):
     ap.add_argument("--optimizer", default=None, help="our optimizer (default: DualSolver's)")
     ap.add_argument("--continuation", choices=["default", "on", "off"], default="default")
     ap.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        help="another DualSolver option of ours, name=value (e.g. tangent_predictor=True)",
+    )
+    ap.add_argument(
         "--qwd-levels", type=int, default=None, help="Fock levels of QWD (default: the scale's)"
     )
     ap.add_argument("--no-baseline", action="store_true")
@@ -118,6 +125,12 @@ def main(argv=None):
         ours_kw["optimizer"] = args.optimizer
     if args.continuation != "default":
         ours_kw["continuation"] = args.continuation == "on"
+    for opt in args.option:
+        name, value = opt.split("=", 1)
+        try:
+            ours_kw[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            ours_kw[name] = value
     common = dict(backend=args.backend, max_iter=args.max_iter, time_limit=args.time_limit)
 
     report = [
