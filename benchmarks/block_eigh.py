@@ -13,6 +13,7 @@ Usage:  python benchmarks/block_eigh.py [--cases 4x32 8x32 4x64] [--repeats 5]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -24,6 +25,9 @@ from cvxqreg import problems
 from cvxqreg.backend import blas_threads
 from cvxqreg.regularizers import get_regularizer
 from cvxqreg.solvers.dual import DualOracle
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_report  # noqa: E402
 
 
 def timed(oracle, alpha, repeats):
@@ -66,11 +70,7 @@ def main(argv=None) -> list[dict]:
         lines.append(
             f"| {k} | {d} | {k * d} | {1e3 * tb:.2f} | {1e3 * tf:.2f} | {tf / tb:.1f} | {k * k} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    print(write_report(lines, args.out))
     return rows
 
 

@@ -13,12 +13,16 @@ Usage:  python benchmarks/bounded_dual.py [--qubits 2 3] [--eps 1e-2 1e-3 1e-4 1
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import cvxqreg
 from cvxqreg import problems
 from cvxqreg.backend import blas_threads
 from cvxqreg.solvers.regularized import DualSolver
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_report  # noqa: E402
 
 
 def main(argv=None) -> list[dict]:
@@ -64,11 +68,7 @@ def main(argv=None) -> list[dict]:
                     f"{r.status} | {r.iterations} | {r.n_evals} | {r.grad_norm:.1e} | "
                     f"{row['err']:.1e} |"
                 )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
+    print(write_report(lines, args.out))
     return rows
 
 

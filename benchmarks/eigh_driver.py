@@ -29,6 +29,9 @@ from cvxqreg import backend as backend_module
 from cvxqreg import problems
 from cvxqreg.backend import blas_threads
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_report  # noqa: E402
+
 
 def _iterate(n: int, seed: int = 0) -> np.ndarray:
     """``(A^*(alpha) - H) / 1e-2`` of QWD with ``n`` levels at a random ``alpha``."""
@@ -77,11 +80,7 @@ def main(argv=None) -> str:
                 f"{orr:.1e} | {rd:.1e} | {rr:.1e} |"
             )
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    return text
+    return write_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Usage:  python benchmarks/face.py [--n 3 4 5] [--eps 1e-2 1e-6] [--regularizers 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -25,6 +26,9 @@ import cvxqreg
 from cvxqreg import problems
 from cvxqreg.backend import blas_threads
 from cvxqreg.face import coupling_face
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_report  # noqa: E402
 
 
 def main(argv=None) -> str:
@@ -72,15 +76,12 @@ def main(argv=None) -> str:
                         f"{r.grad_norm:.1e} | {r.value:.9f} | {lo:.9f} | {hi:.6g} | {dt:.2f} |"
                     )
                     print(rows[-1], flush=True)
-    text = "\n".join(lines + rows) + (
-        "\n\n'||q - A(X)||' is the gradient norm on the data as given (for the face solve: of the "
+    note = (
+        "'||q - A(X)||' is the gradient norm on the data as given (for the face solve: of the "
         "lifted state). L is rigorous for the data as given; U for the marginals with the "
-        "eigenvalues below the face's cut set to zero (docs/bounds.md).\n"
+        "eigenvalues below the face's cut set to zero (docs/bounds.md)."
     )
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    return text
+    return write_report([*lines, *rows, "", note], args.out)
 
 
 if __name__ == "__main__":

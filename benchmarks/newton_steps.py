@@ -28,7 +28,7 @@ comparisons in one table.
 from __future__ import annotations
 
 import argparse
-import ast
+import os
 import platform
 import sys
 import time
@@ -41,6 +41,9 @@ from cvxqreg.operators import PartialTrace, Stacked
 from cvxqreg.problem import LoweredProblem
 from cvxqreg.solvers import dual, newton
 from cvxqreg.solvers.preconditioner import PRECONDITIONERS
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import parse_options, write_report  # noqa: E402
 
 
 def _rand_state(rng, n):
@@ -162,13 +165,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     cmd = sys.argv[1:] if argv is None else argv
-    opts = {}
-    for o in args.option:
-        k, v = o.split("=", 1)
-        try:
-            opts[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            opts[k] = v
+    opts = parse_options(args.option)
     default_factor = newton.CAPPED_DENSE_FACTOR
     counts = Counts()
     counts.install()
@@ -218,11 +215,7 @@ def main(argv=None):
         "median grad ratio | median cos | CPU [s] | wall [s] |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    text = "\n".join(head + rows) + "\n"
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    return text
+    return write_report(head + rows, args.out)
 
 
 if __name__ == "__main__":

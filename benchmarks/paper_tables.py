@@ -23,7 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ast
+import os
 import platform
 import sys
 import time
@@ -35,6 +35,9 @@ from cvxqreg import DualSolver, problems
 from cvxqreg.backend import blas_threads
 from cvxqreg.operators import Dense
 from cvxqreg.problem import LoweredProblem
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import parse_options  # noqa: E402
 
 SCALES = {
     # name: (tomography qubits, Wasserstein Fock levels, Ising spins per side)
@@ -125,12 +128,7 @@ def main(argv=None):
         ours_kw["optimizer"] = args.optimizer
     if args.continuation != "default":
         ours_kw["continuation"] = args.continuation == "on"
-    for opt in args.option:
-        name, value = opt.split("=", 1)
-        try:
-            ours_kw[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            ours_kw[name] = value
+    ours_kw.update(parse_options(args.option))
     common = dict(backend=args.backend, max_iter=args.max_iter, time_limit=args.time_limit)
 
     report = [

@@ -18,6 +18,7 @@ Usage:  python benchmarks/pauli_products.py [--qubits 6 7 8 9] [--repeats 21]
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -28,6 +29,9 @@ import numpy as np
 import cvxqreg
 from cvxqreg import problems
 from cvxqreg.backend import blas_threads
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_report  # noqa: E402
 
 
 def gather_scatter(op):
@@ -105,11 +109,7 @@ def main(argv=None):
         "adjoint sparse [ms] | adjoint bincount [ms] | ratio | max rel. difference |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    text = "\n".join(head + rows) + "\n"
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    return text
+    return write_report(head + rows, args.out)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Usage:  python benchmarks/phase_gauge.py [--levels 12 19 24 32] [--eigh-levels 5
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -27,6 +28,9 @@ import cvxqreg
 from cvxqreg import problems
 from cvxqreg.backend import blas_threads, get_backend
 from cvxqreg.face import coupling_gauge
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_report  # noqa: E402
 
 
 def _eigh_time(W: np.ndarray, repeats: int) -> float:
@@ -93,11 +97,7 @@ def main(argv=None) -> str:
         )
         print(row, flush=True)
         lines.append(row)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    return text
+    return write_report(lines, args.out)
 
 
 if __name__ == "__main__":

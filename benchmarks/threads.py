@@ -28,6 +28,7 @@ from cvxqreg import problems
 from cvxqreg.backend import blas_controller, blas_threads
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_report  # noqa: E402
 
 
 def _time(lp, threads: int | None, repeats: int) -> tuple[float, str]:
@@ -79,11 +80,7 @@ def main(argv=None) -> str:
             print(lines[-1], flush=True)
     finally:
         backend_module.SMALL_DIM = saved
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text)
-    return text
+    return write_report(lines, args.out)
 
 
 if __name__ == "__main__":

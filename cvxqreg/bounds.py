@@ -92,10 +92,26 @@ def regularization_lower_bound(
     return dual_value - eps * hi
 
 
-def dual_rounding(value: float, alpha: np.ndarray, q: np.ndarray, dim: int) -> float:
-    """A bound on the rounding error of a computed ``D_eps(alpha)``."""
+def dual_rounding(
+    value: float,
+    alpha: np.ndarray,
+    q: np.ndarray,
+    dim: int,
+    *,
+    alpha_size: np.ndarray | None = None,
+    trace: float = 0.0,
+    lam_max: float = 0.0,
+) -> float:
+    """A bound on the rounding error of a computed ``D_eps(alpha)``.
+
+    ``alpha_size``: entrywise bounds on the terms ``alpha`` was formed from (``|alpha_in| +
+    |s| |c|`` for the normalization shift ``alpha = alpha_in + s c``, whose cancellation the
+    result alone does not show). ``trace`` and ``lam_max``: ``Tr X`` and ``max |lambda(W)|``;
+    each eigenvalue of ``W`` carries an error of at most ``8 D u ||W||``, which moves ``D`` by at
+    most ``Tr X`` times that (``dD/dW = -X``)."""
     m = q.size
-    return 8.0 * _U * (m * float(np.abs(alpha * q).sum()) + dim * abs(value))
+    size = np.abs(alpha) if alpha_size is None else np.maximum(np.abs(alpha), alpha_size)
+    return 8.0 * _U * (m * float(size @ np.abs(q)) + dim * abs(value) + dim * trace * lam_max)
 
 
 def infeasibility_threshold(problem, reg: Regularizer, eps: float, tau: float | None):

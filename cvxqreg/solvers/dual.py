@@ -577,22 +577,24 @@ class DualOracle:
 
     def dual_rounding(self, ev: Evaluation) -> float:
         """A bound on the rounding error of the computed ``D_eps(alpha)``
-        (:func:`cvxqreg.bounds.dual_rounding`), plus what that formula cannot see from the
-        shifted ``alpha`` alone: the rounding of ``alpha + s c`` (cancellation when ``|alpha|``
-        is far above the result) and the eigenvalue error of ``W``, at most ``8 D u ||W||`` per
-        eigenvalue, which moves ``D`` by at most ``Tr X`` times that (``dD/dW = -X``)."""
-        bound = dual_rounding(ev.value, ev.alpha, self.q, self.problem.dim)
+        (:func:`cvxqreg.bounds.dual_rounding`, with the sizes of the diagonalized point and of
+        its eigenvalues from ``ev.spectrum`` when the evaluation kept them)."""
         if ev.spectrum is None:
-            return bound
+            return dual_rounding(ev.value, ev.alpha, self.q, self.problem.dim)
         xp = self.be.xp
         alpha_in, lam = ev.spectrum
         size = np.abs(alpha_in)
         if self.c is not None:
             size = size + abs(ev.shift) * np.abs(self.c)
-        lam_max = float(xp.max(xp.abs(lam))) if lam.size else 0.0
-        trace = float(xp.sum(xp.abs(ev.w)))
-        D, u = self.problem.dim, np.finfo(float).eps / 2
-        return bound + 8.0 * u * (self.q.size * float(size @ np.abs(self.q)) + D * trace * lam_max)
+        return dual_rounding(
+            ev.value,
+            ev.alpha,
+            self.q,
+            self.problem.dim,
+            alpha_size=size,
+            trace=float(xp.sum(xp.abs(ev.w))),
+            lam_max=float(xp.max(xp.abs(lam))) if lam.size else 0.0,
+        )
 
     def primal_upper_bound(self) -> float | None:
         """An upper bound on ``F_eps`` over all states of the fixed trace; a dual value above it

@@ -1,0 +1,31 @@
+"""Pieces shared by the benchmark scripts: option parsing and the Markdown report.
+
+The scripts put their own folder on ``sys.path`` before importing this module, so that it is
+found both when a script runs (``python benchmarks/x.py``) and when a test loads it from its file.
+"""
+
+from __future__ import annotations
+
+import ast
+
+
+def parse_options(pairs) -> dict:
+    """``["name=value", ...]`` -> ``{name: value}``, each value a Python literal where it parses
+    as one (``True``, ``1e-2``), else the string."""
+    out = {}
+    for pair in pairs:
+        name, value = pair.split("=", 1)
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
+def write_report(lines, out: str | None) -> str:
+    """The report ``lines`` joined as one text, written to ``out`` when given; returns the text."""
+    text = "\n".join(lines) + "\n"
+    if out:
+        with open(out, "w") as fh:
+            fh.write(text)
+    return text
