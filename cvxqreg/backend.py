@@ -37,6 +37,21 @@ SMALL_DIM = 640
 EVR_MIN_DIM = 1200
 
 
+def _syevd(a: np.ndarray, vectors: bool):
+    """LAPACK ``syevd``/``heevd`` on the lower triangle of ``a``: ``(w, V)``, or ``(w,)`` without
+    ``vectors``. Called through ``scipy.linalg.lapack`` directly: ``scipy.linalg.eigh``'s argument
+    handling and workspace query cost about 20 us per call, a third of the whole decomposition at
+    D = 16 (benchmarks/results/small_overhead.md)."""
+    a = np.asarray(a)
+    if a.dtype not in (np.float64, np.complex128):
+        a = a.astype(np.result_type(a.dtype, np.float64))
+    fn = scipy.linalg.lapack.zheevd if np.iscomplexobj(a) else scipy.linalg.lapack.dsyevd
+    w, V, info = fn(a, compute_v=int(vectors), lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"eigendecomposition failed (LAPACK info {info})")
+    return (w, V) if vectors else (w,)
+
+
 @dataclasses.dataclass(frozen=True)
 class Backend:
     """An array backend.
@@ -76,22 +91,22 @@ class Backend:
     def eigh(self, a: Any):
         """Eigendecomposition ``a = V diag(w) V^*`` of a Hermitian matrix, eigenvalues ascending.
 
-        Only the lower triangle of ``a`` is read. NumPy goes through SciPy without copying or
-        checking the input, with LAPACK's divide-and-conquer driver (``heevd``), or its MRRR driver
+        Only the lower triangle of ``a`` is read. NumPy calls LAPACK's divide-and-conquer driver
+        (``heevd``) through SciPy's LAPACK wrappers without checking the input, or its MRRR driver
         (``heevr``) for complex matrices of size at least :data:`EVR_MIN_DIM`, where that is
         faster (its eigenvectors are orthonormal to about ``1e-12`` rather than ``1e-14``;
         benchmarks/results/eigh_driver.md); CuPy uses cuSOLVER.
         """
         if self.name == "numpy":
-            big_complex = np.iscomplexobj(a) and a.shape[0] >= EVR_MIN_DIM
-            driver = "evr" if big_complex else "evd"
-            return scipy.linalg.eigh(a, overwrite_a=False, check_finite=False, driver=driver)
+            if np.iscomplexobj(a) and a.shape[0] >= EVR_MIN_DIM:
+                return scipy.linalg.eigh(a, overwrite_a=False, check_finite=False, driver="evr")
+            return _syevd(a, True)
         return self.xp.linalg.eigh(a)
 
     def eigvalsh(self, a: Any):
         """Eigenvalues (ascending) of a Hermitian matrix."""
         if self.name == "numpy":
-            return scipy.linalg.eigh(a, eigvals_only=True, check_finite=False, driver="evd")
+            return _syevd(a, False)[0]
         return self.xp.linalg.eigvalsh(a)
 
     def sparse(self, matrix: Any):

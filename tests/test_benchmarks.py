@@ -170,3 +170,26 @@ def test_pauli_products_benchmark_small(tmp_path):
     rows = [r.split("|") for r in text.splitlines() if r.startswith("| 3 ") or r.startswith("| 4 ")]
     assert len(rows) == 2
     assert all(float(r[10]) < 1e-12 for r in rows)
+
+
+def test_small_overhead_benchmark(tmp_path):
+    """Direct LAPACK calls give the same decompositions, steps and Newton iterations as SciPy's
+    high-level wrappers (the code before them), and the report has its table."""
+    out = tmp_path / "small.md"
+    mod = load("small_overhead")
+    text = mod.main(["--sizes", "16", "--rows", "33", "--repeats", "1", "--out", str(out)])
+    assert out.read_text() == text
+    micro = [
+        r.split("|") for r in text.splitlines() if r.startswith("| eigh") or r.startswith("| Ch")
+    ]
+    assert len(micro) == 3 and all(float(r[6]) < 1e-12 for r in micro)
+    grid = {r.split("|")[1].strip(): r.split("|") for r in text.splitlines() if r.startswith("| w")}
+    grid.update(
+        {r.split("|")[1].strip(): r.split("|") for r in text.splitlines() if r.startswith("| d")}
+    )
+    assert int(grid["wrappers"][4]) == int(grid["direct"][4]) > 0
+    # the patched-in wrappers were removed again
+    from cvxqreg import backend
+    from cvxqreg.solvers import newton
+
+    assert backend._syevd is mod._new_syevd and newton._dense_step is mod._new_dense_step

@@ -290,9 +290,15 @@ def _dense_step(Hm: np.ndarray, b: np.ndarray, mu: float) -> np.ndarray:
     working precision) the eigendecomposition with the eigenvalues below ``m u lambda_max``
     treated as that floor."""
     A = Hm + mu * np.eye(b.size) if mu > 0 else Hm
-    try:
-        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(A, check_finite=False), b)
-    except np.linalg.LinAlgError:
-        w, V = np.linalg.eigh(A)
-        floor = max(b.size * np.finfo(float).eps * max(float(w[-1]), 0.0), np.finfo(float).tiny)
-        return V @ ((V.T @ b) / np.maximum(w, floor))
+    # LAPACK potrf/potrs directly: scipy.linalg.cho_factor and cho_solve cost about 18 us more per
+    # step, half the step at m = 33 (benchmarks/results/small_overhead.md)
+    c, info = scipy.linalg.lapack.dpotrf(A, lower=0, clean=0)
+    if info == 0:
+        x, info = scipy.linalg.lapack.dpotrs(c, b, lower=0)
+        if info == 0:
+            return x
+    if info < 0:
+        raise ValueError(f"LAPACK potrf/potrs rejected argument {-info}")
+    w, V = np.linalg.eigh(A)
+    floor = max(b.size * np.finfo(float).eps * max(float(w[-1]), 0.0), np.finfo(float).tiny)
+    return V @ ((V.T @ b) / np.maximum(w, floor))
