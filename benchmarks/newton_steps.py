@@ -20,6 +20,9 @@ Usage:  python benchmarks/newton_steps.py [--cases qwd12 ising4 ...] [--option r
 ``--capped-dense F`` sets :data:`cvxqreg.solvers.newton.CAPPED_DENSE_FACTOR` (0: never switch to
 the dense low-rank Hessian after a capped CG solve, as before that rule), one row per value.
 
+``--compare`` runs every case once per option set given (``"tangent_predictor=False,
+stage_reduction=None"``; an empty string for the options alone), one row each.
+
 ``--preconditioner`` runs every case once per value given (``none``: plain CG, as before the
 marginal preconditioner; ``marginal``; ``auto``: the default), one row each, for before/after
 comparisons in one table.
@@ -96,8 +99,11 @@ class Counts:
         c = self
 
         def evaluate(self_, *a, **k):
-            c.evals += 1
-            return ev0(self_, *a, **k)
+            # eigendecompositions only: an evaluation handed over by DualOracle.prime is not one
+            before = self_.n_evals
+            out = ev0(self_, *a, **k)
+            c.evals += self_.n_evals - before
+            return out
 
         def hessian_operator(self_, *a, **k):
             M = hop0(self_, *a, **k)
@@ -161,6 +167,14 @@ def main(argv=None):
         default=[newton.CAPPED_DENSE_FACTOR],
         help="CAPPED_DENSE_FACTOR value(s): one row per case and value",
     )
+    ap.add_argument(
+        "--compare",
+        nargs="+",
+        default=[""],
+        metavar="NAME=VALUE,...",
+        help="option sets (comma-separated name=value, on top of --option): one row per case "
+        "and set, for before/after comparisons in one table",
+    )
     ap.add_argument("--eps", type=float, default=None, help="override every case's eps")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
@@ -174,12 +188,19 @@ def main(argv=None):
         for name in args.cases:
             label, eps, make = CASES[name]
             eps = eps if args.eps is None else args.eps
-            for pre, factor in [(p, f) for p in args.preconditioner for f in args.capped_dense]:
+            runs = [
+                (p, f, c)
+                for p in args.preconditioner
+                for f in args.capped_dense
+                for c in args.compare
+            ]
+            for pre, factor, extra in runs:
+                extra_opts = parse_options([kv for kv in extra.split(",") if kv])
                 newton.CAPPED_DENSE_FACTOR = factor
                 prob = make()  # afresh: lazily cached problem data would favour later runs
                 # the full-space dual: IM's marginals are singular and would otherwise be
                 # solved on their face (benchmarks/results/face.md measures that)
-                kw = {"preconditioner": pre, "facial_reduction": False, **opts}
+                kw = {"preconditioner": pre, "facial_reduction": False, **opts, **extra_opts}
                 solver = cvxqreg.DualSolver(backend="numpy", **kw)
                 counts.__init__()
                 t0, w0 = time.process_time(), time.perf_counter()
@@ -194,7 +215,8 @@ def main(argv=None):
                     f"{res.status} | {res.iterations} | {c.evals} | {c.products} | {c.dense} | "
                     f"{c.pre} | "
                     f"{c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
-                    f"{res.grad_norm:.1e} | {rate:.2f} | {cos:.4f} | {cpu:.2f} | {wall:.2f} |"
+                    f"{res.grad_norm:.1e} | {rate:.2f} | {cos:.4f} | {cpu:.2f} | {wall:.2f} | "
+                    f"{extra or '-'} |"
                 )
                 print(row, flush=True)
                 rows.append(row)
@@ -212,8 +234,8 @@ def main(argv=None):
         "| instance | D | eps | preconditioner | capped dense | status | Newton it. | eigh | "
         "Hessian products | dense low-rank Hessians | "
         "preconditioners | shortened steps | line-search evals | dual value | grad norm | "
-        "median grad ratio | median cos | CPU [s] | wall [s] |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "median grad ratio | median cos | CPU [s] | wall [s] | options compared |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     return write_report(head + rows, args.out)
 

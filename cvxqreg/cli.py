@@ -115,6 +115,15 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _stage_reduction(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    v = _positive_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] or none, got {text!r}")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -724,11 +733,16 @@ _SOLVER_FLAGS = {
     ),
     "continuation": dict(flag="--no-continuation", help="solve the target eps directly"),
     "stage_tol": dict(type=_positive_float, help="gradient tolerance of intermediate eps stages"),
+    "stage_reduction": dict(
+        type=_stage_reduction,
+        help="an intermediate eps stage also reduces ||grad D|| by this factor from its warm "
+        "start: a number in (0, 1], or none",
+    ),
     "ladder_ratio": dict(type=_positive_float, help="ratio between successive eps stages"),
     "predictor": dict(flag="--no-predictor", help="no secant warm start between eps stages"),
     "tangent_predictor": dict(
-        flag="--tangent-predictor",
-        help="also try the path's tangent as the warm start of each eps stage",
+        flag="--no-tangent-predictor",
+        help="do not try the path's tangent as the warm start of each eps stage",
     ),
     "marginal_scaling": dict(
         flag="--no-marginal-scaling",

@@ -45,11 +45,21 @@ def predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:
     ``eps -> alpha(eps)`` through the last two stages, or the last stage's ``alpha`` if that has
     the larger dual value at ``eps`` (the path bends where the optimum drifts, e.g. rank-deficient
     marginals). ``DualSolver(predictor=False)`` turns it off for comparison."""
-    (_, a2), guess = newer, _secant(older, newer, eps)
+    return _best(oracle, [newer[1], _secant(older, newer, eps)])[0]
+
+
+def _best(oracle: DualOracle, cands) -> tuple[np.ndarray, float]:
+    """The candidate with the largest finite dual value at ``oracle.eps`` (the first on ties or
+    when none is finite) and its ``||grad D||``."""
     with np.errstate(over="ignore", invalid="ignore"):
-        v_guess = oracle.evaluate(guess, want_state=False).value
-        v_last = oracle.evaluate(a2, want_state=False).value
-    return guess if v_guess > v_last else a2
+        evs = [oracle.evaluate(c, want_state=False) for c in cands]
+    values = [
+        ev.value if np.isfinite(ev.value) and np.all(np.isfinite(ev.grad)) else -np.inf
+        for ev in evs
+    ]
+    i = int(np.argmax(values))
+    oracle.prime(cands[i], evs[i])
+    return cands[i], float(np.linalg.norm(evs[i].grad))
 
 
 #: conjugate-gradient products allowed for the tangent's linear system (an approximate tangent
@@ -60,7 +70,7 @@ TANGENT_CG_PRODUCTS = 50
 TANGENT_MAX_STEP = 10.0
 
 
-def tangent(oracle: DualOracle, ev) -> np.ndarray:
+def tangent(oracle: DualOracle, ev, preconditioner: str = "auto") -> np.ndarray:
     """``d alpha / d eps`` along the path of optima, at an optimum ``ev`` for ``oracle.eps``.
 
     Differentiating ``grad D_eps(alpha(eps)) = 0`` (implicit function theorem):
@@ -72,7 +82,8 @@ def tangent(oracle: DualOracle, ev) -> np.ndarray:
     ``-(t - u) / eps`` with the normalization shift ``u' `` keeping the trace fixed under
     elimination (``sum psi''(t) dt = 0``). The system is solved like a Newton step: dense where
     :meth:`DualOracle.dense_hessian_fits`, else conjugate gradients (preconditioned by the
-    marginals where :mod:`cvxqreg.solvers.preconditioner` applies) to ``1e-2`` relative, at most
+    marginals where :mod:`cvxqreg.solvers.preconditioner` applies and ``preconditioner`` is not
+    ``"none"``, the option of Newton's steps) to ``1e-2`` relative, at most
     :data:`TANGENT_CG_PRODUCTS` products (docs/theory.md, 'Continuation (eps-scaling)')."""
     from .newton import _cg, _dense_step, _pcg
     from .preconditioner import marginal_preconditioner, marginal_structure
@@ -101,31 +112,40 @@ def tangent(oracle: DualOracle, ev) -> np.ndarray:
             return np.zeros_like(b)
         return _dense_step(Hm, b, 1e-10 * scale)
     M = oracle.hessian_operator(ev)
-    structure = marginal_structure(oracle)
-    pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, 0.0)
+    structure = None if preconditioner == "none" else marginal_structure(oracle)
+    form = "dense" if preconditioner == "marginal_dense" else "auto"
+    pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, 0.0, form)
     x, _, ok = _pcg(M, b, 1e-2, TANGENT_CG_PRODUCTS, pre)
     if not ok and pre is not None:  # the preconditioner is not numerically SPD here
         x, _ = _cg(M, b, 1e-2, TANGENT_CG_PRODUCTS)
     return x
 
 
-def stage_start(oracle: DualOracle, solved, last_eval, secant: bool, use_tangent: bool):
+def stage_start(
+    oracle: DualOracle,
+    solved,
+    last_eval,
+    secant: bool,
+    use_tangent: bool,
+    preconditioner: str = "auto",
+):
     """The warm start of the stage at ``oracle.eps`` after the stages ``solved`` (a list of
     ``(eps, alpha)``, the last one ending at the evaluation ``last_eval``): among the last
     ``alpha``, its secant extrapolation (:func:`predict`, from two stages on, if ``secant``) and
     its first-order step along the path ``alpha + (eps - eps_last) alpha'`` (:func:`tangent`, if
     ``use_tangent`` and ``last_eval`` is known), the one with the largest dual value at
-    ``oracle.eps``."""
+    ``oracle.eps`` (the tangent's linear solve with ``preconditioner``, Newton's option). Returns
+    ``(alpha, ||grad D||)`` at that start (one evaluation per candidate, one when there is no
+    choice to make; the optimizer's first evaluation reuses it, :meth:`DualOracle.prime`)."""
     e_last, a_last = solved[-1]
-    if not use_tangent or last_eval is None:
-        if secant and len(solved) >= 2:
-            return predict(oracle, solved[-2], solved[-1], oracle.eps)
-        return a_last
     cands = [a_last]
     if secant and len(solved) >= 2:
         cands.append(_secant(solved[-2], solved[-1], oracle.eps))
-    with np.errstate(over="ignore", invalid="ignore"):
-        step = (oracle.eps - e_last) * tangent(oracle.with_eps(e_last), last_eval)
+    if use_tangent and last_eval is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            step = (oracle.eps - e_last) * tangent(
+                oracle.with_eps(e_last), last_eval, preconditioner
+            )
         # a first-order step far beyond the scale of alpha is the linearization failing (a
         # nearly singular Hessian): not a candidate
         reach = TANGENT_MAX_STEP * (1.0 + float(np.linalg.norm(a_last)))
@@ -133,12 +153,7 @@ def stage_start(oracle: DualOracle, solved, last_eval, secant: bool, use_tangent
             reach += TANGENT_MAX_STEP * float(np.linalg.norm(a_last - solved[-2][1]))
         if np.all(np.isfinite(step)) and float(np.linalg.norm(step)) <= reach:
             cands.append(a_last + step)
-        evs = [oracle.evaluate(c, want_state=False) for c in cands]
-    values = [
-        ev.value if np.isfinite(ev.value) and np.all(np.isfinite(ev.grad)) else -np.inf
-        for ev in evs
-    ]
-    return cands[int(np.argmax(values))]
+    return _best(oracle, cands)
 
 
 def chain(outs, ladder) -> RunOutcome:

@@ -100,6 +100,13 @@ class DualSolver:
         'Continuation (eps-scaling)').
     stage_tol : float
         Gradient tolerance of the intermediate stages.
+    stage_reduction : float or None
+        From the second stage on, an intermediate stage also runs until ``||grad D||`` is at most
+        this fraction of its value at the stage's warm start (or ``tol``), so that every stage
+        moves its warm start towards the stage's optimum. ``None``: ``stage_tol`` alone, under
+        which a start that already met ``stage_tol`` was passed down unchanged; on Ising such a
+        start lay far from the optimum along a nearly flat direction of the dual, and the last
+        stage stalled there (benchmarks/results/stage_reduction.md).
     hessian : {"auto", "dense", "cg"}
         How Newton solves for its step: the dense ``m x m`` Hessian, factored (``"auto"`` when
         ``m D^3 <= 4e6``: small problems), or conjugate gradients on Hessian-vector products.
@@ -148,9 +155,8 @@ class DualSolver:
         With continuation, also try the first-order step along the path of optima,
         ``alpha + (eps - eps_last) d alpha / d eps`` (one linear solve with the last stage's
         Hessian, :func:`cvxqreg.solvers.continuation.tangent`), and start each stage from the
-        candidate with the largest dual value. Off by default: measured, it cut the quadratic
-        regularizer's Newton iterations on QWD (n = 24: 71 to 50) but raised them on Ising in
-        the full space (15 to 20; benchmarks/results/tangent_predictor.md).
+        candidate with the largest dual value (benchmarks/results/tangent_predictor.md,
+        stage_reduction.md).
     progress : callable or bool, optional
         ``progress(k, D_k, ||grad_k||)`` after each iteration; ``True`` prints one line per
         iteration (:func:`print_progress`).
@@ -176,6 +182,7 @@ class DualSolver:
     optimizer: str = "newton"
     continuation: bool = True
     stage_tol: float = 1e-3
+    stage_reduction: float | None = 0.1
     ladder_ratio: float = 5.0
     hessian: str = "auto"
     hessian_products: str = "auto"
@@ -185,7 +192,7 @@ class DualSolver:
     facial_reduction: bool = True
     phase_gauge: bool | str = "auto"
     predictor: bool = True
-    tangent_predictor: bool = False
+    tangent_predictor: bool = True
     progress: Any = None
     verbose: bool = False
 
@@ -203,6 +210,11 @@ class DualSolver:
             )
         for name, low in (("tol", 0.0), ("stage_tol", 0.0), ("ladder_ratio", 1.0)):
             object.__setattr__(self, name, _number(name, getattr(self, name), above=low))
+        if self.stage_reduction is not None:
+            red = _number("stage_reduction", self.stage_reduction, above=0.0)
+            if red > 1.0:
+                raise InvalidInputError(f"stage_reduction must be in (0, 1] or None, got {red!r}")
+            object.__setattr__(self, "stage_reduction", red)
         object.__setattr__(self, "regularization", _number("regularization", self.regularization))
         if self.time_limit is not None:  # inf: no limit, as None
             limit = (
@@ -415,16 +427,29 @@ class DualSolver:
         for i, e in enumerate(ladder):
             final = i == len(ladder) - 1
             orc = oracle if final else oracle.with_eps(e)
+            stage_tol = max(self.tol, self.stage_tol)
             if solved:
                 last_eval = outs[-1].evaluation
-                x = stage_start(orc, solved, last_eval, self.predictor, self.tangent_predictor)
+                x, g0 = stage_start(
+                    orc,
+                    solved,
+                    last_eval,
+                    self.predictor,
+                    self.tangent_predictor,
+                    self.preconditioner,
+                )
+                if self.stage_reduction is not None and np.isfinite(g0):
+                    stage_tol = max(self.tol, min(self.stage_tol, self.stage_reduction * g0))
             used = sum(o.iterations for o in outs)
+            if used >= self.max_iter:  # the cap counts the iterations of all stages
+                outs[-1] = dataclasses.replace(outs[-1], status=Status.MAX_ITER)
+                break
             left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
             out = self._run(
                 orc,
                 x,
-                tol=self.tol if final else max(self.tol, self.stage_tol),
-                max_iter=max(1, self.max_iter - used),
+                tol=self.tol if final else stage_tol,
+                max_iter=self.max_iter - used,
                 time_limit=None if left is None else max(left, 1e-3),
             )
             outs.append(out)
@@ -442,6 +467,7 @@ class DualSolver:
                 Status.FAILED,
                 Status.INFEASIBLE,
                 Status.TIME_LIMIT,
+                Status.MAX_ITER,
             ):
                 break
         out = chain(outs, ladder)
@@ -453,11 +479,17 @@ class DualSolver:
         else:
             ev = oracle.with_state(out.evaluation)
         status, message = out.status, out.message
-        if status == Status.TIME_LIMIT:  # stages saw what was left; report the user's limit
+        # stages saw what was left of the limit and the cap: report the user's, and the gradient
+        # at the target eps (a stopped ladder's last stage had another eps)
+        gnorm = float(np.linalg.norm(problem.projected_gradient(ev.alpha, ev.grad)))
+        stages = f"[{len(outs)} of {len(ladder)} continuation stages]"
+        if status == Status.TIME_LIMIT:
             message = (
-                f"time limit of {self.time_limit:g} s reached with ||grad||_2 = "
-                f"{out.history_grad[-1]:.3e} [{len(outs)} of {len(ladder)} continuation stages]"
+                f"time limit of {self.time_limit:g} s reached with ||grad||_2 = {gnorm:.3e} "
+                + stages
             )
+        elif status == Status.MAX_ITER and len(ladder) > 1:
+            message = f"{self.max_iter} iterations reached with ||grad||_2 = {gnorm:.3e} " + stages
         if not np.isfinite(ev.value):
             status, message = Status.FAILED, "the dual value is not finite at the last iterate"
             if problem.trace_value is None:
@@ -500,7 +532,7 @@ class DualSolver:
             energy=user(energy),
             dual_value=user(ev.value),
             entropy=entropy,
-            grad_norm=float(np.linalg.norm(problem.projected_gradient(ev.alpha, ev.grad))),
+            grad_norm=gnorm,
             certified_bound=user(lb),
             bracket=bracket,
             feasible_bound=user(ub.value),
