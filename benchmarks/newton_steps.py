@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import time
 
@@ -223,10 +224,12 @@ def main(argv=None):
     finally:
         counts.uninstall()
         newton.CAPPED_DENSE_FACTOR = default_factor
+    threads = os.environ.get("OPENBLAS_NUM_THREADS")
+    env = f"OPENBLAS_NUM_THREADS={threads} " if threads else ""
     head = [
         "# Newton-CG operation counts",
         "",
-        f"Command: `python benchmarks/newton_steps.py {' '.join(cmd)}`",
+        f"Command: `{env}python benchmarks/newton_steps.py {shlex.join(cmd)}`",
         f"Options: {opts or 'defaults'}; NumPy {np.__version__}, "
         f"Python {platform.python_version()}.",
         "CPU seconds depend on the machine's load; the operation counts do not.",

@@ -106,7 +106,8 @@ class DualSolver:
         moves its warm start towards the stage's optimum. ``None``: ``stage_tol`` alone, under
         which a start that already met ``stage_tol`` was passed down unchanged; on Ising such a
         start lay far from the optimum along a nearly flat direction of the dual, and the last
-        stage stalled there (benchmarks/results/stage_reduction.md).
+        stage stalled there (benchmarks/results/stage_reduction_vn.md,
+        stage_reduction_quadratic.md).
     hessian : {"auto", "dense", "cg"}
         How Newton solves for its step: the dense ``m x m`` Hessian, factored (``"auto"`` when
         ``m D^3 <= 4e6``: small problems), or conjugate gradients on Hessian-vector products.
@@ -155,8 +156,8 @@ class DualSolver:
         With continuation, also try the first-order step along the path of optima,
         ``alpha + (eps - eps_last) d alpha / d eps`` (one linear solve with the last stage's
         Hessian, :func:`cvxqreg.solvers.continuation.tangent`), and start each stage from the
-        candidate with the largest dual value (benchmarks/results/tangent_predictor.md,
-        stage_reduction.md).
+        candidate with the largest dual value (benchmarks/results/stage_reduction_vn.md,
+        stage_reduction_quadratic.md).
     progress : callable or bool, optional
         ``progress(k, D_k, ||grad_k||)`` after each iteration; ``True`` prints one line per
         iteration (:func:`print_progress`).
