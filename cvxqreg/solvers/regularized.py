@@ -79,9 +79,11 @@ class DualSolver:
     tol : float
         Stop when ``||grad D_eps||_2 < tol`` (the paper's rule).
     max_iter : int
-        Iteration cap (the paper uses 10000).
+        Iteration cap over all eps stages of a solve (the paper uses 10000); a ladder that reaches
+        it in an intermediate stage stops there with status ``max_iter``, its last iterate
+        evaluated at the target eps.
     time_limit : float, optional
-        Seconds.
+        Seconds, over all eps stages of a solve (likewise).
     memory : int
         L-BFGS memory (correction pairs).
     optimizer : {"newton", "lbfgs", "scipy"}
