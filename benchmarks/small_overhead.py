@@ -146,14 +146,16 @@ def main(argv=None):
     times = {"wrappers": [], "direct": []}
     its = {}
     grid(lps)  # warm-up: imports, caches
-    for _ in range(args.repeats):
-        for name in ("wrappers", "direct"):
-            backend._syevd = _old_syevd if name == "wrappers" else _new_syevd
-            newton._dense_step = _old_dense_step if name == "wrappers" else _new_dense_step
-            t, k = grid(lps)
-            times[name].append(t)
-            its[name] = k
-    backend._syevd, newton._dense_step = _new_syevd, _new_dense_step
+    try:
+        for _ in range(args.repeats):
+            for name in ("wrappers", "direct"):
+                backend._syevd = _old_syevd if name == "wrappers" else _new_syevd
+                newton._dense_step = _old_dense_step if name == "wrappers" else _new_dense_step
+                t, k = grid(lps)
+                times[name].append(t)
+                its[name] = k
+    finally:
+        backend._syevd, newton._dense_step = _new_syevd, _new_dense_step
     lines += [
         "",
         f"Small paper tables (QT1-3 n = 4, QWD n = 5, IM N = 2; both regularizers, tol 1e-3 and "

@@ -37,6 +37,19 @@ SMALL_DIM = 640
 EVR_MIN_DIM = 1200
 
 
+@functools.lru_cache(maxsize=64)
+def _values_workspace(n: int, cplx: bool) -> dict:
+    """LAPACK's optimal workspace for ``syevd``/``heevd`` without eigenvectors (its query)."""
+    lapack = scipy.linalg.lapack
+    if cplx:
+        w, iw, rw, info = lapack.zheevd_lwork(n, compute_v=0, lower=1)
+        work = dict(lwork=int(w.real), liwork=int(iw), lrwork=int(rw))
+    else:
+        w, iw, info = lapack.dsyevd_lwork(n, compute_v=0, lower=1)
+        work = dict(lwork=int(w), liwork=int(iw))
+    return work if info == 0 else {}
+
+
 def _syevd(a: np.ndarray, vectors: bool):
     """LAPACK ``syevd``/``heevd`` on the lower triangle of ``a``: ``(w, V)``, or ``(w,)`` without
     ``vectors``. Called through ``scipy.linalg.lapack`` directly: ``scipy.linalg.eigh``'s argument
@@ -45,8 +58,12 @@ def _syevd(a: np.ndarray, vectors: bool):
     a = np.asarray(a)
     if a.dtype not in (np.float64, np.complex128):
         a = a.astype(np.result_type(a.dtype, np.float64))
-    fn = scipy.linalg.lapack.zheevd if np.iscomplexobj(a) else scipy.linalg.lapack.dsyevd
-    w, V, info = fn(a, compute_v=int(vectors), lower=1)
+    cplx = np.iscomplexobj(a)
+    fn = scipy.linalg.lapack.zheevd if cplx else scipy.linalg.lapack.dsyevd
+    # with vectors the wrappers' default workspace is LAPACK's optimum; without, it is the
+    # minimum, which forces the unblocked tridiagonal reduction: ask LAPACK for its optimum
+    work = {} if vectors else _values_workspace(a.shape[0], cplx)
+    w, V, info = fn(a, compute_v=int(vectors), lower=1, **work)
     if info != 0:
         raise np.linalg.LinAlgError(f"eigendecomposition failed (LAPACK info {info})")
     return (w, V) if vectors else (w,)

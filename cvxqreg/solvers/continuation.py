@@ -44,13 +44,18 @@ def predict(oracle: DualOracle, older, newer, eps: float) -> np.ndarray:
     """The warm start for the stage at ``eps``: the secant extrapolation of the path
     ``eps -> alpha(eps)`` through the last two stages, or the last stage's ``alpha`` if that has
     the larger dual value at ``eps`` (the path bends where the optimum drifts, e.g. rank-deficient
-    marginals). ``DualSolver(predictor=False)`` turns it off for comparison."""
+    marginals). ``DualSolver(predictor=False)`` turns it off for comparison. Like
+    :func:`stage_start`, it hands the chosen candidate's evaluation to the oracle's next
+    evaluation there (:meth:`DualOracle.prime`)."""
     return _best(oracle, [newer[1], _secant(older, newer, eps)])[0]
 
 
 def _best(oracle: DualOracle, cands) -> tuple[np.ndarray, float]:
     """The candidate with the largest finite dual value at ``oracle.eps`` (the first on ties or
-    when none is finite) and its ``||grad D||``."""
+    when none is finite) and its projected ``||grad D||``. Candidates are first projected onto
+    the dual's feasible signs (inequality rows), where the optimizer starts from them."""
+    problem = oracle.problem
+    cands = [problem.project_dual(c) for c in cands]
     with np.errstate(over="ignore", invalid="ignore"):
         evs = [oracle.evaluate(c, want_state=False) for c in cands]
     values = [
@@ -59,7 +64,7 @@ def _best(oracle: DualOracle, cands) -> tuple[np.ndarray, float]:
     ]
     i = int(np.argmax(values))
     oracle.prime(cands[i], evs[i])
-    return cands[i], float(np.linalg.norm(evs[i].grad))
+    return cands[i], float(np.linalg.norm(problem.projected_gradient(cands[i], evs[i].grad)))
 
 
 #: conjugate-gradient products allowed for the tangent's linear system (an approximate tangent

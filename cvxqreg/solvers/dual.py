@@ -155,7 +155,7 @@ class DualOracle:
                 "semidefinite X needs a positive trace"
             )
         self.n_evals = 0
-        self._primed = None  # (alpha, Evaluation) handed to the next evaluate at that alpha
+        self._primed = None  # (alpha, eps, Evaluation) for the next evaluate at that alpha
         self.last_products = None  # which Hessian product the last hessian_operator built
         self._shared: dict[str, Any] = {}  # lazily built data, shared with with_eps copies
 
@@ -207,8 +207,12 @@ class DualOracle:
         xp, eps, reg = self.be.xp, self.eps, self.reg
         alpha = np.asarray(alpha, dtype=np.float64)
         if self._primed is not None:
-            (a_p, ev_p), self._primed = self._primed, None
-            if (ev_p.X is not None or not want_state) and np.array_equal(a_p, alpha):
+            (a_p, eps_p, ev_p), self._primed = self._primed, None
+            if (
+                (ev_p.X is not None or not want_state)
+                and eps_p == self.eps
+                and np.array_equal(a_p, alpha)
+            ):
                 return ev_p
         alpha = self._project(alpha)
         # several PSD variables: W is block diagonal, one eigh per block
@@ -257,7 +261,7 @@ class DualOracle:
         """Hand ``ev`` (this oracle's evaluation at ``alpha``) to the next :meth:`evaluate`, which
         returns it if called at the same ``alpha`` (once): a warm start chosen by comparing
         evaluations is not decomposed again by the optimizer's first step."""
-        self._primed = (np.array(alpha, dtype=np.float64), ev)
+        self._primed = (np.array(alpha, dtype=np.float64), self.eps, ev)
 
     def with_state(self, ev: Evaluation) -> Evaluation:
         """``ev`` with its state ``X = U diag(w) U^*`` formed (as ``evaluate(want_state=True)``)."""

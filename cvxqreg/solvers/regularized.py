@@ -214,9 +214,16 @@ class DualSolver:
         for name, low in (("tol", 0.0), ("stage_tol", 0.0), ("ladder_ratio", 1.0)):
             object.__setattr__(self, name, _number(name, getattr(self, name), above=low))
         if self.stage_reduction is not None:
-            red = _number("stage_reduction", self.stage_reduction, above=0.0)
-            if red > 1.0:
-                raise InvalidInputError(f"stage_reduction must be in (0, 1] or None, got {red!r}")
+            red = self.stage_reduction
+            try:
+                red = _number("stage_reduction", red, above=0.0)
+            except InvalidInputError:
+                red = np.nan
+            if not red <= 1.0:
+                raise InvalidInputError(
+                    f"stage_reduction must be a number in (0, 1] or None, "
+                    f"got {self.stage_reduction!r}"
+                )
             object.__setattr__(self, "stage_reduction", red)
         object.__setattr__(self, "regularization", _number("regularization", self.regularization))
         if self.time_limit is not None:  # inf: no limit, as None
@@ -431,6 +438,10 @@ class DualSolver:
             final = i == len(ladder) - 1
             orc = oracle if final else oracle.with_eps(e)
             stage_tol = max(self.tol, self.stage_tol)
+            used = sum(o.iterations for o in outs)
+            if used >= self.max_iter:  # the cap counts the iterations of all stages
+                outs[-1] = dataclasses.replace(outs[-1], status=Status.MAX_ITER)
+                break
             if solved:
                 last_eval = outs[-1].evaluation
                 x, g0 = stage_start(
@@ -443,10 +454,6 @@ class DualSolver:
                 )
                 if self.stage_reduction is not None and np.isfinite(g0):
                     stage_tol = max(self.tol, min(self.stage_tol, self.stage_reduction * g0))
-            used = sum(o.iterations for o in outs)
-            if used >= self.max_iter:  # the cap counts the iterations of all stages
-                outs[-1] = dataclasses.replace(outs[-1], status=Status.MAX_ITER)
-                break
             left = None if self.time_limit is None else self.time_limit - (time.perf_counter() - t0)
             out = self._run(
                 orc,
@@ -610,7 +617,7 @@ class DualSolver:
         # 1.06e-3 against 9.9e-4): tighten the face's tolerance, warm-started, while the dropped
         # eigenvalues leave room
         iterations, n_evals = sub.iterations, sub.n_evals
-        tightened = None
+        tightened, capped = None, False
         for _ in range(3):
             if not (sub.status == Status.CONVERGED and gnorm >= self.tol):
                 break
@@ -622,6 +629,10 @@ class DualSolver:
                 break
             if left is not None:
                 tighter = dataclasses.replace(tighter, time_limit=left)
+            if iterations >= self.max_iter:  # the cap covers the re-solves too
+                capped = True
+                break
+            tighter = dataclasses.replace(tighter, max_iter=self.max_iter - iterations)
             again = tighter(face.problem, eps, alpha0=sub.alpha, return_state=True)
             if again.X is None or again.status not in (Status.CONVERGED, Status.PRECISION_LIMIT):
                 break
@@ -638,7 +649,13 @@ class DualSolver:
             low, alpha = -np.inf, lifted_lower_bound(problem, face, sub.alpha, golden=0)[1]
         high = sub.feasible_bound
         status, message = sub.status, sub.message
-        if status == Status.CONVERGED and not gnorm < self.tol:
+        if status == Status.CONVERGED and not gnorm < self.tol and capped:
+            status = Status.MAX_ITER
+            message = (
+                f"{self.max_iter} iterations reached {where} with ||q - A(X)||_2 = {gnorm:.3e} "
+                "on the data as given"
+            )
+        elif status == Status.CONVERGED and not gnorm < self.tol:
             status = Status.PRECISION_LIMIT
             message = (
                 f"converged {where} (||grad||_2 = {sub.grad_norm:.3e}), but on the data as "
