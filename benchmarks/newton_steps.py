@@ -23,6 +23,9 @@ the dense low-rank Hessian after a capped CG solve, as before that rule), one ro
 ``--compare`` runs every case once per option set given (``"tangent_predictor=False,
 stage_reduction=None"``; an empty string for the options alone), one row each.
 
+``--semismooth-shift`` sets :data:`cvxqreg.solvers.newton.SEMISMOOTH_SHIFT` (0: off), one row
+per value.
+
 ``--preconditioner`` runs every case once per value given (``none``: plain CG, as before the
 marginal preconditioner; ``marginal``; ``auto``: the default), one row each, for before/after
 comparisons in one table.
@@ -169,6 +172,13 @@ def main(argv=None):
         help="CAPPED_DENSE_FACTOR value(s): one row per case and value",
     )
     ap.add_argument(
+        "--semismooth-shift",
+        type=float,
+        nargs="+",
+        default=[newton.SEMISMOOTH_SHIFT],
+        help="SEMISMOOTH_SHIFT value(s) (0: off): one row per case and value",
+    )
+    ap.add_argument(
         "--compare",
         nargs="+",
         default=[""],
@@ -182,6 +192,7 @@ def main(argv=None):
     cmd = sys.argv[1:] if argv is None else argv
     opts = parse_options(args.option)
     default_factor = newton.CAPPED_DENSE_FACTOR
+    default_shift = newton.SEMISMOOTH_SHIFT
     counts = Counts()
     counts.install()
     rows = []
@@ -190,14 +201,16 @@ def main(argv=None):
             label, eps, make = CASES[name]
             eps = eps if args.eps is None else args.eps
             runs = [
-                (p, f, c)
+                (p, f, c, sh)
                 for p in args.preconditioner
                 for f in args.capped_dense
                 for c in args.compare
+                for sh in args.semismooth_shift
             ]
-            for pre, factor, extra in runs:
+            for pre, factor, extra, shift in runs:
                 extra_opts = parse_options([kv for kv in extra.split(",") if kv])
                 newton.CAPPED_DENSE_FACTOR = factor
+                newton.SEMISMOOTH_SHIFT = shift
                 prob = make()  # afresh: lazily cached problem data would favour later runs
                 # the full-space dual: IM's marginals are singular and would otherwise be
                 # solved on their face (benchmarks/results/face.md measures that)
@@ -217,13 +230,14 @@ def main(argv=None):
                     f"{c.pre} | "
                     f"{c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
                     f"{res.grad_norm:.1e} | {rate:.2f} | {cos:.4f} | {cpu:.2f} | {wall:.2f} | "
-                    f"{extra or '-'} |"
+                    f"{extra or '-'} | {shift:g} |"
                 )
                 print(row, flush=True)
                 rows.append(row)
     finally:
         counts.uninstall()
         newton.CAPPED_DENSE_FACTOR = default_factor
+        newton.SEMISMOOTH_SHIFT = default_shift
     threads = os.environ.get("OPENBLAS_NUM_THREADS")
     env = f"OPENBLAS_NUM_THREADS={threads} " if threads else ""
     head = [
@@ -237,8 +251,9 @@ def main(argv=None):
         "| instance | D | eps | preconditioner | capped dense | status | Newton it. | eigh | "
         "Hessian products | dense low-rank Hessians | "
         "preconditioners | shortened steps | line-search evals | dual value | grad norm | "
-        "median grad ratio | median cos | CPU [s] | wall [s] | options compared |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "median grad ratio | median cos | CPU [s] | wall [s] | options compared | "
+        "semismooth shift |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     return write_report(head + rows, args.out)
 

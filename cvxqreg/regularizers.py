@@ -52,6 +52,9 @@ class Regularizer:
     """
 
     name = "abstract"
+    #: ``psi''`` jumps (``psi'`` is only piecewise smooth): Newton on the dual is semismooth
+    #: and damps its steps once they stop making progress (cvxqreg.solvers.newton)
+    semismooth = False
 
     # -- the four functions ------------------------------------------------------------
     def phi(self, x):
@@ -212,6 +215,7 @@ class Quadratic(Regularizer):
     """
 
     name = "quadratic"
+    semismooth = True
 
     def phi(self, x):
         return 0.5 * x * x
