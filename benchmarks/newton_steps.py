@@ -88,6 +88,10 @@ CASES = {
 }
 
 
+#: the command-line flags that set a module constant of cvxqreg.solvers.newton, one row per value
+CONSTANTS = {"--capped-dense": "CAPPED_DENSE_FACTOR", "--semismooth-shift": "SEMISMOOTH_SHIFT"}
+
+
 class Counts:
     def __init__(self):
         self.evals = self.products = self.steps = self.short = self.ls_evals = self.pre = 0
@@ -164,20 +168,14 @@ def main(argv=None):
         choices=PRECONDITIONERS,
         help="Newton-CG preconditioner(s): one row per case and value",
     )
-    ap.add_argument(
-        "--capped-dense",
-        type=float,
-        nargs="+",
-        default=[newton.CAPPED_DENSE_FACTOR],
-        help="CAPPED_DENSE_FACTOR value(s): one row per case and value",
-    )
-    ap.add_argument(
-        "--semismooth-shift",
-        type=float,
-        nargs="+",
-        default=[newton.SEMISMOOTH_SHIFT],
-        help="SEMISMOOTH_SHIFT value(s) (0: off): one row per case and value",
-    )
+    for flag, constant in CONSTANTS.items():
+        ap.add_argument(
+            flag,
+            type=float,
+            nargs="+",
+            default=[getattr(newton, constant)],
+            help=f"{constant} value(s): one row per case and value",
+        )
     ap.add_argument(
         "--compare",
         nargs="+",
@@ -191,8 +189,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cmd = sys.argv[1:] if argv is None else argv
     opts = parse_options(args.option)
-    default_factor = newton.CAPPED_DENSE_FACTOR
-    default_shift = newton.SEMISMOOTH_SHIFT
+    defaults = {c: getattr(newton, c) for c in CONSTANTS.values()}
     counts = Counts()
     counts.install()
     rows = []
@@ -209,8 +206,7 @@ def main(argv=None):
             ]
             for pre, factor, extra, shift in runs:
                 extra_opts = parse_options([kv for kv in extra.split(",") if kv])
-                newton.CAPPED_DENSE_FACTOR = factor
-                newton.SEMISMOOTH_SHIFT = shift
+                newton.CAPPED_DENSE_FACTOR, newton.SEMISMOOTH_SHIFT = factor, shift
                 prob = make()  # afresh: lazily cached problem data would favour later runs
                 # the full-space dual: IM's marginals are singular and would otherwise be
                 # solved on their face (benchmarks/results/face.md measures that)
@@ -236,8 +232,8 @@ def main(argv=None):
                 rows.append(row)
     finally:
         counts.uninstall()
-        newton.CAPPED_DENSE_FACTOR = default_factor
-        newton.SEMISMOOTH_SHIFT = default_shift
+        for constant, value in defaults.items():
+            setattr(newton, constant, value)
     threads = os.environ.get("OPENBLAS_NUM_THREADS")
     env = f"OPENBLAS_NUM_THREADS={threads} " if threads else ""
     head = [

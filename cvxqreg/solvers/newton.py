@@ -44,6 +44,7 @@ from .dual import HESSIAN_PRODUCTS, DualOracle
 from .line_search import line_search
 from .optimize import (
     STAGNATION_PATIENCE,
+    Progress,
     RunOutcome,
     RunRecord,
     Stagnation,
@@ -196,13 +197,13 @@ def newton_cg_maximize(
     if not dense and preconditioner != "none":
         structure = marginal_structure(oracle)
     n_pcg, fallback = 0, None
-    best_gn, since_best = np.inf, 0  # progress of the preconditioned steps
+    pcg_progress = Progress()  # of the preconditioned steps
     scale = marginal_scaling(oracle) if scaling else None
     n_scaling = 0
 
     stagnation = Stagnation(STAGNATION_PATIENCE)
     semismooth = SEMISMOOTH_SHIFT > 0 and oracle.reg.semismooth
-    ss_best, ss_since = np.inf, 0  # the best ||grad|| so far, steps since it last halved
+    progress = Progress()  # of all Newton steps
     k = 0
     gn = history.record(0, -f, g)
     while True:
@@ -231,7 +232,7 @@ def newton_cg_maximize(
             else:
                 Hm = oracle.low_rank_hessian_matrix(ev, low_rank_dense)
                 n_low_rank_dense += 1
-            if semismooth and ss_since >= SEMISMOOTH_PATIENCE:
+            if semismooth and progress.since >= SEMISMOOTH_PATIENCE:
                 mu = max(mu, float(np.trace(Hm)) / Hm.shape[0] * min(SEMISMOOTH_SHIFT, gn))
             p = _dense_step(Hm, -g, mu)
         else:
@@ -244,12 +245,12 @@ def newton_cg_maximize(
             p, n_cg, ok = _pcg(M_mu, -g, rtol, cap, pre)
             if pre is not None:
                 n_pcg += 1
-                best_gn, since_best = (gn, 0) if gn < 0.5 * best_gn else (best_gn, since_best + 1)
+                pcg_progress.track(gn)
             if structure is not None and pre is None:
                 fallback = "its Cholesky factorization failed"
             elif not ok:
                 fallback = "non-positive curvature in preconditioned CG"
-            elif pre is not None and since_best > PCG_PATIENCE:
+            elif pre is not None and pcg_progress.since > PCG_PATIENCE:
                 fallback = f"{PCG_PATIENCE} steps without halving ||grad||"
             if fallback is not None and structure is not None:
                 # plain CG for this step (if it failed) and the rest of the run
@@ -277,10 +278,7 @@ def newton_cg_maximize(
         ev = last["ev"] if np.array_equal(last["x"], x) else oracle.evaluate(x, want_state=False)
         k += 1
         gn_before, gn = gn, history.record(k, -f, g)
-        if gn < 0.5 * ss_best:
-            ss_best, ss_since = gn, 0
-        else:
-            ss_since += 1
+        progress.track(gn)
         if scale is not None and gn >= tol and gn > SCALING_TRIGGER * gn_before:
             for d in scale(ev):
                 f1, g1 = neg(x + d)

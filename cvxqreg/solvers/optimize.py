@@ -25,6 +25,7 @@ __all__ = [
     "STAGNATION_PATIENCE",
     "RunOutcome",
     "RunRecord",
+    "Progress",
     "Stagnation",
     "gradient_noise",
     "line_search_failed",
@@ -91,19 +92,32 @@ STAGNATION_PATIENCE = 20
 _FLOOR_FACTOR = 10.0
 
 
-class Stagnation:
+class Progress:
+    """The best gradient norm so far and the number of steps since it last halved."""
+
+    def __init__(self):
+        self.best, self.since = np.inf, 0
+
+    def track(self, gn: float) -> None:
+        if gn < 0.5 * self.best:
+            self.best, self.since = gn, 0
+        else:
+            self.since += 1
+
+
+class Stagnation(Progress):
     """Tracks the best gradient norm; :meth:`update` is ``True`` when it has not halved in
     ``patience`` iterations (and restarts the count)."""
 
     def __init__(self, patience: int):
+        super().__init__()
         self.patience = int(patience)
-        self.best, self.since = np.inf, 0
 
     def update(self, gn: float) -> bool:
-        if gn < 0.5 * self.best or not np.isfinite(self.best):
+        if not np.isfinite(self.best):
             self.best, self.since = gn, 0
             return False
-        self.since += 1
+        self.track(gn)
         if self.since >= self.patience:
             self.best, self.since = gn, 0
             return True
