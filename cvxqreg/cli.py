@@ -722,7 +722,7 @@ _SOLVER_FLAGS = {
         type=str.lower,
         choices=PRECONDITIONERS,
         help="Newton-CG's preconditioner: marginal (bipartite marginal problems; marginal_dense: "
-        "as a factored m x m matrix) or none",
+        "as a factored m x m matrix), pauli (Pauli rows) or none",
     ),
     "regularization": dict(
         type=_nonnegative_float, help="Newton's Levenberg-Marquardt constant kappa (0: plain)"

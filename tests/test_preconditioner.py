@@ -320,7 +320,13 @@ def test_structure_only_where_it_applies(rng, monkeypatch):
 def test_option_is_validated():
     with pytest.raises(InvalidInputError, match="preconditioner"):
         DualSolver(preconditioner="jacobi")
-    assert set(preconditioner.PRECONDITIONERS) == {"auto", "none", "marginal", "marginal_dense"}
+    assert set(preconditioner.PRECONDITIONERS) == {
+        "auto",
+        "none",
+        "marginal",
+        "marginal_dense",
+        "pauli",
+    }
 
 
 def test_newton_steps_benchmark_compares_preconditioners(tmp_path, capsys):

@@ -12,8 +12,9 @@ matrix and factored
 (:meth:`DualOracle.hessian_matrix`), otherwise applied by conjugate gradients, each CG iteration
 costing four matrix products, with the forcing tolerance ``min(0.5, sqrt(||g||)) ||g||``; on
 bipartite marginal problems CG is preconditioned by the marginals' Kubo-Mori metrics
-(:mod:`cvxqreg.solvers.preconditioner`, inverted in closed form), with plain CG as the
-fallback. At small eps the products use only the ``r`` eigenvectors whose eigenvalues lie
+(:mod:`cvxqreg.solvers.preconditioner`, inverted in closed form), on Pauli rows by the Jordan
+approximation of the Hessian (:mod:`cvxqreg.solvers.pauli_preconditioner`), with plain CG as
+the fallback. At small eps the products use only the ``r`` eigenvectors whose eigenvalues lie
 within ``37 eps`` of the top (``4 r D^2`` flops instead of ``4 D^3``; docs/theory.md,
 'Low-rank Hessian products').
 The shift ``mu`` (Levenberg-Marquardt; it vanishes at the optimum, so local convergence stays
@@ -51,6 +52,7 @@ from .optimize import (
     line_search_failed,
     stop_reason,
 )
+from .pauli_preconditioner import START_PRODUCTS, pauli_preconditioner, pauli_structure
 from .preconditioner import PRECONDITIONERS, marginal_preconditioner, marginal_structure
 from .scaling import marginal_scaling
 
@@ -160,8 +162,11 @@ def newton_cg_maximize(
     ``preconditioner``: ``"marginal"`` preconditions CG with the marginals' Kubo-Mori metrics
     (:mod:`cvxqreg.solvers.preconditioner`; in closed form where the rows are coordinates of
     the marginals, ``"marginal_dense"`` always as a factored ``m x m`` matrix) where the problem
-    has that structure (plain CG elsewhere), ``"none"`` runs plain CG, ``"auto"`` is
-    ``"marginal"``. Plain CG serves the rest
+    has that structure (plain CG elsewhere); ``"pauli"`` with the Jordan approximation of the
+    Hessian on Pauli rows (:mod:`cvxqreg.solvers.pauli_preconditioner`); ``"none"`` runs plain
+    CG; ``"auto"`` is ``"marginal"`` where it applies, else ``"pauli"`` once a plain CG solve
+    has needed :data:`~cvxqreg.solvers.pauli_preconditioner.START_PRODUCTS` products. Plain CG
+    serves the rest
     of the run once the preconditioner cannot be factored, once preconditioned CG meets
     non-positive curvature (that step is recomputed by plain CG), or after :data:`PCG_PATIENCE`
     preconditioned steps without halving the gradient norm. ``scaling``: after a Newton step
@@ -192,10 +197,7 @@ def newton_cg_maximize(
     # the Hessian scales like 1/eps for eps above the cost's spread and like 1/spread below it
     energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
-    structure = None
-    form = "dense" if preconditioner == "marginal_dense" else "auto"
-    if not dense and preconditioner != "none":
-        structure = marginal_structure(oracle)
+    build, kind, start = _preconditioner(oracle, preconditioner) if not dense else (None, "", 0)
     n_pcg, fallback = 0, None
     pcg_progress = Progress()  # of the preconditioned steps
     scale = marginal_scaling(oracle) if scaling else None
@@ -240,21 +242,22 @@ def newton_cg_maximize(
             M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             rtol, cap = min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10)
             pre = None
-            if structure is not None:
-                pre = marginal_preconditioner(structure, oracle, ev, mu, form)
+            attempt = build is not None and (n_pcg > 0 or cg_last >= start)
+            if attempt:
+                pre = build(ev, mu)
             p, n_cg, ok = _pcg(M_mu, -g, rtol, cap, pre)
             if pre is not None:
                 n_pcg += 1
                 pcg_progress.track(gn)
-            if structure is not None and pre is None:
+            if attempt and pre is None:
                 fallback = "its Cholesky factorization failed"
             elif not ok:
                 fallback = "non-positive curvature in preconditioned CG"
             elif pre is not None and pcg_progress.since > PCG_PATIENCE:
                 fallback = f"{PCG_PATIENCE} steps without halving ||grad||"
-            if fallback is not None and structure is not None:
+            if fallback is not None and build is not None:
                 # plain CG for this step (if it failed) and the rest of the run
-                structure = None
+                build = None
                 if not ok:
                     p, n_more = _cg(M_mu, -g, rtol, cap)
                     n_cg += n_more
@@ -299,9 +302,35 @@ def newton_cg_maximize(
     if n_scaling:
         work += f", {n_scaling} marginal scaling steps"
     if fallback is not None:
-        work += f", then plain CG (marginal preconditioner: {fallback})"
+        work += f", then plain CG ({kind} preconditioner: {fallback})"
     out = history.outcome(x, status, f"{msg} ({work})", k)
     return dataclasses.replace(out, evaluation=ev)
+
+
+def _preconditioner(oracle, choice: str):
+    """``(build, kind, start)`` for Newton-CG: ``build(ev, mu)`` returns ``r -> P_mu^{-1} r``
+    (or ``None`` when it cannot be formed), ``kind`` names it, and it is first built once a
+    plain CG solve has needed ``start`` products; ``(None, "", 0)`` where none applies.
+    ``"auto"``: the marginal preconditioner on bipartite marginal problems, else the Pauli one
+    on Pauli rows from :data:`~cvxqreg.solvers.pauli_preconditioner.START_PRODUCTS` on."""
+    if choice in ("auto", "marginal", "marginal_dense"):
+        structure = marginal_structure(oracle)
+        if structure is not None:
+            form = "dense" if choice == "marginal_dense" else "auto"
+            return (
+                lambda ev, mu: marginal_preconditioner(structure, oracle, ev, mu, form),
+                "marginal",
+                0,
+            )
+    if choice in ("auto", "pauli"):
+        structure = pauli_structure(oracle)
+        if structure is not None:
+            return (
+                lambda ev, mu: pauli_preconditioner(structure, oracle, ev, mu),
+                "pauli",
+                START_PRODUCTS if choice == "auto" else 0,
+            )
+    return None, "", 0
 
 
 def _dense_step(Hm: np.ndarray, b: np.ndarray, mu: float) -> np.ndarray:

@@ -45,10 +45,12 @@ __all__ = [
     "fast_marginal_preconditioner",
     "marginal_preconditioner",
     "marginal_structure",
+    "projected_inverse",
+    "schur_complement",
 ]
 
 #: ``preconditioner=`` choices of Newton-CG (:class:`~cvxqreg.DualSolver`)
-PRECONDITIONERS = ("auto", "none", "marginal", "marginal_dense")
+PRECONDITIONERS = ("auto", "none", "marginal", "marginal_dense", "pauli")
 #: the fast form is used while a part's rows miss at most this many coordinates of its marginal
 #: (each costs one ``O(n^3)`` application when the preconditioner is built)
 MAX_MISSING = 64
@@ -286,13 +288,7 @@ def marginal_preconditioner(
         raise ValueError(f"form must be 'auto', 'fast' or 'dense', got {form!r}")
     if form == "fast" or (form == "auto" and structure.coords is not None):
         return fast_marginal_preconditioner(structure, oracle, ev, mu)
-    P = marginal_matrix(structure, oracle, ev)
-    m = P.shape[0]
-    if oracle.c is not None:  # the Schur complement along c, as the oracle's
-        h = P @ oracle.c
-        chc = float(oracle.c @ h)
-        if chc > 0:
-            P = P - np.outer(h, h) / chc
+    P = schur_complement(marginal_matrix(structure, oracle, ev), oracle.c)
     # the directions on which D is flat (and c under elimination) are null for -Hess D; the
     # residuals of CG are orthogonal to them: project them out of P and put them at P's mean
     # curvature, so that P is SPD and exact on their complement
@@ -300,25 +296,56 @@ def marginal_preconditioner(
     if oracle.c is not None:
         ch = oracle.c - N @ (N.T @ oracle.c)
         N = np.concatenate([N, (ch / np.linalg.norm(ch))[:, None]], axis=1)
+    unit = np.count_nonzero(N, axis=0) == 1  # coordinate directions: drop their rows
+    kept = np.flatnonzero(~np.any(N[:, unit] != 0, axis=1))
+    return projected_inverse(P[np.ix_(kept, kept)], kept, P.shape[0], N[kept][:, ~unit], mu)
+
+
+def schur_complement(P: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+    """``P - h h^T / (c^T h)``, ``h = P c``: the Schur complement along the trace direction ``c``
+    that the oracle takes of ``-Hess D`` under elimination (docs/theory.md, 'The Hessian of the
+    eliminated dual'); ``P`` itself when ``c`` is ``None`` or ``P`` has no curvature along it."""
+    if c is None:
+        return P
+    h = P @ c
+    chc = float(c @ h)
+    return P - np.outer(h, h) / chc if chc > 0 else P
+
+
+def projected_inverse(P: np.ndarray, kept: np.ndarray, m: int, N: np.ndarray, mu: float):
+    """``r -> P_mu^{-1} r`` for an approximation ``P`` (``k x k``, symmetric positive
+    semidefinite) of ``-Hess D`` on the rows ``kept`` of ``m``, or ``None`` when it cannot be
+    factored.
+
+    The other rows, and the orthonormal columns of ``N`` (``k x f``), span directions on which
+    ``-Hess D`` vanishes (rows it does not see, ``null(A*)``, ``c`` under elimination), which
+    CG's residuals never enter: they are projected out of ``P`` and put at its mean curvature
+    ``tr(P) / (k - f)``, so that ``P`` is SPD and exact on their complement; then the shift
+    ``mu I`` and a Cholesky factorization. Applying it costs ``O(k^2)``."""
+    k = P.shape[0]
     if N.shape[1]:
         PN = P @ N
         P = P - N @ PN.T - PN @ N.T + N @ (N.T @ PN) @ N.T
-    if N.shape[1] >= m:
+    if N.shape[1] >= k:
         return None
-    scale = float(np.trace(P)) / (m - N.shape[1])
+    scale = float(np.trace(P)) / (k - N.shape[1])
     if not (np.isfinite(scale) and scale > 0):
         return None
     P = 0.5 * (P + P.T) + scale * (N @ N.T)
-    P[np.diag_indices(m)] += mu + 1e-12 * scale
+    P[np.diag_indices(k)] += mu + 1e-12 * scale
     try:
-        factor = scipy.linalg.cho_factor(P, check_finite=False)
+        factor = scipy.linalg.cho_factor(P, check_finite=False, overwrite_a=True)
     except (np.linalg.LinAlgError, ValueError):
         return None
     if not np.all(np.isfinite(factor[0])):
         return None
+    if k == m:
+        return lambda r: scipy.linalg.cho_solve(factor, r, check_finite=False)
 
     def solve(r):
-        return scipy.linalg.cho_solve(factor, r, check_finite=False)
+        z = r / (scale + mu)
+        z[kept] = scipy.linalg.cho_solve(factor, r[kept], check_finite=False)
+        return z
 
     return solve
 

@@ -116,14 +116,17 @@ class DualSolver:
     hessian_products : {"auto", "full", "low_rank"}
         Newton-CG's Hessian-vector products: on the top block of eigenvalues only (``r x D``
         factors, exact to ``e^-37``; ``"auto"`` when that block is small), or the full product.
-    preconditioner : {"auto", "none", "marginal", "marginal_dense"}
+    preconditioner : {"auto", "none", "marginal", "marginal_dense", "pauli"}
         Newton-CG's preconditioner: ``"marginal"``, the Kubo-Mori metrics of the two marginals
         of a bipartite marginal (transport) problem under the von Neumann regularizer, exact for
         product states, inverted in closed form (``O(n^3)`` per CG iteration) where the rows
         are coordinates of the marginals and else formed as an ``m x m`` matrix and factored;
-        ``"marginal_dense"``: always the factored matrix; plain CG where it does not apply or
-        fails (:mod:`cvxqreg.solvers.preconditioner`); ``"none"``: plain CG; ``"auto"``:
-        ``"marginal"``.
+        ``"marginal_dense"``: always the factored matrix (:mod:`cvxqreg.solvers.preconditioner`);
+        ``"pauli"``: on Pauli rows (tomography), the Hessian with each divided difference
+        replaced by the mean of its endpoints, an ``m x m`` matrix read from one Walsh-Hadamard
+        transform and factored (:mod:`cvxqreg.solvers.pauli_preconditioner`); plain CG where
+        they do not apply or fail; ``"none"``: plain CG; ``"auto"``: ``"marginal"`` where it
+        applies, else ``"pauli"`` once a plain CG solve has needed 3 products.
     regularization : float
         ``kappa`` of Newton's Levenberg-Marquardt shift ``mu = kappa ||grad|| / max(eps, s)``
         (``s`` the cost's spread); 0 gives plain Newton.
