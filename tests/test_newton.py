@@ -187,3 +187,27 @@ def test_semismooth_shift_keeps_the_quadratic_optimum(monkeypatch):
         assert r.status in ("converged", "precision_limit") and r.grad_norm < 1e-7
     assert abs(damped.dual_value - plain.dual_value) < 1e-9 * max(1.0, abs(plain.dual_value))
     np.testing.assert_allclose(damped.X, plain.X, atol=1e-7)
+
+
+def test_truncated_pcg_returns_its_iterate_at_non_positive_curvature():
+    from cvxqreg.solvers.newton import _pcg
+
+    M = np.diag([1.0, 2.0, -1.0])
+    b = np.array([1.0, 1.0, 1.0])
+    x, k, ok = _pcg(lambda v: M @ v, b, 1e-12, 10, lambda r: r, truncate=True)
+    assert ok and k >= 2 and np.all(np.isfinite(x)) and np.any(x)
+    _, _, ok_plain = _pcg(lambda v: M @ v, b, 1e-12, 10, lambda r: r)
+    assert not ok_plain  # without truncation: reported, for the caller's fallback
+
+
+def test_gradient_backtrack_takes_the_first_step_that_lowers_the_gradient():
+    from cvxqreg.solvers.newton import _gradient_backtrack
+
+    def neg(y):  # f = exp(y) - y: gradient exp(y) - 1, zero at y = 0
+        return float(np.exp(y[0]) - y[0]), np.array([np.exp(y[0]) - 1.0])
+
+    x = np.array([1e-3])
+    gn = abs(np.exp(1e-3) - 1.0)
+    t, f, g = _gradient_backtrack(neg, x, np.array([-40.0]), gn)  # 40x too long
+    assert t < 1.0 and abs(g[0]) < gn and f == neg(x + t * np.array([-40.0]))[0]
+    assert _gradient_backtrack(neg, x, np.array([1.0]), gn) is None  # uphill: nothing lowers it
