@@ -85,6 +85,8 @@ CASES = {
     "qt7": ("QT1 n = 7", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 7).problem)),
     "qt2_7": ("QT2 n = 7", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT2", 7).problem)),
     "qt2_9": ("QT2 n = 9", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT2", 9).problem)),
+    "qt1_9": ("QT1 n = 9", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT1", 9).problem)),
+    "qt3_9": ("QT3 n = 9", 1e-2, lambda: cvxqreg.lower(problems.tomography("QT3", 9).problem)),
 }
 
 

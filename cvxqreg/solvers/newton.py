@@ -157,6 +157,7 @@ def newton_cg_maximize(
     products: str = "auto",
     preconditioner: str = "auto",
     scaling: bool = True,
+    eager_preconditioner: bool = False,
 ) -> RunOutcome:
     """Maximize ``D_eps`` from ``x0`` by (regularized) Newton (same contract as the L-BFGS
     drivers).
@@ -182,6 +183,9 @@ def newton_cg_maximize(
     that left ``||grad||`` above :data:`SCALING_TRIGGER` of its value, try the marginal scaling
     steps (:func:`cvxqreg.solvers.scaling.marginal_scaling`, coupling problems only) and keep
     the first that raises ``D`` and lowers ``||grad||`` (counted as an iteration).
+    ``eager_preconditioner``: build the preconditioner from the first step even where
+    ``"auto"`` would wait for a costly plain CG solve (one-off solves to tight tolerances, such
+    as the anchor states of :mod:`cvxqreg.bounds`, where its cost does not matter).
     """
     t0 = time.perf_counter()
     last = {}
@@ -207,6 +211,8 @@ def newton_cg_maximize(
     energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
     build, kind, start = _preconditioner(oracle, preconditioner) if not dense else (None, "", 0)
+    if eager_preconditioner:
+        start = 0
     n_pcg, fallback = 0, None
     pcg_progress = Progress()  # of the preconditioned steps
     scale = marginal_scaling(oracle) if scaling else None
@@ -339,7 +345,7 @@ def _gradient_backtrack(neg, x, p, gn: float):
     gradient, the stopping criterion, is what is left to judge them by. Measured on the
     maximum-entropy state of QT2 (9 qubits, eigenvalues down to 2e-12 of the largest, tol
     1e-11): steps of length 5-1700 along directions of curvature ~1e-12 passed the function
-    test at rounding level and sent ``||grad||`` from 1e-11 to 1e-7, ten times over.
+    test at rounding level and sent ``||grad||`` from 1e-11 to 1e-7, nine times in one run.
     """
     t = 1.0
     for _ in range(9):
