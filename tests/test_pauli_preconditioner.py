@@ -166,3 +166,19 @@ def test_quadratic_oracle_curvatures_are_the_support():
     assert np.linalg.eigvalsh(P).min() >= -1e-10 * np.abs(P).max()
     H = oracle.hessian_matrix(ev)
     assert np.trace(H) <= np.trace(P) + 1e-9 * np.trace(P)
+
+
+def test_eager_preconditioner_preconditions_every_step():
+    """``eager_preconditioner`` (the anchor states' solves) starts at the first Newton step,
+    where ``"auto"`` waits for a plain CG solve of 3 products."""
+    from cvxqreg.solvers.newton import newton_cg_maximize
+
+    lp, oracle = _oracle("QT2", 5, 1e-2, VonNeumann())
+    common = dict(tol=1e-8, max_iter=100, hessian="cg", products="full")
+    x0 = np.zeros(lp.n_rows)
+    eager = newton_cg_maximize(oracle, x0, eager_preconditioner=True, **common)
+    lazy = newton_cg_maximize(oracle, x0, **common)
+    n_eager = int(re.search(r"(\d+) steps preconditioned", eager.message).group(1))
+    assert eager.status == "converged" and n_eager == eager.iterations
+    n_lazy = re.search(r"(\d+) steps preconditioned", lazy.message)
+    assert lazy.status == "converged" and (n_lazy is None or int(n_lazy.group(1)) < n_eager)
