@@ -220,3 +220,25 @@ def test_backend_eigh_both_drivers(rng, monkeypatch, complex_, evr_min_dim):
     assert np.max(np.abs(U.conj().T @ U - np.eye(D))) < 1e-12
     assert np.max(np.abs((U * w) @ U.conj().T - A)) < 1e-12 * np.max(np.abs(A))
     np.testing.assert_allclose(w, np.linalg.eigvalsh(A), rtol=0, atol=1e-12 * np.max(np.abs(w)))
+
+
+def test_real_paths_match_the_complex_ones():
+    """``adjoint_real`` is ``Re A*``, a real state takes Pauli's real rows, and
+    ``adjoint_times(..., real=True)`` has the real part of the full product (real ``V``)."""
+    from cvxqreg.operators import PartialTrace, Pauli, Selected, Stacked
+
+    rng = np.random.default_rng(11)
+    pauli = Pauli(["XY", "ZZ", "YI", "IX", "YY"], 2, coefficients=rng.normal(size=5))
+    ptr = PartialTrace((2, 2), 1)
+    ops = [pauli, Selected(pauli, [0, 2, 3]), Stacked([pauli, ptr]), ptr]
+    X = rng.normal(size=(4, 4))
+    X = X + X.T
+    V = rng.normal(size=(4, 3))
+    for op in ops:
+        a = rng.normal(size=op.n_rows)
+        np.testing.assert_allclose(op.adjoint_real(a), op.adjoint(a).real, atol=1e-14)
+        assert not np.iscomplexobj(op.adjoint_real(a))
+        np.testing.assert_allclose(op.apply(X), op.apply(X.astype(complex)), atol=1e-13)
+        np.testing.assert_allclose(
+            np.real(op.adjoint_times(a, V, real=True)), (op.adjoint(a) @ V).real, atol=1e-13
+        )

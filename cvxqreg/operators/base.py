@@ -66,11 +66,19 @@ class ConstraintOperator(abc.ABC):
         """
         return self.apply(self.backend.outer(V))
 
-    def adjoint_times(self, alpha: Any, V: Any) -> Any:
+    def adjoint_real(self, alpha: Any) -> Any:
+        """``Re A*(alpha)`` (real symmetric ``D x D``) for a real ``alpha``: all that a real or
+        real-reduced problem uses. Generic version: the real part of :meth:`adjoint`; operators
+        with complex rows may skip the imaginary parts' arithmetic."""
+        return self.adjoint(alpha).real
+
+    def adjoint_times(self, alpha: Any, V: Any, real: bool = False) -> Any:
         """``A*(alpha) V`` for a ``D x r`` matrix ``V`` (the low-rank Hessian products need
         ``U_T^* A*(v) U`` only). Generic version: form ``A*(alpha)`` (``D^2``) and multiply
-        (``D^2 r``); structured operators never form the ``D x D`` matrix."""
-        return self.adjoint(alpha) @ V
+        (``D^2 r``); structured operators never form the ``D x D`` matrix. ``real``: the caller
+        needs only the real part (``V`` real), so ``Re A*(alpha)`` may stand for ``A*(alpha)``;
+        the result may still be complex."""
+        return (self.adjoint_real(alpha) if real else self.adjoint(alpha)) @ V
 
     def apply_sym_product(self, L: Any, R: Any) -> Any:
         """``A(L R^* + R L^*)`` for ``D x r`` factors ``L``, ``R``. Generic version: form the

@@ -161,7 +161,7 @@ class PartialTrace(ConstraintOperator):
             return xp.ascontiguousarray(y.real, dtype=xp.float64)
         return xp.concatenate([y.real, y.imag]).astype(xp.float64, copy=False)
 
-    def adjoint_times(self, alpha, V):
+    def adjoint_times(self, alpha, V, real=False):
         """``(s Herm(Z) (x)_axis I) V`` as ``Z`` times the ``n x (t r)`` slices of ``V``:
         ``D n r`` flops, the ``D x D`` matrix never formed."""
         Z = self._unpack(alpha)

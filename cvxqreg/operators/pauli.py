@@ -162,16 +162,33 @@ class Pauli(ConstraintOperator):
         self._adjoint_host = sp.csr_matrix((weights, (scatter, k)), (D * D, K))
         self._apply_csr = be.sparse(sp.csr_matrix((weights, (k, gather)), (K, D * D)))
         self._adjoint_csr = be.sparse(self._adjoint_host)
+        # the real parts alone, for real states and real(-reduced) problems: Re Tr[P X] for a
+        # real X and Re A*(alpha) for a real alpha read only Re P (half the data, no complex
+        # arithmetic; strings with an odd number of Y have none)
+        re = sp.csr_matrix((weights.real, (k, gather)), (K, D * D))
+        re.eliminate_zeros()
+        self._apply_re_csr = be.sparse(re)
+        self._adjoint_re_csr = be.sparse(re.T.tocsr())
 
     def apply(self, X):
         xp = self.backend.xp
-        vals = self._apply_csr @ xp.asarray(X, dtype=xp.complex128).reshape(-1)
+        X = xp.asarray(X)
+        if not xp.iscomplexobj(X):
+            return (self._apply_re_csr @ X.astype(xp.float64, copy=False).reshape(-1)).astype(
+                xp.float64, copy=True
+            )
+        vals = self._apply_csr @ X.astype(xp.complex128, copy=False).reshape(-1)
         return xp.real(vals).astype(xp.float64, copy=True)
 
     def adjoint(self, alpha):
         xp = self.backend.xp
         a = xp.asarray(alpha, dtype=xp.complex128)
         return (self._adjoint_csr @ a).reshape(self.dim, self.dim)
+
+    def adjoint_real(self, alpha):
+        xp = self.backend.xp
+        a = xp.asarray(alpha, dtype=xp.float64)
+        return (self._adjoint_re_csr @ a).reshape(self.dim, self.dim)
 
     def matrix(self):
         """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (2 D nonzeros;

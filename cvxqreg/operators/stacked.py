@@ -80,13 +80,22 @@ class Stacked(ConstraintOperator):
             out = term if out is None else out + term
         return out
 
-    def adjoint_times(self, alpha, V):
+    def adjoint_real(self, alpha):
+        xp = self.backend.xp
+        alpha = xp.asarray(alpha, dtype=xp.float64)
+        out = None
+        for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
+            term = p.adjoint_real(alpha[lo:hi])
+            out = term if out is None else out + term
+        return out
+
+    def adjoint_times(self, alpha, V, real=False):
         """``sum_p A_p*(alpha_p) V``, each part in its own structure."""
         xp = self.backend.xp
         alpha = xp.asarray(alpha, dtype=xp.float64)
         out = None
         for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
-            term = p.adjoint_times(alpha[lo:hi], V)
+            term = p.adjoint_times(alpha[lo:hi], V, real)
             out = term if out is None else out + term
         return out
 
@@ -148,16 +157,19 @@ class Selected(ConstraintOperator):
         return self.base.apply_spectral(V)[self._rows_d]
 
     def adjoint(self, alpha):
-        xp = self.backend.xp
-        full = xp.zeros(self.base.n_rows, dtype=xp.float64)
-        full[self._rows_d] = xp.asarray(alpha, dtype=xp.float64)
-        return self.base.adjoint(full)
+        return self.base.adjoint(self._embed(alpha))
 
-    def adjoint_times(self, alpha, V):
+    def _embed(self, alpha):
         xp = self.backend.xp
         full = xp.zeros(self.base.n_rows, dtype=xp.float64)
         full[self._rows_d] = xp.asarray(alpha, dtype=xp.float64)
-        return self.base.adjoint_times(full, V)
+        return full
+
+    def adjoint_real(self, alpha):
+        return self.base.adjoint_real(self._embed(alpha))
+
+    def adjoint_times(self, alpha, V, real=False):
+        return self.base.adjoint_times(self._embed(alpha), V, real)
 
     def apply_sym_product(self, L, R):
         return self.base.apply_sym_product(L, R)[self._rows_d]

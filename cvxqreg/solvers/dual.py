@@ -172,9 +172,8 @@ class DualOracle:
         """``A*(alpha) - H`` on the device (real symmetric for a real or real-reduced problem,
         where ``alpha`` is taken with its :attr:`imag_rows` zeroed: ``W(P alpha)``, exact)."""
         alpha = self._project(np.asarray(alpha, dtype=np.float64))
-        Wd = self.A.adjoint(self.be.asarray(alpha, dtype=self.be.xp.float64))
-        if self.real:
-            Wd = Wd.real
+        a = self.be.asarray(alpha, dtype=self.be.xp.float64)
+        Wd = self.A.adjoint_real(a) if self.real else self.A.adjoint(a)
         return Wd - self.H
 
     def _project(self, alpha: np.ndarray) -> np.ndarray:
@@ -321,8 +320,8 @@ class DualOracle:
         return neg_hess_eliminated
 
     def _adjoint(self, v):
-        B = self.A.adjoint(self.be.asarray(v, dtype=self.be.xp.float64))
-        return B.real if self.real else B
+        a = self.be.asarray(v, dtype=self.be.xp.float64)
+        return self.A.adjoint_real(a) if self.real else self.A.adjoint(a)
 
     def _full_product(self, ev: Evaluation):
         """``v -> -(1/eps) A(U (G o (U^* A*(v) U)) U^*)``: four ``D x D`` products."""
@@ -374,7 +373,7 @@ class DualOracle:
         def neg_hess(v):
             if r == 0:
                 return np.zeros(self.q.size)
-            B = self.A.adjoint_times(xp.asarray(v, dtype=xp.float64), UT)  # A*(v) U_T
+            B = self.A.adjoint_times(xp.asarray(v, dtype=xp.float64), UT, self.real)  # A*(v) U_T
             B = B.real if self.real else B
             K = (GT * (B.conj().T @ U)) @ Uh  # Z' U^*, r x D
             # A(P + P^*) with P = U_T K from the factors (structured operators never form the
