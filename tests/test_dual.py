@@ -307,3 +307,20 @@ def test_time_limit_message_names_the_users_limit(monkeypatch):
     monkeypatch.setattr(time, "perf_counter", lambda: float(next(ticks)))
     r = solve(lp, 1e-6, time_limit=0.05)
     assert r.status == "time_limit" and "time limit of 0.05 s" in r.message
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_eigh_of_a_diagonal_matrix_skips_lapack_and_agrees_with_it(dtype):
+    from cvxqreg.backend import _diagonal, _syevd, get_backend
+
+    be = get_backend("numpy")
+    d = np.array([3.0, -1.0, 2.0, -1.0, 0.0])
+    A = np.diag(d).astype(dtype)
+    w, V = be.eigh(A)
+    w_ref, _ = _syevd(A.copy(), True)
+    assert _diagonal(A) is not None and V.dtype == A.dtype
+    np.testing.assert_array_equal(w, w_ref)
+    np.testing.assert_allclose(V @ np.diag(w) @ V.conj().T, A, atol=0)
+    B = A.copy()
+    B[3, 1] = B[1, 3] = 1e-300  # one off-diagonal entry, away from the two probed first
+    assert _diagonal(B) is None
