@@ -50,7 +50,6 @@ from .optimize import (
     RunRecord,
     Stagnation,
     line_search_failed,
-    precision_limit,
     stop_reason,
 )
 from .pauli_preconditioner import START_PRODUCTS, pauli_preconditioner, pauli_structure
@@ -287,10 +286,6 @@ def newton_cg_maximize(
         step = None
         if -dphi0 <= ROUNDING_GAIN * np.finfo(float).eps * (1.0 + abs(f)):
             step = _gradient_backtrack(neg, x, p, gn)
-            floor = None if step is not None else precision_limit(neg, x, g, gn, _NO_GAIN)
-            if floor is not None:
-                status, msg = floor
-                break
         if step is None:
             step = line_search(neg, x, f, p, dphi0, 1.0)
         if step is None:  # far from the optimum the Newton model can be poor: gradient step
@@ -328,12 +323,6 @@ def newton_cg_maximize(
         work += f", then plain CG ({kind} preconditioner: {fallback})"
     out = history.outcome(x, status, f"{msg} ({work})", k)
     return dataclasses.replace(out, evaluation=ev)
-
-
-_NO_GAIN = (
-    "the Newton step's predicted gain is below the rounding of D and no shorter step lowers "
-    "||grad||"
-)
 
 
 def _gradient_backtrack(neg, x, p, gn: float):
