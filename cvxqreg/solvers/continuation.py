@@ -86,12 +86,11 @@ def tangent(oracle: DualOracle, ev, preconditioner: str = "auto") -> np.ndarray:
     ``dX/d eps = U diag(psi''(t) dt/d eps) U^*``, ``t = lam / eps``: ``dt/d eps = -t / eps``, or
     ``-(t - u) / eps`` with the normalization shift ``u' `` keeping the trace fixed under
     elimination (``sum psi''(t) dt = 0``). The system is solved like a Newton step: dense where
-    :meth:`DualOracle.dense_hessian_fits`, else conjugate gradients (preconditioned by the
-    marginals where :mod:`cvxqreg.solvers.preconditioner` applies and ``preconditioner`` is not
-    ``"none"``, the option of Newton's steps) to ``1e-2`` relative, at most
+    :meth:`DualOracle.dense_hessian_fits`, else conjugate gradients (preconditioned as Newton's
+    steps are under the ``preconditioner`` option, from the first product: by the marginals or on
+    Pauli rows, :mod:`cvxqreg.solvers.newton`) to ``1e-2`` relative, at most
     :data:`TANGENT_CG_PRODUCTS` products (docs/theory.md, 'Continuation (eps-scaling)')."""
-    from .newton import _cg, _dense_step, _pcg
-    from .preconditioner import marginal_preconditioner, marginal_structure
+    from .newton import _cg, _dense_step, _pcg, _preconditioner
 
     xp, be, eps = oracle.be.xp, oracle.be, oracle.eps
     t = ev.lam / eps
@@ -117,10 +116,9 @@ def tangent(oracle: DualOracle, ev, preconditioner: str = "auto") -> np.ndarray:
             return np.zeros_like(b)
         return _dense_step(Hm, b, 1e-10 * scale)
     M = oracle.hessian_operator(ev)
-    structure = None if preconditioner == "none" else marginal_structure(oracle)
-    form = "dense" if preconditioner == "marginal_dense" else "auto"
-    pre = None if structure is None else marginal_preconditioner(structure, oracle, ev, 0.0, form)
-    x, _, ok = _pcg(M, b, 1e-2, TANGENT_CG_PRODUCTS, pre)
+    build, kind, _ = _preconditioner(oracle, preconditioner)
+    pre = None if build is None else build(ev, 0.0)
+    x, _, ok = _pcg(M, b, 1e-2, TANGENT_CG_PRODUCTS, pre, truncate=kind == "pauli")
     if not ok and pre is not None:  # the preconditioner is not numerically SPD here
         x, _ = _cg(M, b, 1e-2, TANGENT_CG_PRODUCTS)
     return x
