@@ -218,7 +218,12 @@ def test_gradient_backtrack_takes_the_first_step_that_lowers_the_gradient():
         return float(np.exp(y[0]) - y[0]), np.array([np.exp(y[0]) - 1.0])
 
     x = np.array([1e-3])
-    gn = abs(np.exp(1e-3) - 1.0)
-    t, f, g = _gradient_backtrack(neg, x, np.array([-40.0]), gn)  # 40x too long
+    f0, gn = neg(x)[0], abs(np.exp(1e-3) - 1.0)
+    t, f, g = _gradient_backtrack(neg, x, f0, np.array([-40.0]), gn)  # 40x too long
     assert t < 1.0 and abs(g[0]) < gn and f == neg(x + t * np.array([-40.0]))[0]
-    assert _gradient_backtrack(neg, x, np.array([1.0]), gn) is None  # uphill: nothing lowers it
+    assert _gradient_backtrack(neg, x, f0, np.array([1.0]), gn) is None  # uphill
+
+    def tilted(y):  # the gradient norm falls towards y = 1 while f rises far beyond rounding
+        return float(y[0]), np.array([abs(1.0 - y[0])])
+
+    assert _gradient_backtrack(tilted, np.zeros(1), 0.0, np.array([1.0]), 1.0) is None

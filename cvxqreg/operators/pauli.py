@@ -226,23 +226,23 @@ class Pauli(ConstraintOperator):
         xp = self.backend.xp
         D = self.dim
         consts = self.__dict__.get("_table_consts")
-        if consts is None:
+        if consts is None:  # D^2 bytes of phases and two small Hadamard factors, kept
             r = np.arange(D)
-            ph = _popcount(np.bitwise_and.outer(r, r)) % 4
             hi = 1 << (self.n_qubits // 2)
             consts = self._table_consts = tuple(
                 self.backend.asarray(a)
                 for a in (
-                    np.bitwise_xor.outer(r, r),  # [c, x] -> c ^ x
-                    np.select([ph == 0, ph == 2], [1.0, -1.0], 0.0),  # Re i^{|x & z|}
-                    np.select([ph == 1, ph == 3], [-1.0, 1.0], 0.0),  # on Im Tr[Y X^x Z^z]
+                    (_popcount(np.bitwise_and.outer(r, r)) % 4).astype(np.int8),  # |x & z| mod 4
                     scipy.linalg.hadamard(hi).astype(np.float64),
                     scipy.linalg.hadamard(D // hi).astype(np.float64),
                 )
             )
-        idx, re, im, Ha, Hb = consts
+        ph, Ha, Hb = consts
+        r = xp.arange(D)
         Y = xp.asarray(Y)
-        V = xp.take_along_axis(Y, idx, axis=1)  # V[c, x] = Y[c, c ^ x]
+        V = xp.take_along_axis(Y, r[:, None] ^ r[None, :], axis=1)  # V[c, x] = Y[c, c ^ x]
+        re = (ph == 0).astype(xp.float64) - (ph == 2)  # Re i^{|x & z|}
+        im = (ph == 3).astype(xp.float64) - (ph == 1)  # its factor on Im Tr[Y X^x Z^z]
 
         def transform(V):  # sum over c = (c_a, c_b) of (-1)^{|z & c|} V[c, x], as [x, z]
             V3 = V.T.reshape(D, Ha.shape[0], Hb.shape[0])  # [x, c_a, c_b]
@@ -274,7 +274,8 @@ class Pauli(ConstraintOperator):
             sign = np.select([ph == 0, ph == 2], [1.0, -1.0], 0.0)
             sign *= 1 - 2 * bit_parity(np.bitwise_and.outer(z, x))
             be = self.backend
-            cached = (key, be.asarray(xx * self.dim + zz), be.asarray(sign * np.outer(c, c)))
+            flat = (xx * self.dim + zz).astype(np.int32 if self.dim <= 1 << 15 else np.int64)
+            cached = (key, be.asarray(flat), be.asarray(sign * np.outer(c, c)))
             self._jordan_index = cached
         _, flat, weight = cached
         return weight * self.expectation_table(Y).reshape(-1)[flat]

@@ -95,7 +95,8 @@ class Stacked(ConstraintOperator):
         alpha = xp.asarray(alpha, dtype=xp.float64)
         out = None
         for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
-            term = p.adjoint_times(alpha[lo:hi], V, real)
+            a = alpha[lo:hi]
+            term = p.adjoint_times(a, V, real=True) if real else p.adjoint_times(a, V)
             out = term if out is None else out + term
         return out
 
@@ -169,7 +170,8 @@ class Selected(ConstraintOperator):
         return self.base.adjoint_real(self._embed(alpha))
 
     def adjoint_times(self, alpha, V, real=False):
-        return self.base.adjoint_times(self._embed(alpha), V, real)
+        a = self._embed(alpha)
+        return self.base.adjoint_times(a, V, real=True) if real else self.base.adjoint_times(a, V)
 
     def apply_sym_product(self, L, R):
         return self.base.apply_sym_product(L, R)[self._rows_d]

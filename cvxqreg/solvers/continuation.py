@@ -87,8 +87,8 @@ def tangent(oracle: DualOracle, ev, preconditioner: str = "auto") -> np.ndarray:
     ``-(t - u) / eps`` with the normalization shift ``u' `` keeping the trace fixed under
     elimination (``sum psi''(t) dt = 0``). The system is solved like a Newton step: dense where
     :meth:`DualOracle.dense_hessian_fits`, else conjugate gradients (preconditioned as Newton's
-    steps are under the ``preconditioner`` option, from the first product: by the marginals or on
-    Pauli rows, :mod:`cvxqreg.solvers.newton`) to ``1e-2`` relative, at most
+    first step is under the ``preconditioner`` option: by the marginals, or on Pauli rows under
+    ``"pauli"``, :mod:`cvxqreg.solvers.newton`) to ``1e-2`` relative, at most
     :data:`TANGENT_CG_PRODUCTS` products (docs/theory.md, 'Continuation (eps-scaling)')."""
     from .newton import _cg, _dense_step, _pcg, _preconditioner
 
@@ -116,8 +116,8 @@ def tangent(oracle: DualOracle, ev, preconditioner: str = "auto") -> np.ndarray:
             return np.zeros_like(b)
         return _dense_step(Hm, b, 1e-10 * scale)
     M = oracle.hessian_operator(ev)
-    build, kind, _ = _preconditioner(oracle, preconditioner)
-    pre = None if build is None else build(ev, 0.0)
+    build, kind, start = _preconditioner(oracle, preconditioner)
+    pre = None if build is None or start > 0 else build(ev, 0.0)
     x, _, ok = _pcg(M, b, 1e-2, TANGENT_CG_PRODUCTS, pre, truncate=kind == "pauli")
     if not ok and pre is not None:  # the preconditioner is not numerically SPD here
         x, _ = _cg(M, b, 1e-2, TANGENT_CG_PRODUCTS)

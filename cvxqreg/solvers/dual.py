@@ -373,7 +373,10 @@ class DualOracle:
         def neg_hess(v):
             if r == 0:
                 return np.zeros(self.q.size)
-            B = self.A.adjoint_times(xp.asarray(v, dtype=xp.float64), UT, self.real)  # A*(v) U_T
+            a = xp.asarray(v, dtype=xp.float64)
+            # A*(v) U_T; only its real part when the problem is real (``real`` is passed only
+            # then: operators written before it was added keep working)
+            B = self.A.adjoint_times(a, UT, real=True) if self.real else self.A.adjoint_times(a, UT)
             B = B.real if self.real else B
             K = (GT * (B.conj().T @ U)) @ Uh  # Z' U^*, r x D
             # A(P + P^*) with P = U_T K from the factors (structured operators never form the

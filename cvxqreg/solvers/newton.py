@@ -264,7 +264,7 @@ def newton_cg_maximize(
                 n_pcg += 1
                 pcg_progress.track(gn)
             if attempt and pre is None:
-                fallback = "its Cholesky factorization failed"
+                fallback = "it could not be formed or factored"
             elif not ok:
                 fallback = "non-positive curvature in preconditioned CG"
             elif pre is not None and pcg_progress.since > PCG_PATIENCE:
@@ -285,7 +285,7 @@ def newton_cg_maximize(
             p, dphi0 = -g, -float(g @ g)
         step = None
         if -dphi0 <= ROUNDING_GAIN * np.finfo(float).eps * (1.0 + abs(f)):
-            step = _gradient_backtrack(neg, x, p, gn)
+            step = _gradient_backtrack(neg, x, f, p, gn)
         if step is None:
             step = line_search(neg, x, f, p, dphi0, 1.0)
         if step is None:  # far from the optimum the Newton model can be poor: gradient step
@@ -325,9 +325,10 @@ def newton_cg_maximize(
     return dataclasses.replace(out, evaluation=ev)
 
 
-def _gradient_backtrack(neg, x, p, gn: float):
+def _gradient_backtrack(neg, x, f, p, gn: float):
     """The step ``t p`` (``t = 1, 1/4, 1/16, ...``, down to ``4^-8``) first to lower ``||grad||``
-    below ``gn``, as ``(t, f, g)``, or ``None``.
+    below ``gn`` without raising the minimized ``f = -D`` beyond its rounding
+    (``ROUNDING_GAIN u (1 + |f|)``), as ``(t, f, g)``, or ``None``.
 
     Used when the step's predicted gain ``-grad . p`` is below the rounding of ``D``
     (:data:`ROUNDING_GAIN` units): function values can no longer rank the trial points, and the
@@ -337,9 +338,10 @@ def _gradient_backtrack(neg, x, p, gn: float):
     test at rounding level and sent ``||grad||`` from 1e-11 to 1e-7, nine times in one run.
     """
     t = 1.0
+    slack = ROUNDING_GAIN * np.finfo(float).eps * (1.0 + abs(f))
     for _ in range(9):
         f1, g1 = neg(x + t * p)
-        if np.isfinite(f1) and np.linalg.norm(g1) < gn:
+        if np.isfinite(f1) and f1 <= f + slack and np.linalg.norm(g1) < gn:
             return t, f1, g1
         t *= 0.25
     return None

@@ -49,6 +49,9 @@ START_PRODUCTS = 3
 #: the preconditioner is a dense m x m matrix with an m x m index and weights: not used above
 #: this many rows (about 20 m^2 bytes: 350 MB at 4200 rows, tomography of 11 qubits)
 MAX_ROWS = 4200
+#: nor above this many qubits: the table of all 4^n expectations takes about 50 D^2 bytes while
+#: it is built (800 MB at 12 qubits)
+MAX_QUBITS = 12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +65,14 @@ class PauliStructure:
 
 def pauli_structure(oracle) -> PauliStructure | None:
     """The Pauli structure of the oracle's rows, or ``None`` when the preconditioner does not
-    apply: rows other than Pauli strings (possibly a subset of them), several PSD blocks, or more
-    than :data:`MAX_ROWS` rows."""
+    apply: rows other than Pauli strings (possibly a subset of them), several PSD blocks, more
+    than :data:`MAX_ROWS` rows or more than :data:`MAX_QUBITS` qubits."""
     if oracle.problem.blocks is not None or oracle.q.size > MAX_ROWS:
         return None
     A, rows = oracle.A, None
     if isinstance(A, Selected):
         A, rows = A.base, np.asarray(A.rows)
-    if not isinstance(A, Pauli):
+    if not isinstance(A, Pauli) or A.n_qubits > MAX_QUBITS:
         return None
     return PauliStructure(A, rows)
 
