@@ -19,6 +19,8 @@ from cvxqreg.solvers.pauli_preconditioner import (
 )
 from cvxqreg.solvers.preconditioner import projected_inverse
 
+from .conftest import BACKENDS
+
 
 def _herm(rng, D, complex_=True):
     Y = rng.normal(size=(D, D)) + (1j * rng.normal(size=(D, D)) if complex_ else 0.0)
@@ -183,3 +185,40 @@ def test_eager_preconditioner_preconditions_every_step():
     n_lazy = re.search(r"(\d+) steps preconditioned", lazy.message)
     # "auto" waits for a costly plain CG solve, then preconditions the rest
     assert lazy.status == "converged" and n_lazy is not None and 0 < int(n_lazy.group(1)) < n_eager
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pauli_methods_on_each_backend(backend):
+    """The table, the Jordan matrix and the real paths on the backend's arrays equal the host
+    ones, also for strings with an odd number of Y (no real part: an empty real matrix)."""
+    from cvxqreg.backend import get_backend
+
+    be = get_backend(backend)
+    rng = np.random.default_rng(4)
+    for strings in (["XYZ", "ZZI", "IYX", "YII"], ["YII", "IYZ", "XXY"]):
+        host = Pauli(strings, 3, coefficients=rng.normal(size=len(strings)))
+        dev = host.to_backend(be)
+        Y = _herm(rng, 8)
+        Yr = Y.real + Y.real.T
+        a = rng.normal(size=len(strings))
+        pairs = [
+            (dev.expectation_table(be.asarray(Y)), host.expectation_table(Y)),
+            (dev.jordan_matrix(be.asarray(Yr)), host.jordan_matrix(Yr)),
+            (dev.adjoint_real(be.asarray(a)), host.adjoint(a).real),
+            (dev.apply(be.asarray(Yr)), host.apply(Yr.astype(complex))),
+        ]
+        for got, want in pairs:
+            np.testing.assert_allclose(be.to_host(got), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_preconditioner_on_each_backend(backend):
+    lp = cvxqreg.lower(problems.tomography("QT1", n_qubits=3).problem)
+    rng = np.random.default_rng(6)
+    alpha, b = rng.normal(size=lp.n_rows), rng.normal(size=lp.n_rows)
+    out = []
+    for be in ("numpy", backend):
+        oracle = DualOracle(lp, 0.2, VonNeumann(), be)
+        ev = oracle.evaluate(alpha)
+        out.append(pauli_preconditioner(pauli_structure(oracle), oracle, ev, 1e-3)(b))
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-9, atol=1e-12)
