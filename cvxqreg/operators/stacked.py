@@ -71,34 +71,27 @@ class Stacked(ConstraintOperator):
                 out.append(p.apply(X))
         return xp.concatenate(out)
 
-    def adjoint(self, alpha):
+    def _sum_parts(self, alpha, term):
+        """``sum_p term(A_p, alpha_p)`` over the parts and their slices of ``alpha``."""
         xp = self.backend.xp
         alpha = xp.asarray(alpha, dtype=xp.float64)
         out = None
         for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
-            term = p.adjoint(alpha[lo:hi])
-            out = term if out is None else out + term
+            t = term(p, alpha[lo:hi])
+            out = t if out is None else out + t
         return out
 
+    def adjoint(self, alpha):
+        return self._sum_parts(alpha, lambda p, a: p.adjoint(a))
+
     def adjoint_real(self, alpha):
-        xp = self.backend.xp
-        alpha = xp.asarray(alpha, dtype=xp.float64)
-        out = None
-        for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
-            term = p.adjoint_real(alpha[lo:hi])
-            out = term if out is None else out + term
-        return out
+        return self._sum_parts(alpha, lambda p, a: p.adjoint_real(a))
 
     def adjoint_times(self, alpha, V, real=False):
         """``sum_p A_p*(alpha_p) V``, each part in its own structure."""
-        xp = self.backend.xp
-        alpha = xp.asarray(alpha, dtype=xp.float64)
-        out = None
-        for p, lo, hi in zip(self.parts, self.offsets[:-1], self.offsets[1:], strict=True):
-            a = alpha[lo:hi]
-            term = p.adjoint_times(a, V, real=True) if real else p.adjoint_times(a, V)
-            out = term if out is None else out + term
-        return out
+        if real:
+            return self._sum_parts(alpha, lambda p, a: p.adjoint_times(a, V, real=True))
+        return self._sum_parts(alpha, lambda p, a: p.adjoint_times(a, V))
 
     def apply_sym_product(self, L, R):
         """Each part from the factors; the ``D x D`` sum is formed once, only if some part

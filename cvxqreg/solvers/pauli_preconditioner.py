@@ -98,6 +98,6 @@ def pauli_preconditioner(structure: PauliStructure, oracle, ev, mu: float):
     Y = (U * g[None, :]) @ U.conj().T
     P = np.asarray(be.to_host(structure.base.jordan_matrix(Y, rows)), dtype=np.float64) / eps
     c = None if oracle.c is None else oracle.c[kept]
-    P = schur_complement(0.5 * (P + P.T), c)
+    P = schur_complement(P, c)  # symmetric as built: both entries read one table entry
     N = np.zeros((kept.size, 0)) if c is None else (c / np.linalg.norm(c))[:, None]
     return projected_inverse(P, kept, m, N, mu)
