@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse.linalg as spla
 
 from .errors import CvxqregError
@@ -309,6 +310,32 @@ def _lambda_min_lower(X: np.ndarray) -> float:
     return float(lam[0]) - 8.0 * D * _U * float(np.abs(lam).max())
 
 
+def _certified_above(X: np.ndarray, s: float) -> bool:
+    """Whether a Cholesky factorization certifies ``lambda_min(X) > s`` for a Hermitian ``X``.
+
+    Rump's criterion (S. M. Rump, "Verification of positive definiteness", BIT 46 (2006),
+    Corollary 2.4): if the floating-point Cholesky factorization of ``A - c I`` runs to
+    completion, with ``c = gamma / (1 - 2 gamma) Tr A`` plus an underflow term and
+    ``gamma = gamma_{n+1}``, then ``A`` is positive definite. Here ``A = X - s I``, with
+    ``gamma_{4(n+2)}`` for the complex arithmetic and the rounding of the shifted diagonal added
+    to ``c``. A factorization costs ``n^3/3`` (complex) operations, a tenth or less of the
+    eigenvalue solve of :func:`_lambda_min_lower`, and reports only whether ``X > s I``."""
+    n = X.shape[0]
+    k = 4 * (n + 2) * _U
+    d = np.real(np.diagonal(X))
+    if k >= 0.1 or not np.all(d > s):  # a diagonal entry at most s: lambda_min(X) <= s
+        return False
+    gamma = k / (1.0 - k)
+    c = gamma / (1.0 - 2.0 * gamma) * float(np.sum(d - s))
+    c += 4 * n * (2 * (n + 2) + float(np.max(d - s))) * np.finfo(float).smallest_subnormal
+    c += 2 * _U * (float(np.max(np.abs(d))) + abs(s) + c)  # rounding of d - (s + c)
+    A = np.array(X, dtype=np.complex128 if np.iscomplexobj(X) else np.float64, order="F")
+    A[np.diag_indices(n)] -= s + c
+    potrf = scipy.linalg.lapack.zpotrf if np.iscomplexobj(A) else scipy.linalg.lapack.dpotrf
+    _, info = potrf(A, lower=1, clean=0, overwrite_a=1)
+    return info == 0
+
+
 def _energy(problem, X: np.ndarray) -> tuple[float, float]:
     """``(fl(Re Tr[H X]), bound on its rounding error)``."""
     H = problem.H
@@ -371,10 +398,24 @@ class _LogBarrier(Regularizer):
         return xp.where(neg, 1.0 / xp.where(neg, t, -1.0) ** 2, xp.inf)
 
 
-def _centre_state(problem, reg: Regularizer, time_limit: float) -> np.ndarray | None:
-    """``argmin {Tr[phi(X)] : A(X) = q}`` by Newton on its dual (``H = 0``, eps = 1): the
-    maximum-entropy state for von Neumann (``rho (x) sigma`` for two marginals), the analytic
-    centre for the log barrier."""
+#: the gradient norms the centre state is solved to in turn, until the state is certified strictly
+#: feasible (QT1 and QT3 with 9 qubits, whose maximum-entropy states have ``lambda_min`` 1.7e-5
+#: and 1.5e-4, are certified at the first; QT2's, 2.4e-12, at the second)
+CENTRE_TOLS = (1e-6, 1e-9, 1e-11)
+
+
+def _centre_state(
+    problem, reg: Regularizer, time_limit: float, source: str, geo: _Geometry
+) -> Anchor | None:
+    """The anchor from ``argmin {Tr[phi(X)] : A(X) = q}``, by Newton on its dual (``H = 0``,
+    eps = 1): the maximum-entropy state for von Neumann (``rho (x) sigma`` for two marginals),
+    the analytic centre for the log barrier; ``None`` when the solve fails.
+
+    Solved to each tolerance of :data:`CENTRE_TOLS` in turn until the restored state is
+    certified strictly feasible (checked only where Weyl's inequality allows it: ``lambda_min``
+    of the state above the Frobenius norm of the correction its gradient calls for); the first
+    stage with Newton's default preconditioning, the later ones preconditioned from their first
+    step."""
     from .problem import LoweredProblem
     from .solvers.dual import DualOracle
     from .solvers.newton import newton_cg_maximize
@@ -385,26 +426,40 @@ def _centre_state(problem, reg: Regularizer, time_limit: float) -> np.ndarray | 
         q=problem.q,
         real=problem.real,
     )
+    t0 = time.perf_counter()
+    x = np.zeros(problem.n_rows)
+    anchor = None
     try:
         oracle = DualOracle(lp0, 1.0, reg, "numpy")
-        with np.errstate(all="ignore"):
-            # preconditioned from the first step: a one-off solve to 1e-11, where preconditioning
-            # only once plain CG grows costly ("auto") was measured 2-4x slower (the
-            # maximum-entropy state and analytic centre of QT1, QT2 with 9 qubits)
-            out = newton_cg_maximize(
-                oracle,
-                np.zeros(problem.n_rows),
-                tol=1e-11,
-                max_iter=100,
-                time_limit=time_limit,
-                eager_preconditioner=True,
-            )
-            ev = oracle.evaluate(out.x)
+        # the tail is preconditioned from its first step: with preconditioning only once plain
+        # CG grows costly ("auto") it was measured 2-4x slower on the maximum-entropy state and
+        # analytic centre of QT2 with 9 qubits
+        for tol in CENTRE_TOLS:
+            left = time_limit - (time.perf_counter() - t0)
+            if anchor is not None and left <= 0:
+                break
+            with np.errstate(all="ignore"):
+                out = newton_cg_maximize(
+                    oracle,
+                    x,
+                    tol=tol,
+                    max_iter=100,
+                    time_limit=max(left, 0.0),
+                    eager_preconditioner=tol < CENTRE_TOLS[0],
+                )
+                x = out.x
+                ev = oracle.evaluate(x)
+            if not np.isfinite(ev.value):
+                return None
+            need = _zeta(float(np.linalg.norm(ev.grad)), geo)
+            if tol > CENTRE_TOLS[-1] and float(np.min(ev.w)) <= need:
+                continue  # cannot be certified yet: the restoration would cost a solve for nothing
+            anchor = _make_anchor(problem, np.asarray(ev.X), source, geo)
+            if anchor.lam_lower > _zeta(anchor.residual, geo):
+                break
     except (ArithmeticError, ValueError, np.linalg.LinAlgError, CvxqregError):
-        return None
-    if not np.isfinite(ev.value):
-        return None
-    return np.asarray(ev.X)
+        return anchor
+    return anchor
 
 
 def _parts(op) -> tuple:
@@ -614,9 +669,9 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
         and max((a.lam_lower for a in cands), default=-math.inf) < _WELL_CENTRED * (tau or 1) / D
         and (not cands or max(a.lam_lower for a in cands) <= 0)
     ):
-        Xme = _centre_state(problem, VonNeumann(), time_limit)
-        if Xme is not None and np.all(np.isfinite(Xme)):
-            cands.append(_make_anchor(problem, Xme, "maximum-entropy feasible state", geo))
+        a = _centre_state(problem, VonNeumann(), time_limit, "maximum-entropy feasible state", geo)
+        if a is not None:
+            cands.append(a)
     if (
         centre
         and not near_optimal_lambda
@@ -626,9 +681,9 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
         # the analytic centre maximizes log det: its smallest eigenvalue is typically far above
         # that of the product of the marginals (min(lam(rho)/n2, lam(sigma)/n1) rather than
         # lam(rho) lam(sigma))
-        Xc = _centre_state(problem, _LogBarrier(), time_limit)
-        if Xc is not None and np.all(np.isfinite(Xc)):
-            cands.append(_make_anchor(problem, Xc, "analytic centre", geo))
+        a = _centre_state(problem, _LogBarrier(), time_limit, "analytic centre", geo)
+        if a is not None:
+            cands.append(a)
     good = [a for a in cands if a.lam_lower > _zeta(a.residual, geo)]
     best = max(cands, key=lambda a: a.lam_lower) if cands else None
     if best is None or not best.lam_lower > _zeta(best.residual, geo):
@@ -728,6 +783,7 @@ def feasible_upper_bound(
     anchor: Anchor | np.ndarray | Sequence[Anchor] | None = None,
     eig: bool | str = "auto",
     lam_min_X: float | None = None,
+    lam_estimate: float | None = None,
 ) -> FeasibleBound:
     """``U >= F_0`` from an approximately feasible ``X`` (see the module docstring).
 
@@ -746,6 +802,12 @@ def feasible_upper_bound(
     lam_min_X : float, optional
         A certified lower bound on ``lambda_min(X)`` (e.g. from the eigenvalues the state was
         built from), for the Weyl bound.
+    lam_estimate : float, optional
+        An estimate of ``lambda_min(X)``, not certified (e.g. the smallest eigenvalue the state
+        was built from). With ``eig="auto"``, where it predicts by Weyl that the restored state
+        is positive definite, a Cholesky factorization certifies ``lambda_min(X')`` above half
+        that prediction (:func:`_certified_above`) instead of the eigenvalue solve, which runs
+        only if the certificate fails.
 
     Returns
     -------
@@ -776,7 +838,7 @@ def feasible_upper_bound(
             t0,
         )
     Xh = 0.5 * (X + X.conj().T)
-    fb = _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0)
+    fb = _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, lam_estimate)
     if not fb.available:
         ff = _face_bound(problem, Xh, t0)
         if ff is not None:
@@ -821,7 +883,9 @@ def _face_bound(problem, Xh: np.ndarray, t0: float) -> FeasibleBound | None:
     )
 
 
-def _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, scaled=False) -> FeasibleBound:
+def _bound(
+    problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, lam_estimate=None, scaled=False
+) -> FeasibleBound:
     """:func:`feasible_upper_bound` for one Hermitian ``Xh`` (``scaled``: ``Xh`` came from
     :func:`scale_to_marginals`). ``anchors`` is a list of :class:`Anchor`, or a callable that
     returns one, called only when the restored state needs mixing."""
@@ -831,6 +895,10 @@ def _bound(problem, Xh, anchors, geo, nu, eig, lam_min_X, t0, scaled=False) -> F
     # Weyl: lambda_min(X + Y) >= lambda_min(X) - ||Y||_2 >= lambda_min(X) - ||Y||_F
     lam = -math.inf if lam_min_X is None else lam_min_X - corr * (1.0 + 1e-12)
     need = _zeta(rho, geo)
+    if eig == "auto" and lam < need and lam_estimate is not None:
+        s = 0.5 * (lam_estimate - corr)  # half of Weyl's prediction for lambda_min(X')
+        if s >= need and _certified_above(Xr, s):
+            lam = s
     if eig is True or (eig == "auto" and lam < need):
         lam = max(lam, _lambda_min_lower(Xr))
     restored = Anchor(Xr, lam, energy, e_err, rho, "restored state")
@@ -927,7 +995,9 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
         )
         lb = max(lb, lo)  # both rigorous; keep the sharper
     X = oracle.be.to_host(oracle.with_state(ev).X)
-    return lb, feasible_upper_bound(problem, X)
+    w = oracle.be.to_host(ev.w)
+    est = float(np.min(w)) if w.size and np.all(np.isfinite(w)) else None
+    return lb, feasible_upper_bound(problem, X, lam_estimate=est)
 
 
 def user_bracket(problem, lower: float, upper: float) -> tuple[float, float]:

@@ -499,3 +499,52 @@ def test_bracket_after_a_stage_stopped_early_is_at_the_target_eps(rng, monkeypat
     assert r.status == "time_limit"
     assert r.bracket[0] <= 0.0 <= r.bracket[1]  # F_0 = lambda_min(diag(0 .. 50)) = 0
     assert r.eps == 1e-3
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+def test_cholesky_certificate_is_sound(rng, cplx):
+    """``_certified_above(X, s)`` holds only when ``lambda_min(X) > s``: with the smallest
+    eigenvalue known exactly (up to the rounding of forming ``X``), certified at half of it,
+    never above it, never for an indefinite or singular matrix."""
+    from cvxqreg.bounds import _certified_above
+
+    D = 40
+    G = rng.standard_normal((D, D)) + (1j * rng.standard_normal((D, D)) if cplx else 0.0)
+    Q, _ = np.linalg.qr(G)
+    w = np.geomspace(1e-6, 1.0, D)
+    X = (Q * w) @ Q.conj().T
+    X = 0.5 * (X + X.conj().T)
+    lmin = float(np.linalg.eigvalsh(X)[0])
+    assert _certified_above(X, 0.5 * lmin)
+    assert _certified_above(X, 0.0)
+    assert not _certified_above(X, lmin * (1 + 1e-6))
+    assert not _certified_above(X, 2.0 * lmin)
+    w[0] = -1e-9  # indefinite by a hair
+    Xi = (Q * w) @ Q.conj().T
+    assert not _certified_above(0.5 * (Xi + Xi.conj().T), 0.0)
+    assert not _certified_above(np.zeros((D, D)), 0.0)
+
+
+def test_cholesky_certificate_replaces_the_eigenvalue_solve(rng, monkeypatch):
+    """Given an estimate of ``lambda_min(X)`` that predicts a positive definite restored state,
+    the upper bound is certified by a Cholesky factorization: the same value as with the
+    eigenvalue solve, no eigenvalue solve, and a certified ``lambda_min`` below the true one.
+    A wrong estimate only costs the eigenvalue solve."""
+    import cvxqreg.bounds as bounds
+
+    lp, _ = tomography_problem(rng, D=6)
+    r = DualSolver("von_neumann", backend="numpy", tol=1e-8)(lp, 1.0)
+    X = r.X
+    lmin = float(np.linalg.eigvalsh(X)[0])
+    ref = feasible_upper_bound(lp, X)
+    assert ref.t == 0.0
+    calls = []
+    real = bounds._lambda_min_lower
+    monkeypatch.setattr(bounds, "_lambda_min_lower", lambda M: calls.append(1) or real(M))
+    fb = feasible_upper_bound(lp, X, lam_estimate=lmin)
+    assert not calls
+    assert fb.value == ref.value and fb.t == 0.0
+    true = float(np.linalg.eigvalsh(fb.X)[0])
+    assert 0 < fb.lam_lower <= true
+    fb = feasible_upper_bound(lp, X, lam_estimate=10.0)  # wrong: Cholesky fails, eigvalsh runs
+    assert calls and fb.value == ref.value and fb.lam_lower == ref.lam_lower
