@@ -55,6 +55,9 @@ class Regularizer:
     #: ``psi''`` jumps (``psi'`` is only piecewise smooth): Newton on the dual is semismooth
     #: and damps its steps once they stop making progress (cvxqreg.solvers.newton)
     semismooth = False
+    #: ``psi'' = psi'``: the curvature along the trace direction is the state's own ``A(X)``
+    #: (cvxqreg.solvers.dual, ``DualOracle._trace_curvature``)
+    curvature_is_state = False
 
     # -- the four functions ------------------------------------------------------------
     def phi(self, x):
@@ -162,6 +165,7 @@ class VonNeumann(Regularizer):
     """
 
     name = "von_neumann"
+    curvature_is_state = True
 
     def phi(self, x):
         xp = _xp(x)

@@ -324,3 +324,29 @@ def test_eigh_of_a_diagonal_matrix_skips_lapack_and_agrees_with_it(dtype):
     B = A.copy()
     B[3, 1] = B[1, 3] = 1e-300  # one off-diagonal entry, away from the two probed first
     assert _diagonal(B) is None
+
+
+@pytest.mark.parametrize("eps", [1.0, 1e-3])
+def test_von_neumann_trace_curvature_is_the_states_marginal(rng, eps, monkeypatch):
+    """Von Neumann has ``psi'' = psi'``: the curvature along the trace direction,
+    ``A(U diag(psi''(t)) U^*)``, is read from the evaluation's ``A(X) = q - grad`` instead of
+    forming the matrix again; equal to the explicit form to rounding, on Pauli and marginal
+    rows."""
+    import cvxqreg
+    from cvxqreg import problems
+
+    def no_product(*args, **kwargs):
+        raise AssertionError("A(U diag(psi'') U^*) was formed again")
+
+    for prob in (problems.tomography("QT2", n_qubits=3).problem, problems.wasserstein(3).problem):
+        lp = cvxqreg.lower(prob)
+        o = DualOracle(lp, eps, VonNeumann(), "numpy")
+        ev = o.evaluate(rng.standard_normal(lp.n_rows), want_state=False)
+        with monkeypatch.context() as mp:
+            mp.setattr(o.A, "apply_spectral", no_product)
+            hc, chc = o._trace_curvature(ev)
+        with monkeypatch.context() as mp:
+            mp.setattr(VonNeumann, "curvature_is_state", False)
+            hc_ref, chc_ref = o._trace_curvature(ev)
+        assert np.allclose(hc, hc_ref, rtol=0, atol=1e-13 * np.abs(hc_ref).max())
+        assert chc == pytest.approx(chc_ref, rel=1e-14)

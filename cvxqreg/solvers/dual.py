@@ -576,6 +576,11 @@ class DualOracle:
         if self.c is None:
             return None
         eps, U = self.eps, ev.U
+        if r is None and self.reg.curvature_is_state and ev.w is not None and ev.grad is not None:
+            # psi'' = psi' (von Neumann): U diag(psi''(t)) U^* is the state, whose A(X) = q - grad
+            # the evaluation computed (only weights below the factor's cutoff differ)
+            chc = float(self.be.xp.sum(ev.w)) / eps
+            return ((self.q - ev.grad) / eps, chc) if chc > 0 else None
         d2 = self.reg.d2psi(ev.lam / eps)
         if r is not None:
             U, d2 = U[:, U.shape[1] - r :], d2[d2.size - r :]
