@@ -313,9 +313,9 @@ def _lambda_min_lower(X: np.ndarray) -> float:
 def _certified_above(X: np.ndarray, s: float) -> bool:
     """Whether a Cholesky factorization certifies ``lambda_min(X) > s`` for a Hermitian ``X``.
 
-    Rump's criterion (S. M. Rump, "Verification of positive definiteness", BIT 46 (2006),
-    Corollary 2.4): if the floating-point Cholesky factorization of ``A - c I`` runs to
-    completion, with ``c = gamma / (1 - 2 gamma) Tr A`` plus an underflow term and
+    Rump's criterion (S. M. Rump, "Verification of positive definiteness", BIT Numerical
+    Mathematics 46 (2006) 433-452): if the floating-point Cholesky factorization of ``A - c I``
+    runs to completion, with ``c = gamma / (1 - 2 gamma) Tr A`` plus an underflow term and
     ``gamma = gamma_{n+1}``, then ``A`` is positive definite. Here ``A = X - s I``, with
     ``gamma_{4(n+2)}`` for the complex arithmetic and the rounding of the shifted diagonal added
     to ``c``. A factorization costs ``n^3/3`` (complex) operations, a tenth or less of the
@@ -995,8 +995,10 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
         )
         lb = max(lb, lo)  # both rigorous; keep the sharper
     X = oracle.be.to_host(oracle.with_state(ev).X)
-    w = oracle.be.to_host(ev.w)
-    est = float(np.min(w)) if w.size and np.all(np.isfinite(w)) else None
+    est = None
+    if ev.w is not None:
+        w = np.asarray(oracle.be.to_host(ev.w), dtype=np.float64)
+        est = float(np.min(w)) if w.size and np.all(np.isfinite(w)) else None
     return lb, feasible_upper_bound(problem, X, lam_estimate=est)
 
 

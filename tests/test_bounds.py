@@ -548,3 +548,36 @@ def test_cholesky_certificate_replaces_the_eigenvalue_solve(rng, monkeypatch):
     assert 0 < fb.lam_lower <= true
     fb = feasible_upper_bound(lp, X, lam_estimate=10.0)  # wrong: Cholesky fails, eigvalsh runs
     assert calls and fb.value == ref.value and fb.lam_lower == ref.lam_lower
+
+
+def test_centre_anchor_stops_at_the_first_certified_stage(monkeypatch):
+    """The maximum-entropy anchor is solved to the tolerances of ``CENTRE_TOLS`` in turn and
+    kept at the first whose restored state is certified positive definite: QT1 on 3 qubits
+    (``lambda_min`` about 0.018) at the first, with the same anchor as a solve to 1e-11; QT2 (a
+    cat state, whose maximum-entropy state is singular to rounding) runs every stage and reports
+    no anchor."""
+    import cvxqreg.bounds as bounds
+    import cvxqreg.solvers.newton as newton
+
+    real = newton.newton_cg_maximize
+    tols = []
+
+    def spy(*args, **kwargs):
+        tols.append(kwargs["tol"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(newton, "newton_cg_maximize", spy)
+    qt1 = cvxqreg.lower(cvxqreg.problems.tomography("QT1", n_qubits=3).problem)
+    a = anchor_state(qt1)
+    assert tols == [bounds.CENTRE_TOLS[0]]
+    assert a.source == "maximum-entropy feasible state" and a.lam_lower > 1e-3
+    monkeypatch.setattr(bounds, "CENTRE_TOLS", (1e-11,))
+    ref = anchor_state(cvxqreg.lower(cvxqreg.problems.tomography("QT1", n_qubits=3).problem))
+    assert a.lam_lower == pytest.approx(ref.lam_lower, rel=1e-6)
+    assert np.abs(a.X - ref.X).max() <= 1e-6
+    monkeypatch.undo()
+    monkeypatch.setattr(newton, "newton_cg_maximize", spy)
+    tols.clear()
+    qt2 = cvxqreg.lower(cvxqreg.problems.tomography("QT2", n_qubits=3).problem)
+    assert anchor_state(qt2).X is None
+    assert tols == list(bounds.CENTRE_TOLS)
