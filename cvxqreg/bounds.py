@@ -405,7 +405,12 @@ CENTRE_TOLS = (1e-6, 1e-9, 1e-11)
 
 
 def _centre_state(
-    problem, reg: Regularizer, time_limit: float, source: str, geo: _Geometry
+    problem,
+    reg: Regularizer,
+    time_limit: float,
+    source: str,
+    geo: _Geometry,
+    start: np.ndarray | None = None,
 ) -> Anchor | None:
     """The anchor from ``argmin {Tr[phi(X)] : A(X) = q}``, by Newton on its dual (``H = 0``,
     eps = 1): the maximum-entropy state for von Neumann (``rho (x) sigma`` for two marginals),
@@ -415,7 +420,7 @@ def _centre_state(
     certified strictly feasible (checked only where Weyl's inequality allows it: ``lambda_min``
     of the state above the Frobenius norm of the correction its gradient calls for); the first
     stage with Newton's default preconditioning, the later ones preconditioned from their first
-    step."""
+    step. ``start``: a dual point to begin from instead of ``0`` where its gradient is smaller."""
     from .problem import LoweredProblem
     from .solvers.dual import DualOracle
     from .solvers.newton import newton_cg_maximize
@@ -431,6 +436,15 @@ def _centre_state(
     anchor = None
     try:
         oracle = DualOracle(lp0, 1.0, reg, "numpy")
+        if start is not None:
+            start = np.asarray(start, dtype=np.float64).reshape(-1)
+        if start is not None and start.shape == x.shape and np.all(np.isfinite(start)):
+            with np.errstate(all="ignore"):
+                ev0 = oracle.evaluate(x, want_state=False)
+                ev1 = oracle.evaluate(start, want_state=False)
+            if np.linalg.norm(ev1.grad) < np.linalg.norm(ev0.grad):
+                x, ev0 = start, ev1
+            oracle.prime(x, ev0)  # Newton's first evaluation
         # the tail is preconditioned from its first step: with preconditioning only once plain
         # CG grows costly ("auto") it was measured 2-4x slower on the maximum-entropy state and
         # analytic centre of QT2 with 9 qubits
@@ -607,7 +621,9 @@ def scale_to_marginals(
     return T
 
 
-def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anchor:
+def anchor_state(
+    problem, time_limit: float = 20.0, centre: bool = False, start: np.ndarray | None = None
+) -> Anchor:
     """A strictly feasible, well-centred state for :func:`feasible_upper_bound` (cached per
     problem).
 
@@ -621,7 +637,9 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
     Newton solve, within ``time_limit``) the analytic centre ``argmax {log det X : A(X) = q}`` is
     a candidate too whenever the others are not well centred: its smallest eigenvalue is
     typically far larger than that of ``rho (x) sigma`` (measured on random transport with
-    Wishart marginals, D = 36 and 64: 14-30 times).
+    Wishart marginals, D = 36 and 64: 14-30 times). ``start``: a dual point to start the
+    maximum-entropy search from instead of ``0`` if its gradient is smaller (the multipliers of a
+    von Neumann solve divided by its eps: exactly the maximum-entropy dual point when ``H = 0``).
     """
     cached = _ANCHORS.setdefault(problem, {})
     if centre in cached:
@@ -669,7 +687,9 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
         and max((a.lam_lower for a in cands), default=-math.inf) < _WELL_CENTRED * (tau or 1) / D
         and (not cands or max(a.lam_lower for a in cands) <= 0)
     ):
-        a = _centre_state(problem, VonNeumann(), time_limit, "maximum-entropy feasible state", geo)
+        a = _centre_state(
+            problem, VonNeumann(), time_limit, "maximum-entropy feasible state", geo, start
+        )
         if a is not None:
             cands.append(a)
     if (
@@ -702,10 +722,12 @@ def anchor_state(problem, time_limit: float = 20.0, centre: bool = False) -> Anc
     return best
 
 
-def anchor_states(problem, time_limit: float = 20.0, centre: bool = False) -> list[Anchor]:
+def anchor_states(
+    problem, time_limit: float = 20.0, centre: bool = False, start: np.ndarray | None = None
+) -> list[Anchor]:
     """Every certified strictly feasible candidate of :func:`anchor_state` (the best first);
     :func:`feasible_upper_bound` mixes with whichever gives the smallest bound."""
-    anchor_state(problem, time_limit, centre)
+    anchor_state(problem, time_limit, centre, start)
     return list(_ANCHORS[problem][centre][1])
 
 
@@ -784,6 +806,7 @@ def feasible_upper_bound(
     eig: bool | str = "auto",
     lam_min_X: float | None = None,
     lam_estimate: float | None = None,
+    anchor_start: np.ndarray | None = None,
 ) -> FeasibleBound:
     """``U >= F_0`` from an approximately feasible ``X`` (see the module docstring).
 
@@ -808,6 +831,9 @@ def feasible_upper_bound(
         is positive definite, a Cholesky factorization certifies ``lambda_min(X')`` above half
         that prediction (:func:`_certified_above`) instead of the eigenvalue solve, which runs
         only if the certificate fails.
+    anchor_start : ndarray, optional
+        A dual point for the maximum-entropy search of the default anchor
+        (:func:`anchor_state`'s ``start``).
 
     Returns
     -------
@@ -820,7 +846,7 @@ def feasible_upper_bound(
         # computed (and cached) only if the restored state itself is not certified positive
         # definite: finding an anchor can take one Newton solve of its own
         def anchors():
-            return anchor_states(problem)
+            return anchor_states(problem, start=anchor_start)
     elif isinstance(anchor, Anchor):
         anchors = [anchor]
     elif isinstance(anchor, np.ndarray):
@@ -995,11 +1021,13 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
         )
         lb = max(lb, lo)  # both rigorous; keep the sharper
     X = oracle.be.to_host(oracle.with_state(ev).X)
+    # with H = 0 a von Neumann solve's alpha / eps is the maximum-entropy anchor's dual point
+    start = np.asarray(ev.alpha) / oracle.eps if oracle.reg.name == "von_neumann" else None
     est = None
     if ev.w is not None:
         w = np.asarray(oracle.be.to_host(ev.w), dtype=np.float64)
         est = float(np.min(w)) if w.size and np.all(np.isfinite(w)) else None
-    return lb, feasible_upper_bound(problem, X, lam_estimate=est)
+    return lb, feasible_upper_bound(problem, X, lam_estimate=est, anchor_start=start)
 
 
 def user_bracket(problem, lower: float, upper: float) -> tuple[float, float]:
