@@ -1022,7 +1022,7 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
         lb = max(lb, lo)  # both rigorous; keep the sharper
     X = oracle.be.to_host(oracle.with_state(ev).X)
     # with H = 0 a von Neumann solve's alpha / eps is the maximum-entropy anchor's dual point
-    start = np.asarray(ev.alpha) / oracle.eps if oracle.reg.name == "von_neumann" else None
+    start = np.asarray(ev.alpha) / oracle.eps if isinstance(oracle.reg, VonNeumann) else None
     est = None
     if ev.w is not None:
         w = np.asarray(oracle.be.to_host(ev.w), dtype=np.float64)
