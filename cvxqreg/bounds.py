@@ -176,6 +176,9 @@ class _Geometry:
 
 _GEOMETRY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ANCHORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: per problem, ``(eps, alpha / eps)`` of the von Neumann solve with the largest eps so far: the
+#: maximum-entropy search of :func:`anchor_state` starts there when called without ``start``
+_ANCHOR_STARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: up to this many rows the Gram matrix is formed and diagonalized (m applications of A A*)
 _DENSE_GRAM_ROWS = 400
 
@@ -639,11 +642,15 @@ def anchor_state(
     typically far larger than that of ``rho (x) sigma`` (measured on random transport with
     Wishart marginals, D = 36 and 64: 14-30 times). ``start``: a dual point to start the
     maximum-entropy search from instead of ``0`` if its gradient is smaller (the multipliers of a
-    von Neumann solve divided by its eps: exactly the maximum-entropy dual point when ``H = 0``).
+    von Neumann solve divided by its eps: exactly the maximum-entropy dual point when ``H = 0``);
+    without it, that of the largest-eps von Neumann solve of this problem so far (recorded by
+    :func:`bracket_of_solve`), so that a later solve with another regularizer reuses it.
     """
     cached = _ANCHORS.setdefault(problem, {})
     if centre in cached:
         return cached[centre][0]
+    if start is None and problem in _ANCHOR_STARTS:
+        start = _ANCHOR_STARTS[problem][1]
     from .face import coupling_face
 
     face = coupling_face(problem)
@@ -1022,7 +1029,11 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
         lb = max(lb, lo)  # both rigorous; keep the sharper
     X = oracle.be.to_host(oracle.with_state(ev).X)
     # with H = 0 a von Neumann solve's alpha / eps is the maximum-entropy anchor's dual point
-    start = np.asarray(ev.alpha) / oracle.eps if isinstance(oracle.reg, VonNeumann) else None
+    start = None
+    if isinstance(oracle.reg, VonNeumann):
+        start = np.asarray(ev.alpha, dtype=np.float64) / oracle.eps
+        if oracle.eps >= _ANCHOR_STARTS.get(problem, (-math.inf,))[0]:
+            _ANCHOR_STARTS[problem] = (oracle.eps, start)
     est = None
     if ev.w is not None:
         w = np.asarray(oracle.be.to_host(ev.w), dtype=np.float64)

@@ -614,3 +614,40 @@ def test_max_entropy_anchor_starts_from_a_von_neumann_solve(monkeypatch):
     iters.clear()
     far = anchor_state(lowered(), start=np.full(lp.n_rows, 50.0))
     assert sum(iters) == n_cold and far.lam_lower == pytest.approx(cold.lam_lower, rel=1e-12)
+
+
+def test_anchor_search_reuses_the_dual_point_of_an_earlier_von_neumann_solve(monkeypatch):
+    """A von Neumann solve whose bound needs no anchor records ``alpha / eps``; a later solve of
+    the same problem with another regularizer that needs the anchor starts its search there:
+    fewer Newton iterations than from ``0``, the same anchor and the same bracket."""
+    import cvxqreg.bounds as bounds
+    import cvxqreg.solvers.newton as newton
+
+    real = newton.newton_cg_maximize
+    iters = []
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if kwargs.get("tol") in bounds.CENTRE_TOLS:
+            iters.append(out.iterations)
+        return out
+
+    monkeypatch.setattr(newton, "newton_cg_maximize", spy)
+
+    def lowered():
+        return cvxqreg.lower(cvxqreg.problems.tomography("QT1", n_qubits=3).problem)
+
+    quad = DualSolver("quadratic", backend="numpy", tol=1e-8)
+    cold_lp = lowered()
+    cold = quad(cold_lp, 0.1)
+    n_cold = sum(iters)
+    assert n_cold > 0 and cold.feasible_bound < math.inf
+    lp = lowered()
+    DualSolver("von_neumann", backend="numpy", tol=1e-8)(lp, 0.5)
+    assert lp not in bounds._ANCHORS  # its own state was certified: no anchor needed
+    iters.clear()
+    warm = quad(lp, 0.1)
+    assert len(iters) >= 1 and sum(iters) < n_cold  # searched, from the recorded point
+    assert warm.feasible_bound == pytest.approx(cold.feasible_bound, rel=1e-9, abs=1e-12)
+    a, b = anchor_state(lp), anchor_state(cold_lp)
+    assert a.lam_lower == pytest.approx(b.lam_lower, rel=1e-6)
