@@ -350,3 +350,78 @@ def test_von_neumann_trace_curvature_is_the_states_marginal(rng, eps, monkeypatc
             hc_ref, chc_ref = o._trace_curvature(ev)
         assert np.allclose(hc, hc_ref, rtol=0, atol=1e-13 * np.abs(hc_ref).max())
         assert chc == pytest.approx(chc_ref, rel=1e-14)
+
+
+def test_single_precision_copy_has_no_subnormals_and_keeps_the_scale(rng):
+    """``Backend.single``: ``b s`` equals ``a`` to single precision's rounding of its largest
+    entry, components below ``2^-60`` of it are zero, no component is subnormal, at any scale
+    (including scales beyond float32's range) and for transposed (F-ordered) input."""
+    from cvxqreg.backend import SINGLE_FLOOR, get_backend
+
+    be = get_backend("numpy")
+    tiny32 = np.finfo(np.float32).tiny
+    for scale in (1e-300, 1e-45, 1.0, 1e40, 1e300):
+        base = rng.standard_normal((40, 30)) + 1j * rng.standard_normal((40, 30))
+        mags = 10.0 ** rng.uniform(-120, 0, size=(40, 30))  # down to 1e-120 of the largest
+        for a in (scale * base * mags, (scale * base * mags).real.T):
+            b, s = be.single(a)
+            assert b.dtype == (np.complex64 if np.iscomplexobj(a) else np.float32)
+            comp = b.ravel(order="A").view(np.float32)
+            assert not np.any((comp != 0) & (np.abs(comp) < tiny32))
+            top = max(np.abs(a.real).max(), np.abs(a.imag).max())
+            err = np.abs(b.astype(np.complex128) * s - a)
+            assert err.max() <= 2 * (2.0**-24 + SINGLE_FLOOR) * top
+            assert s == pytest.approx(top, rel=1e-6)
+    b, s = be.single(np.zeros((3, 3)))
+    assert s == 1.0 and not b.any()
+
+
+@pytest.mark.parametrize("kind", ["QT1", "QT2"])  # complex rows; QT2 is real-reduced
+@pytest.mark.parametrize("reg", [VonNeumann(), Quadratic()], ids=lambda r: r.name)
+def test_single_precision_hessian_product_matches_double(kind, reg):
+    """The single-precision full Hessian product equals the double one to ``1e-5`` of its norm
+    (measured ``~2e-7``) at a converged point, at a random point, and at ``alpha = 0`` (a
+    diagonal ``W``: eigenvectors with exact zeros)."""
+    import cvxqreg
+    from cvxqreg import problems
+
+    lp = cvxqreg.lower(problems.tomography(kind, n_qubits=5).problem)
+    rng = np.random.default_rng(3)
+    sol = DualSolver(reg, backend="numpy", tol=1e-6)(lp, 1e-2)
+    o = DualOracle(lp, 1e-2, reg, "numpy")
+    for alpha in (sol.alpha, 0.3 * rng.standard_normal(lp.n_rows), np.zeros(lp.n_rows)):
+        ev = o.evaluate(alpha, want_state=False)
+        double = o.hessian_operator(ev, "full")
+        single = o.hessian_operator(ev, "full", single=True)
+        for v in rng.standard_normal((3, lp.n_rows)):
+            ref = double(v)
+            assert np.linalg.norm(single(v) - ref) <= 1e-5 * np.linalg.norm(ref)
+
+
+def test_newton_takes_single_precision_products_only_while_cg_is_loose(monkeypatch):
+    """Newton asks for single-precision products exactly when CG's relative residual target
+    ``min(0.5, sqrt(||grad||))`` is at least ``SINGLE_PRECISION_RTOL``; the solve reaches the
+    same optimum as with double products throughout."""
+    import cvxqreg
+    import cvxqreg.solvers.dual as dual
+    from cvxqreg import problems
+
+    lp = cvxqreg.lower(problems.tomography("QT1", n_qubits=6).problem)
+    seen = []
+    real = DualOracle.hessian_operator
+
+    def spy(self, ev, products="auto", single=False):
+        seen.append((float(np.linalg.norm(ev.grad)), single))
+        return real(self, ev, products, single)
+
+    monkeypatch.setattr(DualOracle, "hessian_operator", spy)
+    solver = DualSolver("von_neumann", backend="numpy", tol=1e-9, hessian="cg")
+    r = solver(lp, 1e-2)
+    assert r.status == "converged" and seen
+    floor = dual.SINGLE_PRECISION_RTOL["numpy"]
+    assert all(single == (min(0.5, np.sqrt(g)) >= floor) for g, single in seen)
+    assert any(s for _, s in seen) and not seen[-1][1]
+    monkeypatch.setitem(dual.SINGLE_PRECISION_RTOL, "numpy", None)
+    ref = solver(lp, 1e-2)
+    assert abs(r.dual_value - ref.dual_value) <= 1e-9 * max(1.0, abs(ref.dual_value))
+    assert np.linalg.norm(r.alpha - ref.alpha) <= 1e-6 * max(1.0, np.linalg.norm(ref.alpha))

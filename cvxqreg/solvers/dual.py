@@ -43,7 +43,13 @@ from ..operators.blocks import block_eigh
 from ..problem import LoweredProblem
 from ..regularizers import Regularizer
 
-__all__ = ["LOW_RANK_GAP", "LOW_RANK_MAX_FRACTION", "DualOracle", "Evaluation"]
+__all__ = [
+    "LOW_RANK_GAP",
+    "LOW_RANK_MAX_FRACTION",
+    "SINGLE_PRECISION_RTOL",
+    "DualOracle",
+    "Evaluation",
+]
 
 #: eigenvalues with weight below this fraction of the largest are dropped when forming X
 _WEIGHT_CUTOFF = 1e-18
@@ -56,6 +62,10 @@ LOW_RANK_GAP = 37.0
 #: and breaks even near r/D = 0.8 for partial-trace and Pauli rows alike. CuPy: not yet measured
 #: on a device (benchmarks/gpu_check.py measures it); the NumPy value meanwhile
 LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
+#: conjugate gradients whose relative residual target is at least this take single-precision
+#: full Hessian products (:meth:`DualOracle.single_products`), per backend (``None``: never).
+#: CuPy: not yet measured on a device
+SINGLE_PRECISION_RTOL = {"numpy": 1e-2, "cupy": None}
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
@@ -276,7 +286,14 @@ class DualOracle:
             X = X.astype(self.be.xp.complex128)
         return X
 
-    def hessian_operator(self, ev: Evaluation, products: str = "auto"):
+    def single_products(self, rtol: float) -> bool:
+        """Whether conjugate gradients to the relative residual ``rtol`` take single-precision
+        full Hessian products (:meth:`_full_product`): per backend,
+        :data:`SINGLE_PRECISION_RTOL`."""
+        floor = SINGLE_PRECISION_RTOL.get(self.be.name)
+        return floor is not None and rtol >= floor
+
+    def hessian_operator(self, ev: Evaluation, products: str = "auto", single: bool = False):
         """``v -> -Hess D(alpha) v`` (positive semidefinite) at an evaluation, on the host.
 
         Daleckii-Krein (docs/theory.md, 'Daleckii-Krein Hessian'): with ``t = lam / eps`` and the
@@ -292,7 +309,8 @@ class DualOracle:
 
         ``products``: ``"full"``, ``"low_rank"`` (:meth:`_low_rank_split`, where the regularizer
         allows it) or ``"auto"`` (low rank when the top block is at most
-        :data:`LOW_RANK_MAX_FRACTION` of ``D`` for this backend).
+        :data:`LOW_RANK_MAX_FRACTION` of ``D`` for this backend). ``single``: full products in
+        single precision (:meth:`single_products` says when).
         """
         if products not in HESSIAN_PRODUCTS:
             raise InvalidInputError(
@@ -304,7 +322,7 @@ class DualOracle:
             if split > frac * ev.U.shape[0]:
                 split = None
         if split is None:
-            neg_hess = self._full_product(ev)
+            neg_hess = self._full_product(ev, single)
             along = self._trace_curvature(ev)
         else:
             neg_hess = self._low_rank_product(ev, split)
@@ -323,17 +341,39 @@ class DualOracle:
         a = self.be.asarray(v, dtype=self.be.xp.float64)
         return self.A.adjoint_real(a) if self.real else self.A.adjoint(a)
 
-    def _full_product(self, ev: Evaluation):
-        """``v -> -(1/eps) A(U (G o (U^* A*(v) U)) U^*)``: four ``D x D`` products."""
+    def _full_product(self, ev: Evaluation, single: bool = False):
+        """``v -> -(1/eps) A(U (G o (U^* A*(v) U)) U^*)``: four ``D x D`` products.
+
+        ``single``: the four products in single precision, each factor scaled to unit maximum
+        with its negligible components zeroed (:meth:`~cvxqreg.backend.Backend.single`, no
+        subnormal arithmetic); ``A`` and ``A*`` stay in double precision. The result is exact
+        to about ``1e-7`` of its norm: for conjugate gradients run to a loose tolerance."""
         U = ev.U
         G = self.reg.divided_differences(ev.lam / self.eps)
         Uh = U.conj().T
+        if not single:
 
-        def neg_hess(v):
-            C = G * (Uh @ self._adjoint(v) @ U)
-            return self.be.to_host(self.A.apply(U @ C @ Uh)) / self.eps
+            def neg_hess(v):
+                C = G * (Uh @ self._adjoint(v) @ U)
+                return self.be.to_host(self.A.apply(U @ C @ Uh)) / self.eps
 
-        return neg_hess
+            return neg_hess
+
+        be = self.be
+        U1 = be.single(U, scale=False)[0]  # |U_ij| <= 1
+        Uh1 = U1.conj().T
+        G1, sg = be.single(G)
+
+        def neg_hess_single(v):
+            E, s = be.single(self._adjoint(v))
+            B, s1 = be.single(Uh1 @ E)
+            C, s2 = be.single(G1 * (B @ U1))
+            Y, s3 = be.single(U1 @ C)
+            X = (Y @ Uh1).astype(U.dtype)
+            scale = s * s1 * s2 * s3 * sg / self.eps
+            return be.to_host(self.A.apply(X)) * scale
+
+        return neg_hess_single
 
     def _low_rank_split(self, ev: Evaluation) -> int | None:
         """The size ``r`` of the top block ``T`` of eigenvalues (``t = lam/eps`` above the

@@ -252,9 +252,9 @@ def newton_cg_maximize(
                 mu = max(mu, float(np.trace(Hm)) / Hm.shape[0] * min(SEMISMOOTH_SHIFT, gn))
             p = _dense_step(Hm, -g, mu)
         else:
-            M = oracle.hessian_operator(ev, products)
-            M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             rtol, cap = min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10)
+            M = oracle.hessian_operator(ev, products, oracle.single_products(rtol))
+            M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             pre = None
             attempt = build is not None and (n_pcg > 0 or cg_last >= start)
             if attempt:
