@@ -36,6 +36,13 @@ SMALL_DIM = 640
 #: 1.90, 2.14 at 1024, 1600, 2500 with one); real 0.61-0.89 everywhere
 EVR_MIN_DIM = 1200
 
+#: inside a one-thread section (:meth:`Backend.threads_for`) complex Hermitian matrices at least
+#: this large are still diagonalized with the default thread count; measured on the 2-core
+#: machine (benchmarks/results/eigh_threads.md): default / one thread 0.5-0.6 for complex
+#: D = 512-625, 0.8 at 400, 0.7-0.9 at 256; about 1 for real D <= 529 and for the values-only
+#: solve, so those stay on one thread
+THREADED_EIGH_MIN_DIM = 384
+
 #: :meth:`Backend.single` zeroes the components below this (relative to the largest)
 SINGLE_FLOOR = 2.0**-60
 
@@ -141,6 +148,9 @@ class Backend:
                 return diagonal
             if np.iscomplexobj(a) and a.shape[0] >= EVR_MIN_DIM:
                 return scipy.linalg.eigh(a, overwrite_a=False, check_finite=False, driver="evr")
+            if np.iscomplexobj(a) and a.shape[0] >= THREADED_EIGH_MIN_DIM and _threads_before() > 1:
+                with blas_controller().limit(limits=_ONE_THREAD[-1], user_api="blas"):
+                    return _syevd(a, True)
             return _syevd(a, True)
         return self.xp.linalg.eigh(a)
 
@@ -219,7 +229,7 @@ class Backend:
         """
         if self.name != "numpy" or dim >= SMALL_DIM:
             return contextlib.nullcontext()
-        return blas_controller().limit(limits=1, user_api="blas")
+        return _one_thread()
 
     def synchronize(self) -> None:
         """Wait for queued device work to finish (for honest timings); no-op on the host."""
@@ -239,6 +249,30 @@ def blas_controller():
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+#: the thread counts in force before each open one-thread section (innermost last): complex
+#: eigendecompositions of at least THREADED_EIGH_MIN_DIM run with it
+_ONE_THREAD: list[int] = []
+
+
+def _threads_before() -> int:
+    """The thread count before the innermost open one-thread section (``0`` outside any)."""
+    return _ONE_THREAD[-1] if _ONE_THREAD else 0
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Host BLAS limited to one thread (:meth:`Backend.threads_for`), remembering the count
+    before it for :meth:`Backend.eigh`."""
+    ctl = blas_controller()
+    before = max((i["num_threads"] for i in ctl.info() if i["user_api"] == "blas"), default=1)
+    with ctl.limit(limits=1, user_api="blas"):
+        _ONE_THREAD.append(before)
+        try:
+            yield
+        finally:
+            _ONE_THREAD.pop()
 
 
 def blas_threads() -> str:

@@ -193,3 +193,17 @@ def test_small_overhead_benchmark(tmp_path):
     from cvxqreg.solvers import newton
 
     assert backend._syevd is mod._new_syevd and newton._dense_step is mod._new_dense_step
+
+
+def test_eigh_threads_benchmark_small(tmp_path):
+    out = tmp_path / "threads.md"
+    args = ["--dims", "16", "--tomography", "8", "--repeats", "1", "--out", str(out)]
+    text = load("eigh_threads").main(args)
+    assert out.read_text() == text
+    rows = [r.split("|") for r in text.splitlines() if r.startswith("| Q")]
+    assert [(r[1].strip(), r[2].strip()) for r in rows] == [
+        ("QWD, complex", "16"),
+        ("QWD real part", "16"),
+        ("QT1, complex", "8"),
+    ]
+    assert all(float(c) > 0 for r in rows for c in r[3:-1])

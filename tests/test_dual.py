@@ -425,3 +425,38 @@ def test_newton_takes_single_precision_products_only_while_cg_is_loose(monkeypat
     ref = solver(lp, 1e-2)
     assert abs(r.dual_value - ref.dual_value) <= 1e-9 * max(1.0, abs(ref.dual_value))
     assert np.linalg.norm(r.alpha - ref.alpha) <= 1e-6 * max(1.0, np.linalg.norm(ref.alpha))
+
+
+def test_large_complex_eigh_keeps_the_threads_of_a_one_thread_section(monkeypatch):
+    """Inside ``threads_for`` (one BLAS thread) a complex eigendecomposition of at least
+    ``THREADED_EIGH_MIN_DIM`` runs with the thread count from before the section; smaller and
+    real ones with one thread; the result is the same decomposition."""
+    import cvxqreg.backend as B
+
+    be = B.get_backend("numpy")
+    ctl = B.blas_controller()
+    seen = []
+    real = B._syevd
+
+    def spy(a, vectors):
+        seen.append(max(i["num_threads"] for i in ctl.info() if i["user_api"] == "blas"))
+        return real(a, vectors)
+
+    monkeypatch.setattr(B, "_syevd", spy)
+    monkeypatch.setattr(B, "THREADED_EIGH_MIN_DIM", 24)
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((24, 24)) + 1j * rng.standard_normal((24, 24))
+    Z = Z + Z.conj().T
+    R = Z.real.copy()
+    with ctl.limit(limits=2, user_api="blas"):
+        with be.threads_for(24):
+            w, V = be.eigh(Z)
+            be.eigh(R)
+            be.eigh(Z[:20, :20].copy())
+        after = max(i["num_threads"] for i in ctl.info() if i["user_api"] == "blas")
+    assert seen == [2, 1, 1] and after == 2
+    np.testing.assert_allclose(V @ np.diag(w) @ V.conj().T, Z, atol=1e-12)
+    seen.clear()
+    with ctl.limit(limits=1, user_api="blas"), be.threads_for(24):
+        be.eigh(Z)  # a user's single thread is kept
+    assert seen == [1]
