@@ -465,7 +465,9 @@ def _centre_state(
                     eager_preconditioner=tol < CENTRE_TOLS[0],
                 )
                 x = out.x
-                ev = oracle.evaluate(x)
+                # Newton's last evaluation is at x: only the state is formed (no new eigh)
+                ev = out.evaluation
+                ev = oracle.evaluate(x) if ev is None else oracle.with_state(ev)
             if not np.isfinite(ev.value):
                 return None
             need = _zeta(float(np.linalg.norm(ev.grad)), geo)
