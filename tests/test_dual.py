@@ -460,3 +460,38 @@ def test_large_complex_eigh_keeps_the_threads_of_a_one_thread_section(monkeypatc
     with ctl.limit(limits=1, user_api="blas"), be.threads_for(24):
         be.eigh(Z)  # a user's single thread is kept
     assert seen == [1]
+
+
+@pytest.mark.parametrize("real", [False, True])
+@pytest.mark.parametrize("reg", [VonNeumann(), Quadratic()], ids=lambda r: r.name)
+def test_hessian_product_at_a_diagonal_iterate_skips_the_matrix_products(real, reg, monkeypatch):
+    """At ``alpha = 0`` with a diagonal cost of distinct entries the eigenvectors are a
+    permutation: the product is ``A(G' o A*(v)) / eps`` (``G'`` permuted back), equal to the
+    general formula's four matrix products."""
+    import cvxqreg
+    import cvxqreg.solvers.dual as dual
+    from cvxqreg import problems
+
+    rng = np.random.default_rng(7)
+    base = cvxqreg.lower(problems.tomography("QT1", n_qubits=4).problem)
+    h = rng.permutation(np.linspace(-1.0, 1.0, base.dim))
+    H = np.diag(h) if real else np.diag(h).astype(complex)
+    lp = LoweredProblem(H, base.A, base.q)
+    o = DualOracle(lp, 0.3, reg, "numpy", eliminate=False)
+    ev = o.evaluate(np.zeros(lp.n_rows), want_state=False)
+    assert dual._permutation(o.be, ev.U) is not None
+    U, G = ev.U, reg.divided_differences(ev.lam / 0.3)
+    v = rng.standard_normal(lp.n_rows)
+    E = o._adjoint(v)
+    ref = o.A.apply(U @ (G * (U.conj().T @ E @ U)) @ U.conj().T) / 0.3
+    assert np.ptp(G) > 0.1  # the permutation matters
+    got = o.hessian_operator(ev, "full")(v)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+    # not a permutation: a rotation, a signed permutation, a permutation with a wrong entry
+    c, s = np.cos(0.3), np.sin(0.3)
+    R = np.eye(4)
+    R[:2, :2] = [[c, -s], [s, c]]
+    P = np.eye(4)[[2, 0, 3, 1]]
+    be = o.be
+    assert dual._permutation(be, P) is not None
+    assert all(dual._permutation(be, M) is None for M in (R, -P, 2 * P, np.zeros((4, 4))))

@@ -107,6 +107,20 @@ class Evaluation:
 HESSIAN_PRODUCTS = ("auto", "full", "low_rank")
 
 
+def _permutation(be, U):
+    """``p`` with ``U[p[k], k] = 1`` and every other entry zero when ``U`` is a permutation matrix
+    (the eigenvectors :meth:`~cvxqreg.backend.Backend.eigh` returns for a diagonal matrix), else
+    ``None``; one pass over ``U``."""
+    xp = be.xp
+    n = U.shape[0]
+    if U.ndim != 2 or U.shape[1] != n or int(xp.count_nonzero(U)) != n:
+        return None
+    p = xp.argmax(xp.abs(U), axis=0)
+    if not bool(xp.all(U[p, xp.arange(n)] == 1)):
+        return None
+    return p
+
+
 class DualOracle:
     """Evaluates ``D_eps``, its gradient and the primal state for one problem and one ``eps``.
 
@@ -350,6 +364,18 @@ class DualOracle:
         to about ``1e-7`` of its norm: for conjugate gradients run to a loose tolerance."""
         U = ev.U
         G = self.reg.divided_differences(ev.lam / self.eps)
+        perm = _permutation(self.be, U)
+        if perm is not None:
+            # U is a permutation (W was diagonal: alpha = 0 with a diagonal cost, where every
+            # tomography solve starts): U (G o (U^* E U)) U^* = G' o E with G' = G permuted back,
+            # O(D^2) instead of four matrix products
+            Gp = self.be.xp.empty_like(G)
+            Gp[perm[:, None], perm[None, :]] = G
+
+            def neg_hess_diagonal(v):
+                return self.be.to_host(self.A.apply(Gp * self._adjoint(v))) / self.eps
+
+            return neg_hess_diagonal
         Uh = U.conj().T
         if not single:
 
