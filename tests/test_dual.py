@@ -495,3 +495,19 @@ def test_hessian_product_at_a_diagonal_iterate_skips_the_matrix_products(real, r
     be = o.be
     assert dual._permutation(be, P) is not None
     assert all(dual._permutation(be, M) is None for M in (R, -P, 2 * P, np.zeros((4, 4))))
+
+
+def test_oracles_of_one_problem_share_its_lazily_built_data():
+    """Data built from the problem alone (here the sparse row entries) are built once per
+    problem, backend and elimination, not once per oracle (per solve)."""
+    import cvxqreg
+    from cvxqreg import problems
+
+    lp = cvxqreg.lower(problems.wasserstein(3).problem)
+    a = DualOracle(lp, 0.1, VonNeumann(), "numpy")
+    ent = a._row_entries()
+    b = DualOracle(lp, 0.5, Quadratic(), "numpy")
+    assert b._row_entries() is ent
+    assert DualOracle(lp, 0.1, VonNeumann(), "numpy", eliminate=False)._shared is not a._shared
+    other = cvxqreg.lower(problems.wasserstein(3).problem)
+    assert DualOracle(other, 0.1, VonNeumann(), "numpy")._row_entries() is not ent

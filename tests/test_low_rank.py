@@ -333,4 +333,5 @@ def test_dense_low_rank_hessian_from_marginal_entries_matches_the_sparse_rows(rn
         structured = oracle.low_rank_hessian_matrix(ev, r)
         oracle._shared["marginal_rows"] = None  # the generic path: sparse rows
         sparse = oracle.low_rank_hessian_matrix(ev, r)
+        del oracle._shared["marginal_rows"]  # shared with the problem's other oracles
         assert np.abs(structured - sparse).max() <= 1e-13 * np.abs(sparse).max()

@@ -107,6 +107,10 @@ class Evaluation:
 HESSIAN_PRODUCTS = ("auto", "full", "low_rank")
 
 
+#: per problem, ``{(backend name, elimination): {name: data}}``: :attr:`DualOracle._shared`
+_PROBLEM_DATA: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _permutation(be, U):
     """``p`` with ``U[p[k], k] = 1`` and every other entry zero when ``U`` is a permutation matrix
     (the eigenvectors :meth:`~cvxqreg.backend.Backend.eigh` returns for a diagonal matrix), else
@@ -181,7 +185,11 @@ class DualOracle:
         self.n_evals = 0
         self._primed = None  # (alpha, eps, Evaluation) for the next evaluate at that alpha
         self.last_products = None  # which Hessian product the last hessian_operator built
-        self._shared: dict[str, Any] = {}  # lazily built data, shared with with_eps copies
+        # lazily built data that depend on the problem alone (row stacks, sparse entries,
+        # marginal structure): shared by every oracle of this problem on this backend with the
+        # same elimination, so a solver called on one problem again and again builds them once
+        key = (self.be.name, self.c is not None)
+        self._shared: dict[str, Any] = _PROBLEM_DATA.setdefault(problem, {}).setdefault(key, {})
 
     def with_eps(self, eps: float) -> DualOracle:
         """The same problem and device data at another ``eps`` (no new transfers)."""
