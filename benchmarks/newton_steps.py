@@ -26,6 +26,9 @@ stage_reduction=None"``; an empty string for the options alone), one row each.
 ``--semismooth-shift`` sets :data:`cvxqreg.solvers.newton.SEMISMOOTH_SHIFT` (0: off), one row
 per value.
 
+``--single-rtol`` sets ``cvxqreg.solvers.dual.SINGLE_PRECISION_RTOL["numpy"]`` (``None``:
+double-precision Hessian products throughout), one row per value.
+
 ``--preconditioner`` runs every case once per value given (``none``: plain CG, as before the
 marginal preconditioner; ``marginal``; ``auto``: the default), one row each, for before/after
 comparisons in one table.
@@ -186,12 +189,20 @@ def main(argv=None):
         help="option sets (comma-separated name=value, on top of --option): one row per case "
         "and set, for before/after comparisons in one table",
     )
+    ap.add_argument(
+        "--single-rtol",
+        nargs="+",
+        default=[str(dual.SINGLE_PRECISION_RTOL["numpy"])],
+        help="SINGLE_PRECISION_RTOL['numpy'] value(s) ('None': double-precision products "
+        "throughout): one row per case and value",
+    )
     ap.add_argument("--eps", type=float, default=None, help="override every case's eps")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     cmd = sys.argv[1:] if argv is None else argv
     opts = parse_options(args.option)
     defaults = {c: getattr(newton, c) for c in CONSTANTS.values()}
+    single_default = dual.SINGLE_PRECISION_RTOL["numpy"]
     counts = Counts()
     counts.install()
     rows = []
@@ -200,15 +211,18 @@ def main(argv=None):
             label, eps, make = CASES[name]
             eps = eps if args.eps is None else args.eps
             runs = [
-                (p, f, c, sh)
+                (p, f, c, sh, sr)
                 for p in args.preconditioner
                 for f in args.capped_dense
                 for c in args.compare
                 for sh in args.semismooth_shift
+                for sr in args.single_rtol
             ]
-            for pre, factor, extra, shift in runs:
+            for pre, factor, extra, shift, single in runs:
                 extra_opts = parse_options([kv for kv in extra.split(",") if kv])
                 newton.CAPPED_DENSE_FACTOR, newton.SEMISMOOTH_SHIFT = factor, shift
+                single = None if single.lower() == "none" else float(single)
+                dual.SINGLE_PRECISION_RTOL["numpy"] = single
                 prob = make()  # afresh: lazily cached problem data would favour later runs
                 # the full-space dual: IM's marginals are singular and would otherwise be
                 # solved on their face (benchmarks/results/face.md measures that)
@@ -228,7 +242,7 @@ def main(argv=None):
                     f"{c.pre} | "
                     f"{c.short}/{c.steps} | {c.ls_evals} | {res.dual_value:.12g} | "
                     f"{res.grad_norm:.1e} | {rate:.2f} | {cos:.4f} | {cpu:.2f} | {wall:.2f} | "
-                    f"{extra or '-'} | {shift:g} |"
+                    f"{extra or '-'} | {shift:g} | {single} |"
                 )
                 print(row, flush=True)
                 rows.append(row)
@@ -236,6 +250,7 @@ def main(argv=None):
         counts.uninstall()
         for constant, value in defaults.items():
             setattr(newton, constant, value)
+        dual.SINGLE_PRECISION_RTOL["numpy"] = single_default
     threads = os.environ.get("OPENBLAS_NUM_THREADS")
     env = f"OPENBLAS_NUM_THREADS={threads} " if threads else ""
     head = [
@@ -250,8 +265,8 @@ def main(argv=None):
         "Hessian products | dense low-rank Hessians | "
         "preconditioners | shortened steps | line-search evals | dual value | grad norm | "
         "median grad ratio | median cos | CPU [s] | wall [s] | options compared | "
-        "semismooth shift |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "semismooth shift | single-precision rtol |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     return write_report(head + rows, args.out)
 
