@@ -207,3 +207,16 @@ def test_eigh_threads_benchmark_small(tmp_path):
         ("QT1, complex", "8"),
     ]
     assert all(float(c) > 0 for r in rows for c in r[3:-1])
+
+
+def test_newton_steps_benchmark_compares_single_precision_thresholds():
+    """One row per threshold, the module constant restored afterwards; the counts of a tiny QT1
+    case do not depend on the threshold (its products are few and the solve converges)."""
+    from cvxqreg.solvers import dual
+
+    before = dual.SINGLE_PRECISION_RTOL["numpy"]
+    text = load("newton_steps").main(["--cases", "qt6", "--single-rtol", "None", "0.1"])
+    assert dual.SINGLE_PRECISION_RTOL["numpy"] == before
+    rows = [r.split("|") for r in text.splitlines() if r.startswith("| QT1")]
+    assert [r[-2].strip() for r in rows] == ["None", "0.1"]
+    assert all(r[6].strip() == "converged" for r in rows)
