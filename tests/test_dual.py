@@ -511,3 +511,33 @@ def test_oracles_of_one_problem_share_its_lazily_built_data():
     assert DualOracle(lp, 0.1, VonNeumann(), "numpy", eliminate=False)._shared is not a._shared
     other = cvxqreg.lower(problems.wasserstein(3).problem)
     assert DualOracle(other, 0.1, VonNeumann(), "numpy")._row_entries() is not ent
+
+
+@pytest.mark.parametrize("kind", ["QT1", "QT2", "QT3"])
+def test_quadratic_trace_curvature_from_the_smaller_block(kind):
+    """Quadratic has ``psi'' = 1`` on the support and ``0`` off it: the curvature along the
+    trace direction ``A(U diag(psi'') U^*)`` is formed from the support, or as
+    ``A(I) - A(U_off U_off^*)`` when the support is most of the spectrum; both equal the explicit
+    form to rounding (at the optimum, at half of it and at ``alpha = 0``)."""
+    import cvxqreg
+    from cvxqreg import problems
+
+    lp = cvxqreg.lower(problems.tomography(kind, n_qubits=5).problem)
+    r = DualSolver("quadratic", backend="numpy", tol=1e-8)(lp, 0.05)
+    o = DualOracle(lp, 0.05, Quadratic(), "numpy")
+    sizes = set()
+    for alpha in (r.alpha, 0.5 * r.alpha, np.zeros(lp.n_rows)):
+        ev = o.evaluate(alpha, want_state=False)
+        hc, chc = o._trace_curvature(ev)
+        d2 = np.maximum(Quadratic().d2psi(ev.lam / 0.05), 0.0)
+        ref = o.A.apply(ev.U @ np.diag(d2) @ ev.U.conj().T) / 0.05
+        assert np.abs(hc - ref).max() <= 1e-13 * np.abs(ref).max()
+        assert chc == pytest.approx(d2.sum() / 0.05, rel=1e-14)
+        sizes.add(2 * int(np.count_nonzero(d2)) > d2.size)
+        # the top r eigenvalues only (the low-rank products' truncation): no complement there
+        rr = lp.dim - 3
+        hc_r, _ = o._trace_curvature(ev, rr)
+        UT, dT = ev.U[:, -rr:], d2[-rr:]
+        ref_r = o.A.apply(UT @ np.diag(dT) @ UT.conj().T) / 0.05
+        assert np.abs(hc_r - ref_r).max() <= 1e-13 * max(np.abs(ref_r).max(), 1e-300)
+    assert True in sizes  # the complement was taken at least once
