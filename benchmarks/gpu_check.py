@@ -6,7 +6,9 @@ Steps (each with its own share of the budget; a step that runs out is reported, 
 1. ``pytest -k "cupy or backend"``: every test parametrized over the CuPy backend.
 2. ``benchmarks/low_rank_products.py --backend cupy``: time of the low-rank Hessian-vector product
    against the full one on the device (the measurement behind ``LOW_RANK_MAX_FRACTION["cupy"]``
-   in ``cvxqreg/solvers/dual.py``), written to ``results/low_rank_products_cupy.md``.
+   in ``cvxqreg/solvers/dual.py``), and the single-precision full product against the double one
+   (behind ``SINGLE_PRECISION_RTOL["cupy"]``, off until measured), written to
+   ``results/low_rank_products_cupy.md``.
 3. ``benchmarks/paper_tables.py --scale paper --backend cupy`` for QWD n = 50 (D = 2500) and
    IM N = 5 (D = 1024), von Neumann, eps = 1e-2, tol 1e-6, no baseline, with a per-cell time
    limit, written to ``results/paper_tables_gpu.md``. (IM's marginals are singular, so it is

@@ -8,7 +8,9 @@ The spectrum is synthetic (r eigenvalues within 5 of the top, the rest more than
 units of eps), the eigenvectors those of a random iterate; the relative difference between the
 two products is reported too. This is the measurement behind
 ``cvxqreg.solvers.dual.LOW_RANK_MAX_FRACTION`` (the largest r/D at which the low-rank product is
-chosen), per backend.
+chosen), per backend. The last column: the full product in single precision against the full
+one in double (``time(single) / time(double)`` and their relative difference), the measurement
+behind ``cvxqreg.solvers.dual.SINGLE_PRECISION_RTOL`` per backend.
 
 Usage:  python benchmarks/low_rank_products.py [--backend numpy|cupy] [--sizes 8 16 24 32]
             [--fractions 0.01 0.1 0.3 0.5 0.7 0.9] [--out benchmarks/results/low_rank_products.md]
@@ -72,13 +74,17 @@ def median_time(fn, be, repeats=5):
 
 
 def measure(be, lp, fractions, rng):
-    """``(D, t_full, [(r, ratio, rel_diff)])`` on one problem."""
+    """``(D, t_full, (single ratio, single rel_diff), [(r, ratio, rel_diff)])`` on one problem."""
     oracle = DualOracle(lp, 1.0, VonNeumann(), be)
     ev0 = oracle.evaluate(np.zeros(lp.n_rows), want_state=False)
     D = lp.dim
     v = rng.normal(size=lp.n_rows)
     full = oracle.hessian_operator(ev0, "full")
     t_full = median_time(lambda: full(v), be)
+    single = oracle.hessian_operator(ev0, "full", single=True)
+    ref0 = full(v)
+    single_diff = float(np.abs(single(v) - ref0).max() / np.abs(ref0).max())
+    single_cell = (median_time(lambda: single(v), be) / t_full, single_diff)
     rows = []
     for f in fractions:
         r = max(1, min(D, round(f * D)))
@@ -89,7 +95,7 @@ def measure(be, lp, fractions, rng):
         ref = oracle.hessian_operator(ev, "full")(v)
         diff = float(np.abs(low(v) - ref).max() / np.abs(ref).max())
         rows.append((r, median_time(lambda low=low: low(v), be) / t_full, diff))
-    return D, t_full, rows
+    return D, t_full, single_cell, rows
 
 
 def main(argv=None):
@@ -108,14 +114,17 @@ def main(argv=None):
         f"({be.device}); BLAS threads: {blas_threads()}\n",
         "Each cell: time(low-rank) / time(full), median of 5 (process CPU time on NumPy, device "
         "wall time on CuPy); in brackets the relative difference of the two products.\n",
-        "| rows | D | full [ms] | " + " | ".join(f"r/D = {f:g}" for f in args.fractions) + " |",
-        "|---|---|---|" + "---|" * len(args.fractions),
+        "| rows | D | full [ms] | "
+        + " | ".join(f"r/D = {f:g}" for f in args.fractions)
+        + " | single-precision full |",
+        "|---|---|---|" + "---|" * (len(args.fractions) + 1),
     ]
     print("\n".join(lines), flush=True)
     for name, make in (("partial traces", transport), ("Pauli strings", pauli)):
         for n in args.sizes:
-            D, t_full, rows = measure(be, make(rng, n), args.fractions, rng)
+            D, t_full, single, rows = measure(be, make(rng, n), args.fractions, rng)
             cells = [f"{ratio:.2f} ({diff:.0e})" for _, ratio, diff in rows]
+            cells.append(f"{single[0]:.2f} ({single[1]:.0e})")
             lines.append(f"| {name} | {D} | {1e3 * t_full:.1f} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
     if args.out:

@@ -406,7 +406,8 @@ def test_newton_takes_single_precision_products_only_while_cg_is_loose(monkeypat
     import cvxqreg.solvers.dual as dual
     from cvxqreg import problems
 
-    lp = cvxqreg.lower(problems.tomography("QT1", n_qubits=6).problem)
+    lp = cvxqreg.lower(problems.tomography("QT1", n_qubits=7).problem)
+    assert lp.dim >= dual.SINGLE_PRECISION_MIN_DIM
     seen = []
     real = DualOracle.hessian_operator
 
@@ -541,3 +542,16 @@ def test_quadratic_trace_curvature_from_the_smaller_block(kind):
         ref_r = o.A.apply(UT @ np.diag(dT) @ UT.conj().T) / 0.05
         assert np.abs(hc_r - ref_r).max() <= 1e-13 * max(np.abs(ref_r).max(), 1e-300)
     assert True in sizes  # the complement was taken at least once
+
+
+def test_single_precision_products_only_from_the_minimum_dimension():
+    import cvxqreg
+    import cvxqreg.solvers.dual as dual
+    from cvxqreg import problems
+
+    small = cvxqreg.lower(problems.tomography("QT1", n_qubits=6).problem)  # D = 64
+    large = cvxqreg.lower(problems.tomography("QT1", n_qubits=7).problem)  # D = 128
+    assert small.dim < dual.SINGLE_PRECISION_MIN_DIM <= large.dim
+    assert not DualOracle(small, 0.1, VonNeumann(), "numpy").single_products(0.5)
+    assert DualOracle(large, 0.1, VonNeumann(), "numpy").single_products(0.5)
+    assert not DualOracle(large, 0.1, VonNeumann(), "numpy").single_products(1e-3)

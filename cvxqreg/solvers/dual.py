@@ -69,6 +69,10 @@ LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 #: instead of 15 (259 Hessian products instead of 179); their CPU times (D <= 576, mostly
 #: low-rank products) are within the machine's noise. CuPy: not yet measured on a device
 SINGLE_PRECISION_RTOL = {"numpy": 0.1, "cupy": None}
+#: ... and only from this dimension on: a single-precision full product took 1.03-1.04 of the
+#: double one at D = 64 (its conversions cost what its matrix products save), 0.6-0.8 at
+#: D >= 256 (NumPy, one thread; benchmarks/results/low_rank_products.md, last column)
+SINGLE_PRECISION_MIN_DIM = 128
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
@@ -314,9 +318,9 @@ class DualOracle:
     def single_products(self, rtol: float) -> bool:
         """Whether conjugate gradients to the relative residual ``rtol`` take single-precision
         full Hessian products (:meth:`_full_product`): per backend,
-        :data:`SINGLE_PRECISION_RTOL`."""
+        :data:`SINGLE_PRECISION_RTOL`, from :data:`SINGLE_PRECISION_MIN_DIM` on."""
         floor = SINGLE_PRECISION_RTOL.get(self.be.name)
-        return floor is not None and rtol >= floor
+        return floor is not None and rtol >= floor and self.problem.dim >= SINGLE_PRECISION_MIN_DIM
 
     def hessian_operator(self, ev: Evaluation, products: str = "auto", single: bool = False):
         """``v -> -Hess D(alpha) v`` (positive semidefinite) at an evaluation, on the host.
