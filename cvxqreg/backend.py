@@ -37,10 +37,10 @@ SMALL_DIM = 640
 EVR_MIN_DIM = 1200
 
 #: inside a one-thread section (:meth:`Backend.threads_for`) complex Hermitian matrices at least
-#: this large are still diagonalized with the default thread count; measured on the 2-core
-#: machine (benchmarks/results/eigh_threads.md): default / one thread 0.5-0.6 for complex
-#: D = 512-625, 0.8 at 400, 0.7-0.9 at 256; about 1 for real D <= 529 and for the values-only
-#: solve, so those stay on one thread
+#: this large are still diagonalized with the thread count from before it; measured on the
+#: 2-core machine (benchmarks/results/eigh_threads.md): default / one thread 0.51-0.70 for
+#: complex D = 400-625 (the QT1 iterate at 512: 0.55), 0.86-0.94 at 256; 0.80-1.20 for real
+#: matrices and 0.73-1.05 for eigenvalues alone, so those stay on one thread
 THREADED_EIGH_MIN_DIM = 384
 
 #: :meth:`Backend.single` zeroes the components below this (relative to the largest)
@@ -149,7 +149,7 @@ class Backend:
             if np.iscomplexobj(a) and a.shape[0] >= EVR_MIN_DIM:
                 return scipy.linalg.eigh(a, overwrite_a=False, check_finite=False, driver="evr")
             if np.iscomplexobj(a) and a.shape[0] >= THREADED_EIGH_MIN_DIM and _threads_before() > 1:
-                with blas_controller().limit(limits=_ONE_THREAD[-1], user_api="blas"):
+                with blas_controller().limit(limits=_threads_before(), user_api="blas"):
                     return _syevd(a, True)
             return _syevd(a, True)
         return self.xp.linalg.eigh(a)
