@@ -555,3 +555,24 @@ def test_single_precision_products_only_from_the_minimum_dimension():
     assert not DualOracle(small, 0.1, VonNeumann(), "numpy").single_products(0.5)
     assert DualOracle(large, 0.1, VonNeumann(), "numpy").single_products(0.5)
     assert not DualOracle(large, 0.1, VonNeumann(), "numpy").single_products(1e-3)
+
+
+def test_cached_problem_data_are_freed_with_the_problem():
+    """The per-problem caches (oracle data, anchors, anchor starts) hold their problem weakly:
+    nothing they store refers back to it."""
+    import gc
+
+    import cvxqreg
+    import cvxqreg.bounds as bounds
+    import cvxqreg.solvers.dual as dual
+    from cvxqreg import problems
+
+    lp = cvxqreg.lower(problems.wasserstein(4).problem)
+    for reg in ("von_neumann", "quadratic"):
+        DualSolver(reg, backend="numpy", tol=1e-6, hessian="cg")(lp, 1e-2)
+    caches = (dual._PROBLEM_DATA, bounds._ANCHORS, bounds._ANCHOR_STARTS)
+    assert all(lp in c for c in caches)
+    before = [len(c) for c in caches]
+    del lp
+    gc.collect()
+    assert [len(c) for c in caches] == [n - 1 for n in before]
