@@ -58,6 +58,11 @@ class Regularizer:
     #: ``psi'' = psi'``: the curvature along the trace direction is the state's own ``A(X)``
     #: (cvxqreg.solvers.dual, ``DualOracle._trace_curvature``)
     curvature_is_state = False
+    #: ``c`` when ``psi'' = c`` wherever it is positive and ``psi'`` is constant where it is zero
+    #: (``psi' = c max(t - t_0, 0) + b``): the Hessian products may then work on the block
+    #: without curvature (cvxqreg.solvers.dual, ``DualOracle._complement_product``); ``None``
+    #: otherwise
+    support_curvature = None
 
     # -- the four functions ------------------------------------------------------------
     def phi(self, x):
@@ -220,6 +225,7 @@ class Quadratic(Regularizer):
 
     name = "quadratic"
     semismooth = True
+    support_curvature = 1.0
 
     def phi(self, x):
         return 0.5 * x * x
@@ -265,6 +271,11 @@ class Tsallis(Regularizer):
     @property
     def name(self) -> str:
         return f"tsallis(q={self.order:g})"
+
+    @property
+    def support_curvature(self) -> float | None:
+        """``1/2`` at ``q = 2``, where ``psi'(t) = max(t + 1, 0) / 2``; ``None`` otherwise."""
+        return 0.5 if self.order == 2.0 else None
 
     def phi(self, x):
         q = self.order

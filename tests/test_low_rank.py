@@ -76,6 +76,66 @@ def test_low_rank_product_is_truncated_when_the_state_is_low_rank(rng, reg):
         np.testing.assert_allclose(neg_hess(v), fd, rtol=1e-5, atol=1e-5 * np.abs(fd).max())
 
 
+COMPLEMENT_REGS = [Quadratic(), Tsallis(2.0)]
+
+
+@pytest.mark.parametrize("reg", COMPLEMENT_REGS, ids=lambda r: r.name)
+@pytest.mark.parametrize("kind", sorted(PROBLEMS))
+@pytest.mark.parametrize("eps", [500.0, 5.0, 0.05])
+@pytest.mark.parametrize("eliminate", [True, False])
+def test_complement_product_equals_full_product(rng, reg, kind, eps, eliminate):
+    """``c E - (P + P^*)`` from the block without curvature is the Daleckii-Krein product,
+    whatever the size of that block (``n = 0``: a full-rank state, ``c A(A*(v))``)."""
+    P = PROBLEMS[kind](rng)
+    oracle = DualOracle(P, eps, reg, "numpy", eliminate=eliminate)
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    n = P.dim - oracle._low_rank_split(ev)
+    assert n == int(np.count_nonzero(reg.d2psi(ev.lam / eps) == 0))
+    full, comp = oracle._full_product(ev), oracle._complement_product(ev, n)
+    for v in rng.normal(size=(3, P.n_rows)):
+        a, b = full(v), comp(v)
+        assert np.abs(a - b).max() <= 1e-12 * np.abs(a).max()
+
+
+@pytest.mark.parametrize("reg", REGS, ids=lambda r: r.name)
+def test_auto_products_take_the_smaller_block(rng, reg):
+    """``auto``: low-rank on a small top block; with a constant curvature on the support and a
+    top block above half of ``D``, the complement (exact: the same operator); else full."""
+    P, _ = tomography_problem(rng, D=12, n_obs=20)
+    seen = set()
+    for eps in (1e3, 3.0, 1.0, 0.3, 0.01):
+        oracle = DualOracle(P, eps, reg, "numpy")
+        ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+        auto = oracle.hessian_operator(ev)
+        r = oracle._low_rank_split(ev)
+        kind = oracle.last_products.split("(")[0]
+        seen.add(kind)
+        if r <= P.dim // 2:
+            assert oracle.last_products == f"low_rank(r={r})"
+        elif reg.support_curvature is not None:
+            assert oracle.last_products == f"complement(n={P.dim - r})"
+        else:
+            assert kind == "full"
+        full = oracle.hessian_operator(ev, "full")
+        for v in rng.normal(size=(2, P.n_rows)):
+            a = full(v)
+            assert np.abs(auto(v) - a).max() <= 1e-12 * np.abs(a).max() or kind == "low_rank"
+    want = {"low_rank", "complement"} if reg.support_curvature is not None else {"full"}
+    assert want <= seen
+
+
+def test_support_curvature_only_where_psi_prime_is_affine():
+    assert Quadratic().support_curvature == 1.0
+    assert Tsallis(2.0).support_curvature == 0.5
+    for reg in (VonNeumann(), Tsallis(1.5), Tsallis(3.0)):
+        assert reg.support_curvature is None
+    t = np.linspace(-3.0, 3.0, 13)
+    for reg in COMPLEMENT_REGS:  # psi'' = c on the support, psi' constant off it
+        d2 = reg.d2psi(t)
+        assert set(np.unique(d2)) == {0.0, reg.support_curvature}
+        assert np.ptp(reg.dpsi(t[d2 == 0])) == 0
+
+
 def test_dropped_block_is_below_the_bound(rng):
     """Every divided difference with both eigenvalues under the cut is at most e^-gap times
     psi''(t_max) (von Neumann, Tsallis q < 2), or exactly zero (quadratic, Tsallis q >= 2)."""
@@ -135,6 +195,48 @@ def test_solves_agree_with_either_product(reg):
         assert ("low-rank" in res[products].message) == (products == "low_rank")
     assert res["full"].converged and res["low_rank"].converged
     assert abs(res["full"].dual_value - res["low_rank"].dual_value) < 1e-10
+
+
+def test_solves_agree_with_the_complement_product(monkeypatch):
+    """A quadratic solve whose states keep most of the spectrum: Newton-CG with the complement
+    products (``auto``) reaches the full products' optimum in as many iterations."""
+    P, _ = tomography_problem(np.random.default_rng(4), D=12, n_obs=20)
+    built = []
+    operator = DualOracle.hessian_operator
+
+    def spy(self, *args, **kwargs):
+        out = operator(self, *args, **kwargs)
+        built.append(self.last_products)
+        return out
+
+    monkeypatch.setattr(DualOracle, "hessian_operator", spy)
+    res = {}
+    for products in ("full", "auto"):
+        s = DualSolver(
+            "quadratic", backend="numpy", hessian="cg", tol=1e-9, hessian_products=products
+        )
+        res[products] = s(P, 30.0)
+        assert res[products].converged
+    n_full = res["full"].iterations
+    assert set(built[:n_full]) == {"full"}
+    assert all(b.startswith("complement(n=") and b != "complement(n=0)" for b in built[n_full:])
+    assert res["auto"].iterations == res["full"].iterations
+    assert abs(res["full"].dual_value - res["auto"].dual_value) < 1e-10
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_complement_product_on_each_backend(rng, backend):
+    """The complement product on a backend equals the full NumPy product."""
+    P, _ = tomography_problem(rng, D=12, n_obs=20)
+    alpha = rng.normal(size=P.n_rows) * 0.3
+    ref_oracle = DualOracle(P, 100.0, Quadratic(), "numpy")
+    ref = ref_oracle.hessian_operator(ref_oracle.evaluate(alpha), "full")
+    oracle = DualOracle(P, 100.0, Quadratic(), backend)
+    comp = oracle.hessian_operator(oracle.evaluate(alpha))
+    assert oracle.last_products == "complement(n=1)"
+    for v in rng.normal(size=(2, P.n_rows)):
+        a = ref(v)
+        assert np.abs(comp(v) - a).max() <= 1e-11 * np.abs(a).max()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
