@@ -179,6 +179,9 @@ _ANCHORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: per problem, ``(eps, alpha / eps)`` of the von Neumann solve with the largest eps so far: the
 #: maximum-entropy search of :func:`anchor_state` starts there when called without ``start``
 _ANCHOR_STARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: per problem, ``(eps, Anchor)``: the restored state of the largest-eps solve whose bound
+#: certified it strictly feasible by itself, an anchor candidate of :func:`anchor_state`
+_RESTORED_ANCHORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: up to this many rows the Gram matrix is formed and diagonalized (m applications of A A*)
 _DENSE_GRAM_ROWS = 400
 
@@ -687,6 +690,8 @@ def anchor_state(
             if np.all(np.isfinite(shifted)):
                 name = "shifted product of the marginals"
                 cands.append(_make_anchor(problem, shifted, name, geo))
+    if problem in _RESTORED_ANCHORS:  # certified when it was recorded (bracket_of_solve)
+        cands.append(_RESTORED_ANCHORS[problem][1])
     # for couplings of two marginals the product (tried above) is the maximum-entropy state
     product_is_max_entropy = len(cands) >= 2 and _marginals_only(problem.A)
     # the shifted product is within 10% of the largest lambda_min any coupling can have
@@ -1040,7 +1045,26 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
     if ev.w is not None:
         w = np.asarray(oracle.be.to_host(ev.w), dtype=np.float64)
         est = float(np.min(w)) if w.size and np.all(np.isfinite(w)) else None
-    return lb, feasible_upper_bound(problem, X, lam_estimate=est, anchor_start=start)
+    fb = feasible_upper_bound(problem, X, lam_estimate=est, anchor_start=start)
+    anc = fb.restored
+    if (
+        fb.available
+        and fb.t == 0.0
+        and anc is not None
+        and oracle.eps > _RESTORED_ANCHORS.get(problem, (-math.inf,))[0]
+    ):
+        # the restored state needed no anchor: a certified strictly feasible state that a
+        # later bound on this problem (another regularizer, a smaller eps) can mix with
+        # instead of searching for the maximum-entropy state. The largest eps gives the most
+        # centred one; its lambda_min is certified sharply (the bound itself may have settled
+        # for half of it, enough there but a poor anchor)
+        lam = max(anc.lam_lower, _lambda_min_lower(anc.X))
+        source = f"restored state of the {oracle.reg.name} solve at eps = {oracle.eps:g}"
+        _RESTORED_ANCHORS[problem] = (
+            oracle.eps,
+            dataclasses.replace(anc, lam_lower=lam, source=source),
+        )
+    return lb, fb
 
 
 def user_bracket(problem, lower: float, upper: float) -> tuple[float, float]:

@@ -587,6 +587,7 @@ def test_max_entropy_anchor_starts_from_a_von_neumann_solve(monkeypatch):
     """With ``H = 0`` a von Neumann solve's ``alpha / eps`` is the maximum-entropy dual point:
     the anchor search started there takes fewer Newton iterations and finds the same anchor; a
     start with a larger gradient than ``0`` is not taken."""
+    import cvxqreg.bounds as bounds
     import cvxqreg.solvers.newton as newton
 
     real = newton.newton_cg_maximize
@@ -606,6 +607,7 @@ def test_max_entropy_anchor_starts_from_a_von_neumann_solve(monkeypatch):
     n_cold = sum(iters)
     lp = lowered()
     r = DualSolver("von_neumann", backend="numpy", tol=1e-4)(lp, 0.5)
+    del bounds._RESTORED_ANCHORS[lp]  # the solve's own state: the search would not run
     iters.clear()
     warm = anchor_state(lp, start=np.asarray(r.alpha) / 0.5)
     assert 0 < sum(iters) < n_cold
@@ -617,9 +619,11 @@ def test_max_entropy_anchor_starts_from_a_von_neumann_solve(monkeypatch):
 
 
 def test_anchor_search_reuses_the_dual_point_of_an_earlier_von_neumann_solve(monkeypatch):
-    """A von Neumann solve whose bound needs no anchor records ``alpha / eps``; a later solve of
-    the same problem with another regularizer that needs the anchor starts its search there:
-    fewer Newton iterations than from ``0``, the same anchor and the same bracket."""
+    """A von Neumann solve whose bound needs no anchor records ``alpha / eps`` and its restored
+    state. A later solve of the same problem with another regularizer that needs an anchor
+    mixes with that state (no search; its ``lambda_min`` certified by an eigenvalue solve, close
+    to the maximum-entropy state's); without it, the search starts at the recorded point: fewer
+    Newton iterations than from ``0``, the same anchor and the same bracket."""
     import cvxqreg.bounds as bounds
     import cvxqreg.solvers.newton as newton
 
@@ -642,12 +646,24 @@ def test_anchor_search_reuses_the_dual_point_of_an_earlier_von_neumann_solve(mon
     cold = quad(cold_lp, 0.1)
     n_cold = sum(iters)
     assert n_cold > 0 and cold.feasible_bound < math.inf
+    assert "maximum-entropy" in cold.bound_note
     lp = lowered()
     DualSolver("von_neumann", backend="numpy", tol=1e-8)(lp, 0.5)
     assert lp not in bounds._ANCHORS  # its own state was certified: no anchor needed
+    eps, restored = bounds._RESTORED_ANCHORS[lp]
+    assert eps == 0.5 and restored.lam_lower > 0.5 * anchor_state(cold_lp).lam_lower
+    assert restored.lam_lower <= float(np.linalg.eigvalsh(restored.X)[0])
     iters.clear()
     warm = quad(lp, 0.1)
+    assert iters == [] and "restored state of the von_neumann solve" in warm.bound_note
+    assert warm.feasible_bound < math.inf
+    # without the restored state, the search from the recorded dual point
+    lp2 = lowered()
+    DualSolver("von_neumann", backend="numpy", tol=1e-8)(lp2, 0.5)
+    del bounds._RESTORED_ANCHORS[lp2]
+    iters.clear()
+    warm2 = quad(lp2, 0.1)
     assert len(iters) >= 1 and sum(iters) < n_cold  # searched, from the recorded point
-    assert warm.feasible_bound == pytest.approx(cold.feasible_bound, rel=1e-9, abs=1e-12)
-    a, b = anchor_state(lp), anchor_state(cold_lp)
+    assert warm2.feasible_bound == pytest.approx(cold.feasible_bound, rel=1e-9, abs=1e-12)
+    a, b = anchor_state(lp2), anchor_state(cold_lp)
     assert a.lam_lower == pytest.approx(b.lam_lower, rel=1e-6)

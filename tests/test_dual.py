@@ -558,8 +558,8 @@ def test_single_precision_products_only_from_the_minimum_dimension():
 
 
 def test_cached_problem_data_are_freed_with_the_problem():
-    """The per-problem caches (oracle data, anchors, anchor starts) hold their problem weakly:
-    nothing they store refers back to it."""
+    """The per-problem caches (oracle data, anchors, anchor starts, restored anchors) hold their
+    problem weakly: nothing they store refers back to it."""
     import gc
 
     import cvxqreg
@@ -570,9 +570,12 @@ def test_cached_problem_data_are_freed_with_the_problem():
     lp = cvxqreg.lower(problems.wasserstein(4).problem)
     for reg in ("von_neumann", "quadratic"):
         DualSolver(reg, backend="numpy", tol=1e-6, hessian="cg")(lp, 1e-2)
-    caches = (dual._PROBLEM_DATA, bounds._ANCHORS, bounds._ANCHOR_STARTS)
-    assert all(lp in c for c in caches)
-    before = [len(c) for c in caches]
-    del lp
+    # a tomography state is certified by itself: it is recorded as an anchor
+    lp2 = cvxqreg.lower(problems.tomography("QT1", n_qubits=3).problem)
+    DualSolver("von_neumann", backend="numpy", tol=1e-6)(lp2, 0.5)
+    caches = (dual._PROBLEM_DATA, bounds._ANCHORS, bounds._ANCHOR_STARTS, bounds._RESTORED_ANCHORS)
+    assert all(lp in c for c in caches[:3]) and lp2 in bounds._RESTORED_ANCHORS
+    after = [len(c) - (lp in c) - (lp2 in c) for c in caches]
+    del lp, lp2
     gc.collect()
-    assert [len(c) for c in caches] == [n - 1 for n in before]
+    assert [len(c) for c in caches] == after
