@@ -227,36 +227,3 @@ def test_gradient_backtrack_takes_the_first_step_that_lowers_the_gradient():
         return float(y[0]), np.array([abs(1.0 - y[0])])
 
     assert _gradient_backtrack(tilted, np.zeros(1), 0.0, np.array([1.0]), 1.0) is None
-
-
-def test_forcing_term():
-    """CG's target: ``min(0.5, sqrt(gn))``, loosened to ``gamma (gn / gn_prev)^2`` where the
-    gradient falls slowly, with Eisenstat and Walker's safeguard ``gamma eta_prev^2``."""
-    from cvxqreg.solvers import newton
-
-    g = newton.FORCING_GAMMA
-    assert g > 0
-    assert newton._forcing(1e-4, None, None) == pytest.approx(1e-2)
-    assert newton._forcing(4.0, None, None) == 0.5
-    # fast decrease: the sqrt term rules; slow decrease: the ratio term
-    assert newton._forcing(1e-4, 1e-1, 0.3) == pytest.approx(1e-2)
-    assert newton._forcing(1e-6, 2e-6, 1e-3) == pytest.approx(g * 0.25)
-    assert newton._forcing(1e-6, 1e-7, 1e-3) == 0.5
-    # the safeguard only where gamma eta_prev^2 exceeds 0.1
-    for eta_prev in (0.1, 0.5, 0.9):
-        want = g * eta_prev**2 if g * eta_prev**2 > 0.1 else 1e-4
-        assert newton._forcing(1e-8, 1e-4, eta_prev) == pytest.approx(max(1e-4, want))
-
-
-@pytest.mark.parametrize("gamma", [0.0, 0.9])
-def test_forcing_term_keeps_the_optimum(monkeypatch, gamma):
-    """The forcing term changes how accurately each step is solved, not where Newton ends."""
-    from cvxqreg.solvers import newton
-
-    P, _ = tomography_problem(np.random.default_rng(5), D=16, n_obs=40)
-    s = DualSolver("von_neumann", hessian="cg", tol=1e-10)
-    ref = s(P, 0.05)
-    monkeypatch.setattr(newton, "FORCING_GAMMA", gamma)
-    other = s(P, 0.05)
-    assert ref.converged and other.converged
-    assert abs(ref.dual_value - other.dual_value) <= 1e-11 * (1 + abs(ref.dual_value))

@@ -35,7 +35,6 @@ gradient (:func:`cvxqreg.solvers.optimize.precision_limit`) and stops with statu
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 
@@ -83,34 +82,6 @@ def _cg(apply_M: Callable, b: np.ndarray, rtol: float, max_iter: int) -> tuple[n
     ``(p, products)``; stops early on non-positive curvature."""
     x, k, _ = _pcg(apply_M, b, rtol, max_iter)
     return x, k
-
-
-#: ``gamma`` of the Eisenstat-Walker term of CG's forcing term (:func:`_forcing`; 0 turns it
-#: off). Over the 11 operation-count cases of benchmarks/newton_steps.py (a one-off A/B, vN):
-#: 0.3 kept every case's Newton iterations and products or lowered them (IM N = 3 178 -> 134
-#: products, IM N = 4 179 -> 168, QT2 7 qubits 524 -> 358); 0.9 cut QT2 further but cost
-#: random transport n = 12 425 -> 622 products and QWD n = 15 two more iterations
-FORCING_GAMMA = 0.3
-
-
-def _forcing(gn: float, gn_prev: float | None, eta_prev: float | None) -> float:
-    """CG's relative residual target at a Newton step from ``||grad|| = gn``.
-
-    ``min(0.5, max(sqrt(gn), eta))`` with Eisenstat and Walker's second choice
-    ``eta = gamma (gn / gn_prev)^2`` (SIAM J. Sci. Comput. 17, 1996), kept above
-    ``gamma eta_prev^2`` when that exceeds 0.1: where the gradient falls fast the ``sqrt`` term
-    rules (superlinear convergence), where it falls only by a constant factor per step (the
-    quadratic model holds only near the optimum) solving the model more accurately buys
-    nothing and ``eta`` loosens it. Semismooth regularizers pass ``gn_prev = None`` (their
-    steps converge in a finite number once the support settles, and a looser solve delays
-    that: quadratic QT2 on 9 qubits took 16 Newton iterations instead of 11 at ``gamma = 0.9``)."""
-    rtol = math.sqrt(gn)
-    if FORCING_GAMMA > 0 and gn_prev is not None and gn_prev > 0:
-        eta = FORCING_GAMMA * (gn / gn_prev) ** 2
-        if eta_prev is not None and FORCING_GAMMA * eta_prev**2 > 0.1:
-            eta = max(eta, FORCING_GAMMA * eta_prev**2)
-        rtol = max(rtol, eta)
-    return min(0.5, rtol)
 
 
 def _pcg(
@@ -251,7 +222,6 @@ def newton_cg_maximize(
     progress = Progress()  # of all Newton steps
     k = 0
     gn = history.record(0, -f, g)
-    gn_prev, rtol = None, None  # ||grad|| before the last step, and CG's last forcing term
     while True:
         stop = stop_reason(
             -f, gn, k, tol, max_iter, time.perf_counter() - t0, time_limit, stop_above
@@ -282,8 +252,7 @@ def newton_cg_maximize(
                 mu = max(mu, float(np.trace(Hm)) / Hm.shape[0] * min(SEMISMOOTH_SHIFT, gn))
             p = _dense_step(Hm, -g, mu)
         else:
-            rtol = _forcing(gn, None if semismooth else gn_prev, rtol)
-            cap = min(cg_max_iter, 2 * x.size + 10)
+            rtol, cap = min(0.5, np.sqrt(gn)), min(cg_max_iter, 2 * x.size + 10)
             M = oracle.hessian_operator(ev, products, oracle.single_products(rtol))
             M_mu = M if mu == 0 else (lambda v, M=M, mu=mu: M(v) + mu * v)
             pre = None
@@ -330,7 +299,6 @@ def newton_cg_maximize(
         ev = last["ev"] if np.array_equal(last["x"], x) else oracle.evaluate(x, want_state=False)
         k += 1
         gn_before, gn = gn, history.record(k, -f, g)
-        gn_prev = gn_before
         progress.track(gn)
         if scale is not None and gn >= tol and gn > SCALING_TRIGGER * gn_before:
             for d in scale(ev):
