@@ -1017,11 +1017,18 @@ def _note(source: str, t: float, nu: float, scaled: bool = False) -> str:
 
 
 # ---------------------------------------------------------------------------- the two ends
-def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBound]:
+def bracket_of_solve(
+    oracle, ev, usable: bool = True, need_state: bool = True
+) -> tuple[float, FeasibleBound]:
     """``(L, FeasibleBound)`` for one evaluation of a dual oracle: ``L`` the sharper of
     :func:`shift_lower_bound` and :func:`regularization_lower_bound` (``nan`` when the trace is
     not fixed), ``U`` from :func:`feasible_upper_bound` on the evaluation's state. With
-    ``usable=False`` (a failed or infeasible solve) only the shift bound is computed."""
+    ``usable=False`` (a failed or infeasible solve) only the shift bound is computed.
+
+    With ``H = 0`` (a feasibility problem: ``F_0 = 0``, attained by every feasible state) and
+    ``need_state=False`` (the caller does not return the feasible state), ``U = 0`` comes from
+    a strictly feasible state this problem already has certified (:func:`_known_anchor`),
+    without restoring the evaluation's own state."""
     problem = oracle.problem
     lb = oracle.certified_lower_bound(ev)
     tau = problem.trace_value
@@ -1034,13 +1041,17 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
             oracle.reg, oracle.eps, tau, problem.dim, ev.value - oracle.dual_rounding(ev)
         )
         lb = max(lb, lo)  # both rigorous; keep the sharper
-    X = oracle.be.to_host(oracle.with_state(ev).X)
     # with H = 0 a von Neumann solve's alpha / eps is the maximum-entropy anchor's dual point
     start = None
     if isinstance(oracle.reg, VonNeumann):
         start = np.asarray(ev.alpha, dtype=np.float64) / oracle.eps
         if oracle.eps >= _ANCHOR_STARTS.get(problem, (-math.inf,))[0]:
             _ANCHOR_STARTS[problem] = (oracle.eps, start)
+    if not need_state and problem.cost_norm == 0.0:
+        known = _known_anchor(problem)
+        if known is not None:
+            return lb, known
+    X = oracle.be.to_host(oracle.with_state(ev).X)
     est = None
     if ev.w is not None:
         w = np.asarray(oracle.be.to_host(ev.w), dtype=np.float64)
@@ -1065,6 +1076,31 @@ def bracket_of_solve(oracle, ev, usable: bool = True) -> tuple[float, FeasibleBo
             dataclasses.replace(anc, lam_lower=lam, source=source),
         )
     return lb, fb
+
+
+def _known_anchor(problem) -> FeasibleBound | None:
+    """For ``H = 0``: ``U = 0`` from a strictly feasible state already certified for this
+    problem (a restored state of an earlier solve, or a computed anchor), ``None`` if there is
+    none yet. Every rounding margin of :func:`feasible_upper_bound` carries a factor of ``H``;
+    the state's residual is within ``zeta`` of its certified ``lambda_min``, as there."""
+    t0 = time.perf_counter()
+    cands = []
+    if problem in _RESTORED_ANCHORS:
+        cands.append(_RESTORED_ANCHORS[problem][1])
+    for _, good in _ANCHORS.get(problem, {}).values():
+        cands.extend(good)
+    geo = _geometry(problem)
+    for anc in cands:
+        zeta = _zeta(anc.residual, geo)
+        if anc.X is not None and anc.lam_lower > zeta:
+            note = (
+                f"H = 0: every feasible state is optimal (F_0 = 0); the {anc.source}, certified "
+                "strictly feasible for this problem before, attains it"
+            )
+            return FeasibleBound(
+                0.0, anc.X, 1.0, math.nan, math.nan, zeta, 0.0, note, time.perf_counter() - t0
+            )
+    return None
 
 
 def user_bracket(problem, lower: float, upper: float) -> tuple[float, float]:

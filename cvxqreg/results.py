@@ -122,7 +122,7 @@ class RegularizedResult:
         (``-inf``) when no strictly feasible state exists, with the reason in :attr:`bound_note`.
     feasible_state : ndarray or None
         That feasible state (``X_eps`` restored onto ``A(X) = q`` and mixed with a strictly
-        feasible state).
+        feasible state); ``None`` with ``return_state=False``.
     bound_note : str
         How :attr:`feasible_bound` was obtained, or why it is missing.
     """

@@ -667,3 +667,30 @@ def test_anchor_search_reuses_the_dual_point_of_an_earlier_von_neumann_solve(mon
     assert warm2.feasible_bound == pytest.approx(cold.feasible_bound, rel=1e-9, abs=1e-12)
     a, b = anchor_state(lp2), anchor_state(cold_lp)
     assert a.lam_lower == pytest.approx(b.lam_lower, rel=1e-6)
+
+
+def test_feasibility_problem_bound_from_a_known_anchor():
+    """``H = 0``: once the problem has a certified strictly feasible state, a solve that does
+    not return its state takes ``U = 0`` from it (no restoration); the bracket is the one the
+    full path gives, and a problem with a cost never takes this path."""
+    import cvxqreg.bounds as bounds
+
+    lp = cvxqreg.lower(cvxqreg.problems.tomography("QT1", n_qubits=3).problem)
+    assert lp.cost_norm == 0.0
+    s = DualSolver("von_neumann", backend="numpy", tol=1e-8)
+    first = s(lp, 0.5, return_state=False)  # nothing known yet: the full path
+    assert not first.bound_note.startswith("H = 0") and lp in bounds._RESTORED_ANCHORS
+    for reg in ("von_neumann", "quadratic"):
+        s = DualSolver(reg, backend="numpy", tol=1e-8)
+        short = s(lp, 0.05, return_state=False)
+        full = s(lp, 0.05)
+        assert short.bound_note.startswith("H = 0") and short.feasible_state is None
+        assert not full.bound_note.startswith("H = 0") and full.feasible_state is not None
+        assert short.feasible_bound == full.feasible_bound == 0.0
+        assert short.certified_bound == full.certified_bound <= 0.0
+    # a cost: the state is always restored
+    lp2, _ = tomography_problem(np.random.default_rng(2), D=6, n_obs=12)
+    s = DualSolver("von_neumann", backend="numpy", tol=1e-8)
+    s(lp2, 0.5, return_state=False)
+    r = s(lp2, 0.05, return_state=False)
+    assert lp2.cost_norm > 0 and not r.bound_note.startswith("H = 0")

@@ -520,7 +520,8 @@ class DualSolver:
                 cert.update(iterations=out.iterations, n_evals=oracle.n_evals + extra_evals)
                 return unbounded_result(cert, eps, self, problem, time.perf_counter() - t0)
         usable = status not in (Status.FAILED, Status.INFEASIBLE)
-        lb, ub = bracket_of_solve(oracle, ev, usable=usable)  # L <= F_0 <= U (min form)
+        # L <= F_0 <= U (min form)
+        lb, ub = bracket_of_solve(oracle, ev, usable=usable, need_state=return_state)
         bracket = user_bracket(problem, lb, ub.value)
         be.synchronize()
         elapsed = time.perf_counter() - t0
