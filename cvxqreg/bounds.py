@@ -179,8 +179,9 @@ _ANCHORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: per problem, ``(eps, alpha / eps)`` of the von Neumann solve with the largest eps so far: the
 #: maximum-entropy search of :func:`anchor_state` starts there when called without ``start``
 _ANCHOR_STARTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-#: per problem, ``(eps, Anchor)``: the restored state of the largest-eps solve whose bound
+#: per problem, ``(eps, Anchor, sharp)``: the restored state of the largest-eps solve whose bound
 #: certified it strictly feasible by itself, an anchor candidate of :func:`anchor_state`
+#: (``sharp``: its ``lambda_min`` certified by an eigenvalue solve, :func:`_restored_anchor`)
 _RESTORED_ANCHORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: up to this many rows the Gram matrix is formed and diagonalized (m applications of A A*)
 _DENSE_GRAM_ROWS = 400
@@ -690,8 +691,8 @@ def anchor_state(
             if np.all(np.isfinite(shifted)):
                 name = "shifted product of the marginals"
                 cands.append(_make_anchor(problem, shifted, name, geo))
-    if problem in _RESTORED_ANCHORS:  # certified when it was recorded (bracket_of_solve)
-        cands.append(_RESTORED_ANCHORS[problem][1])
+    if problem in _RESTORED_ANCHORS:
+        cands.append(_restored_anchor(problem))
     # for couplings of two marginals the product (tried above) is the maximum-entropy state
     product_is_max_entropy = len(cands) >= 2 and _marginals_only(problem.A)
     # the shifted product is within 10% of the largest lambda_min any coupling can have
@@ -1066,16 +1067,24 @@ def bracket_of_solve(
     ):
         # the restored state needed no anchor: a certified strictly feasible state that a
         # later bound on this problem (another regularizer, a smaller eps) can mix with
-        # instead of searching for the maximum-entropy state. The largest eps gives the most
-        # centred one; its lambda_min is certified sharply (the bound itself may have settled
-        # for half of it, enough there but a poor anchor)
-        lam = max(anc.lam_lower, _lambda_min_lower(anc.X))
+        # instead of searching for the maximum-entropy state (the largest eps gives the most
+        # centred one). Its lambda_min is certified sharply only when it is used as an anchor
+        # (:func:`anchor_state`)
         source = f"restored state of the {oracle.reg.name} solve at eps = {oracle.eps:g}"
-        _RESTORED_ANCHORS[problem] = (
-            oracle.eps,
-            dataclasses.replace(anc, lam_lower=lam, source=source),
-        )
+        _RESTORED_ANCHORS[problem] = (oracle.eps, dataclasses.replace(anc, source=source), False)
     return lb, fb
+
+
+def _restored_anchor(problem) -> Anchor:
+    """The recorded restored state of :data:`_RESTORED_ANCHORS` with its ``lambda_min``
+    certified by one eigenvalue solve (once): the bound that recorded it may have settled for a
+    Cholesky certificate of half of it, enough there but a poor anchor (the mixing weight grows
+    as ``lambda_min`` shrinks)."""
+    eps, anc, sharp = _RESTORED_ANCHORS[problem]
+    if not sharp:
+        anc = dataclasses.replace(anc, lam_lower=max(anc.lam_lower, _lambda_min_lower(anc.X)))
+        _RESTORED_ANCHORS[problem] = (eps, anc, True)
+    return anc
 
 
 def _known_anchor(problem) -> FeasibleBound | None:
@@ -1086,7 +1095,7 @@ def _known_anchor(problem) -> FeasibleBound | None:
     t0 = time.perf_counter()
     cands = []
     if problem in _RESTORED_ANCHORS:
-        cands.append(_RESTORED_ANCHORS[problem][1])
+        cands.append(_RESTORED_ANCHORS[problem][1])  # certified (U needs no sharp lambda_min)
     for _, good in _ANCHORS.get(problem, {}).values():
         cands.extend(good)
     geo = _geometry(problem)

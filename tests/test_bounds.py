@@ -650,13 +650,16 @@ def test_anchor_search_reuses_the_dual_point_of_an_earlier_von_neumann_solve(mon
     lp = lowered()
     DualSolver("von_neumann", backend="numpy", tol=1e-8)(lp, 0.5)
     assert lp not in bounds._ANCHORS  # its own state was certified: no anchor needed
-    eps, restored = bounds._RESTORED_ANCHORS[lp]
-    assert eps == 0.5 and restored.lam_lower > 0.5 * anchor_state(cold_lp).lam_lower
-    assert restored.lam_lower <= float(np.linalg.eigvalsh(restored.X)[0])
+    eps, recorded, sharp = bounds._RESTORED_ANCHORS[lp]
+    assert eps == 0.5 and not sharp  # certified by the bound; sharpened only when used
     iters.clear()
     warm = quad(lp, 0.1)
     assert iters == [] and "restored state of the von_neumann solve" in warm.bound_note
     assert warm.feasible_bound < math.inf
+    eps, restored, sharp = bounds._RESTORED_ANCHORS[lp]
+    assert sharp and restored.X is recorded.X and restored.lam_lower >= recorded.lam_lower
+    assert restored.lam_lower > 0.5 * anchor_state(cold_lp).lam_lower
+    assert restored.lam_lower <= float(np.linalg.eigvalsh(restored.X)[0])
     # without the restored state, the search from the recorded dual point
     lp2 = lowered()
     DualSolver("von_neumann", backend="numpy", tol=1e-8)(lp2, 0.5)
