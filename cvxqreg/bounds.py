@@ -1048,7 +1048,7 @@ def bracket_of_solve(
         start = np.asarray(ev.alpha, dtype=np.float64) / oracle.eps
         if oracle.eps >= _ANCHOR_STARTS.get(problem, (-math.inf,))[0]:
             _ANCHOR_STARTS[problem] = (oracle.eps, start)
-    if not need_state and problem.cost_norm == 0.0:
+    if not need_state and not np.any(problem.H):
         known = _known_anchor(problem)
         if known is not None:
             return lb, known
