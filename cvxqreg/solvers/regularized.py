@@ -116,6 +116,9 @@ class DualSolver:
     hessian_products : {"auto", "full", "low_rank"}
         Newton-CG's Hessian-vector products: on the top block of eigenvalues only (``r x D``
         factors, exact to ``e^-37``; ``"auto"`` when that block is small), or the full product.
+        ``"auto"`` also takes, for a regularizer with a constant curvature on its support
+        (quadratic), the exact product from the block off the support when that block is small
+        (a state of high rank).
     preconditioner : {"auto", "none", "marginal", "marginal_dense", "pauli"}
         Newton-CG's preconditioner: ``"marginal"``, the Kubo-Mori metrics of the two marginals
         of a bipartite marginal (transport) problem under the von Neumann regularizer, exact for
