@@ -10,7 +10,10 @@ two products is reported too. This is the measurement behind
 ``cvxqreg.solvers.dual.LOW_RANK_MAX_FRACTION`` (the largest r/D at which the low-rank product is
 chosen), per backend. The last column: the full product in single precision against the full
 one in double (``time(single) / time(double)`` and their relative difference), the measurement
-behind ``cvxqreg.solvers.dual.SINGLE_PRECISION_RTOL`` per backend.
+behind ``cvxqreg.solvers.dual.SINGLE_PRECISION_RTOL`` per backend. A second table: the quadratic
+regularizer's product from the off-support block (``DualOracle._complement_product``) against
+its full product at off-support fractions n/D, the measurement behind taking the complement
+below ``LOW_RANK_MAX_FRACTION``.
 
 Usage:  python benchmarks/low_rank_products.py [--backend numpy|cupy] [--sizes 8 16 24 32]
             [--fractions 0.01 0.1 0.3 0.5 0.7 0.9] [--out benchmarks/results/low_rank_products.md]
@@ -30,7 +33,7 @@ import numpy as np
 from cvxqreg.backend import blas_threads, get_backend
 from cvxqreg.operators import PartialTrace, Pauli, Stacked
 from cvxqreg.problem import LoweredProblem
-from cvxqreg.regularizers import VonNeumann
+from cvxqreg.regularizers import Quadratic, VonNeumann
 from cvxqreg.solvers.dual import DualOracle, Evaluation
 
 
@@ -74,7 +77,8 @@ def median_time(fn, be, repeats=5):
 
 
 def measure(be, lp, fractions, rng):
-    """``(D, t_full, (single ratio, single rel_diff), [(r, ratio, rel_diff)])`` on one problem."""
+    """``(D, t_full, (single ratio, single rel_diff), [(r, ratio, rel_diff)], [(n, ratio,
+    rel_diff)])`` on one problem (the last list: the quadratic complement products)."""
     oracle = DualOracle(lp, 1.0, VonNeumann(), be)
     ev0 = oracle.evaluate(np.zeros(lp.n_rows), want_state=False)
     D = lp.dim
@@ -95,7 +99,21 @@ def measure(be, lp, fractions, rng):
         ref = oracle.hessian_operator(ev, "full")(v)
         diff = float(np.abs(low(v) - ref).max() / np.abs(ref).max())
         rows.append((r, median_time(lambda low=low: low(v), be) / t_full, diff))
-    return D, t_full, single_cell, rows
+    # quadratic: n eigenvalues off the support (t <= 0), the rest on it
+    quad = DualOracle(lp, 1.0, Quadratic(), be)
+    q_full = quad.hessian_operator(ev0, "full")
+    t_q = median_time(lambda: q_full(v), be)
+    comp_rows = []
+    for f in fractions:
+        n = max(0, min(D, round(f * D)))
+        lam = np.concatenate([np.linspace(-50.0, -1.0, n), np.linspace(1.0, 5.0, D - n)])
+        ev = Evaluation(0.0, None, None, 0.0, be.asarray(lam), ev0.U, None, None)
+        comp = quad._complement_product(ev, n)
+        ref = quad._full_product(ev)(v)
+        err, scale = np.abs(comp(v) - ref).max(), np.abs(ref).max()
+        diff = float(err / scale) if scale > 0 else float(err)  # n = D: both products vanish
+        comp_rows.append((n, median_time(lambda comp=comp: comp(v), be) / t_q, diff))
+    return D, t_full, single_cell, rows, comp_rows
 
 
 def main(argv=None):
@@ -120,13 +138,24 @@ def main(argv=None):
         "|---|---|---|" + "---|" * (len(args.fractions) + 1),
     ]
     print("\n".join(lines), flush=True)
+    comp_lines = [
+        "",
+        "Quadratic regularizer: time(product from the n off-support columns) / time(full "
+        "product), at n/D:\n",
+        "| rows | D | " + " | ".join(f"n/D = {f:g}" for f in args.fractions) + " |",
+        "|---|---|" + "---|" * len(args.fractions),
+    ]
     for name, make in (("partial traces", transport), ("Pauli strings", pauli)):
         for n in args.sizes:
-            D, t_full, single, rows = measure(be, make(rng, n), args.fractions, rng)
+            D, t_full, single, rows, comp = measure(be, make(rng, n), args.fractions, rng)
             cells = [f"{ratio:.2f} ({diff:.0e})" for _, ratio, diff in rows]
             cells.append(f"{single[0]:.2f} ({single[1]:.0e})")
             lines.append(f"| {name} | {D} | {1e3 * t_full:.1f} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
+            cells = [f"{ratio:.2f} ({diff:.0e})" for _, ratio, diff in comp]
+            comp_lines.append(f"| {name} | {D} | " + " | ".join(cells) + " |")
+    lines += comp_lines
+    print("\n".join(comp_lines), flush=True)
     if args.out:
         with open(args.out, "w") as fh:
             fh.write("\n".join(lines) + "\n")

@@ -102,10 +102,12 @@ def test_low_rank_products_small(tmp_path):
         ["--sizes", "4", "--fractions", "0.25", "1.0", "--out", str(out)]
     )
     rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| partial")]
-    assert len(rows) == 1
+    assert len(rows) == 2  # the von Neumann table and the quadratic complement table
     # the relative differences in brackets are at rounding level (single precision's last)
     diffs = [float(c.split("(")[1].rstrip(") ")) for c in rows[0].split("|")[4:7]]
     assert max(diffs[:2]) < 1e-13 and diffs[2] < 1e-5
+    diffs = [float(c.split("(")[1].rstrip(") ")) for c in rows[1].split("|")[3:5]]
+    assert max(diffs) < 1e-13
 
 
 def test_gpu_check_without_cupy(capsys):

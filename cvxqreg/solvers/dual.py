@@ -58,9 +58,12 @@ _WEIGHT_CUTOFF = 1e-18
 LOW_RANK_GAP = 37.0
 #: the low-rank product is used while the top block has at most this fraction of D eigenvalues,
 #: per backend. NumPy, one BLAS thread (benchmarks/results/low_rank_products.md, CPU time): the
-#: low-rank product costs 0.6-0.75 of the full one at r/D = 0.5, 0.04-0.15 at r/D = 0.01 (D >= 256),
-#: and breaks even near r/D = 0.8 for partial-trace and Pauli rows alike. CuPy: not yet measured
-#: on a device (benchmarks/gpu_check.py measures it); the NumPy value meanwhile
+#: low-rank product costs 0.32-0.76 of the full one at r/D = 0.5 and 0.01-0.22 at r/D = 0.01
+#: (D >= 256), and breaks even near r/D = 0.8 for Pauli rows (later for partial traces). The
+#: quadratic product from the n off-support columns (:meth:`DualOracle._complement_product`,
+#: taken when the top block exceeds this fraction and the rest does not) costs 0.36-0.55 of the
+#: full one at n/D = 0.3 and 0.57-0.70 at 0.5 for D >= 256 (same file, second table). CuPy: not
+#: yet measured on a device (benchmarks/gpu_check.py measures it); the NumPy value meanwhile
 LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 #: conjugate gradients whose relative residual target is at least this take single-precision
 #: full Hessian products (:meth:`DualOracle.single_products`), per backend (``None``: never).
@@ -69,8 +72,8 @@ LOW_RANK_MAX_FRACTION = {"numpy": 0.5, "cupy": 0.5}
 #: instead of 15 (259 Hessian products instead of 179); their CPU times (D <= 576, mostly
 #: low-rank products) are within the machine's noise. CuPy: not yet measured on a device
 SINGLE_PRECISION_RTOL = {"numpy": 0.1, "cupy": None}
-#: ... and only from this dimension on: a single-precision full product took 1.03-1.04 of the
-#: double one at D = 64 (its conversions cost what its matrix products save), 0.6-0.8 at
+#: ... and only from this dimension on: a single-precision full product took 1.06-1.10 of the
+#: double one at D = 64 (its conversions cost what its matrix products save), 0.58-0.72 at
 #: D >= 256 (NumPy, one thread; benchmarks/results/low_rank_products.md, last column)
 SINGLE_PRECISION_MIN_DIM = 128
 #: the dense Hessian is used up to this many entries in the stack of rows (m D^2): 64 MB complex
