@@ -59,9 +59,9 @@ class Regularizer:
     #: (cvxqreg.solvers.dual, ``DualOracle._trace_curvature``)
     curvature_is_state = False
     #: ``c`` when ``psi'' = c`` wherever it is positive and ``psi'`` is constant where it is zero
-    #: (``psi' = c max(t - t_0, 0) + b``): the Hessian products may then work on the block
-    #: without curvature (cvxqreg.solvers.dual, ``DualOracle._complement_product``); ``None``
-    #: otherwise
+    #: (``psi' = c max(t - t_0, 0) + b``): the Hessian products and the curvature along the
+    #: trace direction may then work on the block without curvature (cvxqreg.solvers.dual,
+    #: ``DualOracle._complement_product`` and ``_trace_curvature``); ``None`` otherwise
     support_curvature = None
 
     # -- the four functions ------------------------------------------------------------

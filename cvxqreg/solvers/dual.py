@@ -717,17 +717,17 @@ class DualOracle:
         if chc <= 0:
             return None
         on = d2 > 0
-        k = int(xp.count_nonzero(on))
-        if r is None and 2 * k > d2.size and bool(xp.all(d2[on] == d2[on][0])):
-            # psi'' is one constant on most of the spectrum (quadratic: 1 on the support):
-            # A(U diag(psi'') U^*) = psi'' (A(I) - A(U_off U_off^*)), the smaller block formed
+        c = self.reg.support_curvature
+        if r is None and c is not None and 2 * int(xp.count_nonzero(on)) > d2.size:
+            # psi'' = c on the support, most of the spectrum (quadratic: c = 1):
+            # A(U diag(psi'') U^*) = c (A(I) - A(U_off U_off^*)), the smaller block formed
             off = U[:, ~on]
             image = self._shared.get("identity_image")
             if image is None:
                 eye = xp.eye(U.shape[0], dtype=U.dtype)
                 image = self._shared["identity_image"] = self.be.to_host(self.A.apply(eye))
             rest = self.be.to_host(self.A.apply_spectral(off)) if off.shape[1] else 0.0
-            return float(d2[on][0]) * (image - rest) / eps, chc
+            return float(c) * (image - rest) / eps, chc
         V = U[:, on] * xp.sqrt(d2[on])[None, :]  # the columns without curvature dropped
         hc = self.be.to_host(self.A.apply_spectral(V)) / eps
         return hc, chc
