@@ -265,14 +265,21 @@ def _threads_before() -> int:
 def _one_thread():
     """Host BLAS limited to one thread (:meth:`Backend.threads_for`), remembering the count
     before it for :meth:`Backend.eigh`."""
-    ctl = blas_controller()
-    before = max((i["num_threads"] for i in ctl.info() if i["user_api"] == "blas"), default=1)
-    with ctl.limit(limits=1, user_api="blas"):
-        _ONE_THREAD.append(before)
-        try:
-            yield
-        finally:
-            _ONE_THREAD.pop()
+    # the libraries' own controllers: ThreadpoolController.info() and .limit() rebuild their
+    # records on every call (about 75 us, a few percent of a solve at D = 16)
+    blas = [lc for lc in blas_controller().lib_controllers if lc.user_api == "blas"]
+    counts = [lc.get_num_threads() for lc in blas]
+    for lc, n in zip(blas, counts, strict=True):
+        if n != 1:
+            lc.set_num_threads(1)
+    _ONE_THREAD.append(max(counts, default=1))
+    try:
+        yield
+    finally:
+        _ONE_THREAD.pop()
+        for lc, n in zip(blas, counts, strict=True):
+            if n != 1:
+                lc.set_num_threads(n)
 
 
 def blas_threads() -> str:

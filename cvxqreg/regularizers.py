@@ -187,19 +187,22 @@ class VonNeumann(Regularizer):
         return _xp(t).exp(t - 1.0)
 
     def divided_differences(self, t, s=None):
-        """The divided difference of ``exp(. - 1)`` without cancellation: for gaps
-        ``d = |t_j - s_k| <= 1`` it is ``e^(min - 1) expm1(d) / d`` (``G_jj = e^(t_j - 1)``),
-        above it the plain quotient (no cancellation, no ``0 * inf`` at large gaps)."""
+        """The divided difference of ``exp(. - 1)`` without cancellation or overflow:
+
+            G_jk = e^(max(t_j, s_k) - 1) (1 - e^(-d)) / d,   d = |t_j - s_k|,
+
+        with ``-expm1(-d) / d`` in ``(0, 1]`` accurate to rounding for every gap (``d`` is floored
+        at ``1e-300``, where ``expm1`` is exact, so ``G_jj = e^(t_j - 1)``), and the exponential
+        of the larger argument taken per vector (``D`` exponentials, not ``D^2``)."""
         xp = _xp(t)
         s = t if s is None else s
-        a, b = t[:, None], s[None, :]
-        d = xp.abs(a - b)
-        near = d <= 1.0
-        dn = xp.where(near, d, 1.0)
-        ratio = xp.where(dn < 1e-300, 1.0, xp.expm1(dn) / xp.where(dn < 1e-300, 1.0, dn))
-        lo = xp.exp(xp.minimum(a, b) - 1.0)
-        far = (xp.exp(xp.maximum(a, b) - 1.0) - lo) / xp.where(near, 1.0, d)
-        return xp.where(near, lo * ratio, far)
+        d = xp.abs(t[:, None] - s[None, :])
+        xp.maximum(d, 1e-300, out=d)
+        xp.negative(d, out=d)
+        ratio = xp.expm1(d)
+        ratio /= d
+        ratio *= xp.maximum(xp.exp(t - 1.0)[:, None], xp.exp(s - 1.0)[None, :])
+        return ratio
 
     def negligible_cut(self, t_max: float, gap: float) -> float:
         """``t_max - gap``: ``psi'' = exp(. - 1)`` increases, and a divided difference equals

@@ -437,3 +437,47 @@ def test_dense_low_rank_hessian_from_marginal_entries_matches_the_sparse_rows(rn
         sparse = oracle.low_rank_hessian_matrix(ev, r)
         del oracle._shared["marginal_rows"]  # shared with the problem's other oracles
         assert np.abs(structured - sparse).max() <= 1e-13 * np.abs(sparse).max()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["QT1 (Pauli)", "QT2 (Pauli, real reduction)", "QWD (marginals)", "IM (marginals, real)"],
+)
+@pytest.mark.parametrize("reg", [VonNeumann(), Quadratic()], ids=lambda r: r.name)
+def test_dense_hessian_from_row_structure_matches_the_row_stack(rng, kind, reg, monkeypatch):
+    """The dense Hessian forms ``Q_i U`` by gathering rows of ``U`` for Pauli strings and all
+    ``J_i`` from one product per marginal for partial-trace entries, and contracts only the
+    upper triangles of the Hermitian ``J_i``: the same matrix as the dense row stack, and as the
+    Hessian-vector products applied to the unit vectors."""
+    import cvxqreg
+    import cvxqreg.solvers.dual as dual_mod
+    from cvxqreg import problems
+
+    make = {
+        "QT1 (Pauli)": lambda: problems.tomography("QT1", n_qubits=4),
+        "QT2 (Pauli, real reduction)": lambda: problems.tomography("QT2", n_qubits=3),
+        "QWD (marginals)": lambda: problems.wasserstein(3),
+        "IM (marginals, real)": lambda: problems.ising(2),
+    }
+    P = cvxqreg.lower(make[kind]().problem)
+    monkeypatch.setattr(dual_mod, "_MARGINAL_ROWS_FLOPS", 0.0)  # the structured path at any size
+    oracle = DualOracle(P, 0.3, reg, "numpy")
+    assert (oracle._pauli_rows() is not None) == kind.startswith("QT")
+    assert (oracle._marginal_rows() is not None) == (not kind.startswith("QT"))
+    assert (oracle.imag_rows is not None) == ("real" in kind)
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    structured = oracle.hessian_matrix(ev)
+    saved = dict(oracle._shared)
+    oracle._shared["pauli_rows"] = (oracle.real, None)  # neither structure: the row stack
+    oracle._shared["marginal_rows"] = None
+    plain = oracle.hessian_matrix(ev)
+    oracle._shared.clear()
+    oracle._shared.update(saved)  # shared with the problem's other oracles
+    scale = np.abs(plain).max()
+    assert np.abs(structured - plain).max() <= 1e-13 * scale
+    op = oracle.hessian_operator(ev, "full")
+    cols = np.column_stack([op(e) for e in np.eye(P.n_rows)])
+    np.testing.assert_allclose(structured, cols, rtol=1e-10, atol=1e-12 * scale)
+    if oracle.imag_rows is not None:  # D(P alpha) is flat along the dropped rows
+        assert not np.any(structured[oracle.imag_rows])
+        assert not np.any(structured[:, oracle.imag_rows])

@@ -156,6 +156,9 @@ class Pauli(ConstraintOperator):
         # (benchmarks/results/pauli_products.md); equal positions of several strings are summed
         import scipy.sparse as sp
 
+        # each row's matrix c_k P_k as a phased permutation (row r holds its one nonzero in
+        # column cols[k, r]): Q_k U = rows of U gathered and scaled (phased_permutation)
+        self._cols, self._entries = cols, c[:, None] * phase
         K = len(masks)
         k = np.repeat(np.arange(K), D)
         be = self.backend
@@ -189,6 +192,12 @@ class Pauli(ConstraintOperator):
         xp = self.backend.xp
         a = xp.asarray(alpha, dtype=xp.float64)
         return (self._adjoint_re_csr @ a).reshape(self.dim, self.dim)
+
+    def phased_permutation(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(cols, entries)``, host ``(K, D)`` arrays: row ``r`` of ``Q_k = c_k P_k`` has its one
+        nonzero ``entries[k, r]`` in column ``cols[k, r]``, so ``(Q_k U)[r] =
+        entries[k, r] U[cols[k, r]]`` (``D^2`` entries gathered instead of ``2 D^3`` flops)."""
+        return self._cols, self._entries
 
     def matrix(self):
         """Sparse rows built directly: row ``k`` holds ``c_k P_k[r, r ^ x_k]`` (2 D nonzeros;

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from ..backend import Backend, get_backend
+from ..backend import Backend, array_module, get_backend
 from ..bounds import dual_rounding, infeasibility_threshold, shift_lower_bound
 from ..errors import InfeasibleDataError, InvalidInputError
 from ..operators.blocks import block_eigh
@@ -80,6 +80,11 @@ SINGLE_PRECISION_MIN_DIM = 128
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
 _DENSE_HESSIAN_WORK = 4e6
+#: the dense Hessian forms the rows in the eigenbasis from the marginal structure when the rows
+#: one by one would cost more flops than this: below it the per-marginal gathers cost more than
+#: the products they save (one-off, 1 thread: at QWD n = 5, 8 m D^3 = 6e6 flops, the rows took
+#: 470 us against 850 us one by one; at IM N = 2, 2 m D^3 = 1.6e5 flops, 150 us against 40 us)
+_MARGINAL_ROWS_FLOPS = 1e6
 #: the dense low-rank Hessian keeps its m x rD rows (scaled) in memory up to this many bytes
 _DENSE_LOW_RANK_BYTES = 1 << 30
 #: ... and forms them this many entries at a time
@@ -213,7 +218,10 @@ class DualOracle:
     def W(self, alpha: np.ndarray):
         """``A*(alpha) - H`` on the device (real symmetric for a real or real-reduced problem,
         where ``alpha`` is taken with its :attr:`imag_rows` zeroed: ``W(P alpha)``, exact)."""
-        alpha = self._project(np.asarray(alpha, dtype=np.float64))
+        return self._W_projected(self._project(np.asarray(alpha, dtype=np.float64)))
+
+    def _W_projected(self, alpha: np.ndarray):
+        """:meth:`W` at an ``alpha`` already projected (``P alpha = alpha``)."""
         a = self.be.asarray(alpha, dtype=self.be.xp.float64)
         Wd = self.A.adjoint_real(a) if self.real else self.A.adjoint(a)
         return Wd - self.H
@@ -257,7 +265,7 @@ class DualOracle:
                 return ev_p
         alpha = self._project(alpha)
         # several PSD variables: W is block diagonal, one eigh per block
-        lam, U = block_eigh(self.be, self.W(alpha), self.problem.blocks)
+        lam, U = block_eigh(self.be, self._W_projected(alpha), self.problem.blocks)
         self.n_evals += 1
         spectrum = (alpha.copy(), lam)  # a copy: callers may update their alpha in place
         if self.c is not None:
@@ -282,6 +290,9 @@ class DualOracle:
         if self.A.spectral_native and not want_state:
             X = None  # A(X) straight from the factor: X is never formed
             AX = self.A.apply_spectral(V)
+        elif not want_state:  # X is not returned: real under the real reduction, read as is
+            X = None
+            AX = self.A.apply(self.be.outer(V))
         else:
             X = self._state(V)
             AX = self.A.apply(X)
@@ -525,10 +536,15 @@ class DualOracle:
         return m * D**3 <= _DENSE_HESSIAN_WORK and m * D**2 <= _DENSE_HESSIAN_ENTRIES
 
     def _row_stack(self):
-        """The ``Q_i`` as an ``(m, D, D)`` device stack (:attr:`LoweredProblem.row_stack`)."""
-        Qs = self._shared.get("rows")
+        """The ``Q_i`` as an ``(m, D, D)`` device stack (:attr:`LoweredProblem.row_stack`); under
+        the real reduction only the real rows (``~imag_rows``), as a real stack."""
+        key = "rows" if self.imag_rows is None else "real_rows"
+        Qs = self._shared.get(key)
         if Qs is None:
-            Qs = self._shared["rows"] = self.be.asarray(self.problem.row_stack)
+            Qs = self.problem.row_stack
+            if self.imag_rows is not None:
+                Qs = np.ascontiguousarray(Qs[~self.imag_rows].real)
+            Qs = self._shared[key] = self.be.asarray(Qs)
         return Qs
 
     def hessian_matrix(self, ev: Evaluation) -> np.ndarray:
@@ -541,26 +557,79 @@ class DualOracle:
         the matrix form of :meth:`hessian_operator` (same Schur complement under elimination).
         It costs ``2 m D^3 + m^2 D^2`` flops in a few large BLAS calls: cheaper than conjugate
         gradients with ``O(m)`` Hessian-vector products when ``m D^2`` is small
-        (:meth:`dense_hessian_fits`).
+        (:meth:`dense_hessian_fits`). Under the real reduction ``U`` is real and only the real
+        rows enter (``D(P alpha)`` is flat along the dropped ones): real arithmetic on those.
         """
         xp, eps = self.be.xp, self.eps
         U = ev.U
-        m = self.q.size
-        Qs = self._row_stack()
         D = U.shape[0]
-        J = xp.matmul(U.conj().T, (Qs.reshape(m * D, D) @ U).reshape(m, D, D))
-        G = self.reg.divided_differences(ev.lam / eps).reshape(-1)
+        marg = self._marginal_rows()
+        k = self.q.size if self.imag_rows is None else int(np.count_nonzero(~self.imag_rows))
+        flops = (2.0 if self.real else 8.0) * k * D**3
+        if marg is not None and flops > _MARGINAL_ROWS_FLOPS:
+            # entries of partial traces: n D^3 multiply-adds per marginal, not 2 m D^3
+            J = _marginal_basis_rows(marg, U, U, self.q.size)
+            if self.imag_rows is not None:  # (zero there: the real reduction's coef is real)
+                J = J[self.be.asarray(np.flatnonzero(~self.imag_rows))]
+        elif (pauli := self._pauli_rows()) is not None:  # Q_i U gathers rows of U
+            cols, entries = pauli
+            J = xp.matmul(U.conj().T, entries[:, :, None] * U[cols])
+        else:
+            Qs = self._row_stack()
+            J = xp.matmul(U.conj().T, (Qs.reshape(-1, D) @ U).reshape(-1, D, D))
+        k = J.shape[0]
+        # J_i and G are Hermitian / symmetric: the sum over k <= l with the pairs k < l counted
+        # twice is the whole sum, at half the flops of the contraction
+        upper, weight = self._upper_triangle(D)
+        J = xp.take(J.reshape(k, D * D), upper, axis=1)
+        G = self.reg.divided_differences(ev.lam / eps).reshape(-1)[upper] * weight
         if xp.iscomplexobj(J):  # Re(conj(a) b) = Re a Re b + Im a Im b: one real product
             J = J.view(xp.float64)
             G = xp.repeat(G, 2)
-        J = J.reshape(m, -1)
-        Hm = (J @ (J * G[None, :]).T) / eps
-        Hm = self.be.to_host(0.5 * (Hm + Hm.T))
-        if self.imag_rows is not None:  # D(P alpha) is flat along the reduction's dropped rows
-            Hm[self.imag_rows, :] = 0.0
-            Hm[:, self.imag_rows] = 0.0
+        Hk = (J @ (J * G[None, :]).T) / eps
+        Hk = self.be.to_host(0.5 * (Hk + Hk.T))
+        if self.imag_rows is None:
+            Hm = Hk
+        else:  # D(P alpha) is flat along the reduction's dropped rows
+            keep = np.flatnonzero(~self.imag_rows)
+            Hm = np.zeros((self.q.size, self.q.size))
+            Hm[keep[:, None], keep[None, :]] = Hk
         along = self._trace_curvature(ev)
         return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
+
+    def _pauli_rows(self):
+        """For rows that are Pauli strings (:class:`~cvxqreg.operators.Pauli`, or a selection
+        of its rows): ``(cols, entries)`` of their phased permutations
+        (:meth:`~cvxqreg.operators.Pauli.phased_permutation`) on the device, under the real
+        reduction the kept rows only (real entries: their strings have an even number of
+        ``Y``); ``None`` for other rows."""
+        if "pauli_rows" not in self._shared or self._shared["pauli_rows"][0] != self.real:
+            from ..operators import Pauli, Selected
+
+            A, out = self.problem.A, None
+            rows = np.asarray(A.rows) if isinstance(A, Selected) else None
+            A = A.base if isinstance(A, Selected) else A
+            if isinstance(A, Pauli) and self.problem.blocks is None:
+                cols, entries = A.phased_permutation()
+                if rows is not None:
+                    cols, entries = cols[rows], entries[rows]
+                if self.imag_rows is not None:
+                    keep = ~self.imag_rows
+                    cols, entries = cols[keep], entries[keep].real
+                out = (self.be.asarray(cols), self.be.asarray(entries))
+            self._shared["pauli_rows"] = (self.real, out)
+        return self._shared["pauli_rows"][1]
+
+    def _upper_triangle(self, D: int):
+        """The flat indices of the entries ``k <= l`` of a ``D x D`` matrix and their weights in
+        a symmetric sum (1 on the diagonal, 2 above it), on the device (cached per problem)."""
+        key = ("upper", D)
+        out = self._shared.get(key)
+        if out is None:
+            a, b = np.triu_indices(D)
+            out = self.be.asarray(a * D + b), self.be.asarray(np.where(a == b, 1.0, 2.0))
+            self._shared[key] = out
+        return out
 
     def _row_entries(self):
         """The nonzeros of the rows as host triplets ``(i, a, b, (Q_i)_ab)`` (real parts only
@@ -637,23 +706,8 @@ class DualOracle:
         S = np.sqrt(np.maximum(GT, 0.0) * (2.0 / eps))
         marg = self._marginal_rows()
         if marg is not None:
-            K = np.zeros((m, r, D), dtype=np.result_type(U, *(mr.coef for mr in marg)))
-            for mr in marg:
-                # M[a, :, b, :] = U_T^* (E_ab on the kept factor (x) I) U, all (a, b) at once:
-                # one (n r x t) by (t x n D) product (t the traced factor's size)
-                n, tr = mr.n, D // mr.n
-                if mr.kept == 0:
-                    UTf = UT.reshape(n, tr, r).transpose(0, 2, 1)  # (a, k, t)
-                    Uf = U.reshape(n, tr, D).transpose(1, 0, 2)  # (t, b, l)
-                else:
-                    UTf = UT.reshape(tr, n, r).transpose(1, 2, 0)
-                    Uf = U.reshape(tr, n, D)
-                M = (UTf.conj().reshape(n * r, tr) @ Uf.reshape(tr, n * D)).reshape(n, r, n, D)
-                # J = (s / 2) (c M[i, :, j, :] + conj(c) M[j, :, i, :]) for Z = c E_ij
-                Kp = mr.coef[:, None, None] * M[mr.i, :, mr.j, :]
-                Kp += mr.coef.conj()[:, None, None] * M[mr.j, :, mr.i, :]
-                K[mr.pos] = Kp * S[None]
-                del M, Kp
+            K = _marginal_basis_rows(marg, UT, U, m)
+            K *= S[None]
         else:
             # J_i = (Q_i^T conj(U_T))^T U: the sparse rows Q_i^T stacked (row i D + b, column
             # a) times conj(U_T), then one dense product with U
@@ -795,6 +849,35 @@ class _MarginalRows:
     coef: np.ndarray
     kept: int
     n: int
+
+
+def _marginal_basis_rows(marg: list[_MarginalRows], UT, U, m: int):
+    """The rows in the eigenbasis, ``J_i = U_T^* Q_i U`` (``(m, r, D)``, on ``U``'s device),
+    for rows that are entries of partial traces (:class:`_MarginalRows`).
+
+    All entries of one marginal come from one product: ``M[a, :, b, :] = U_T^* (E_ab (x) I) U``
+    for every ``(a, b)`` is an ``(n r x t)`` by ``(t x n D)`` product (``t`` the traced factor's
+    size; ``n r D^2`` multiply-adds in all, against ``2 m D^3`` for the rows one by one), and
+    ``J = c M[i, :, j, :] + conj(c) M[j, :, i, :]`` for ``Q = Herm(c E_ij) (x) I``."""
+    xp = array_module(U)
+    D, r = U.shape[0], UT.shape[1]
+    J = xp.zeros((m, r, D), dtype=xp.result_type(U, *(mr.coef for mr in marg)))
+    for mr in marg:
+        n, tr = mr.n, D // mr.n
+        if mr.kept == 0:
+            UTf = UT.reshape(n, tr, r).transpose(0, 2, 1)  # (a, k, t)
+            Uf = U.reshape(n, tr, D).transpose(1, 0, 2)  # (t, b, l)
+        else:
+            UTf = UT.reshape(tr, n, r).transpose(1, 2, 0)
+            Uf = U.reshape(tr, n, D)
+        M = (UTf.conj().reshape(n * r, tr) @ Uf.reshape(tr, n * D)).reshape(n, r, n, D)
+        M = M.transpose(0, 2, 1, 3).reshape(n * n, r, D)  # M[a n + b] = M[a, :, b, :]
+        c = xp.asarray(mr.coef)[:, None, None]
+        Jp = xp.take(M, xp.asarray(mr.i * n + mr.j), axis=0)
+        Jp *= c
+        Jp += c.conj() * xp.take(M, xp.asarray(mr.j * n + mr.i), axis=0)
+        J[xp.asarray(mr.pos)] = Jp
+    return J
 
 
 def _marginal_rows(problem: LoweredProblem, real: bool) -> list[_MarginalRows] | None:
