@@ -871,12 +871,11 @@ def _marginal_basis_rows(marg: list[_MarginalRows], UT, U, m: int):
             UTf = UT.reshape(tr, n, r).transpose(1, 2, 0)
             Uf = U.reshape(tr, n, D)
         M = (UTf.conj().reshape(n * r, tr) @ Uf.reshape(tr, n * D)).reshape(n, r, n, D)
-        M = M.transpose(0, 2, 1, 3).reshape(n * n, r, D)  # M[a n + b] = M[a, :, b, :]
-        c = xp.asarray(mr.coef)[:, None, None]
-        Jp = xp.take(M, xp.asarray(mr.i * n + mr.j), axis=0)
-        Jp *= c
-        Jp += c.conj() * xp.take(M, xp.asarray(mr.j * n + mr.i), axis=0)
+        i, j, c = xp.asarray(mr.i), xp.asarray(mr.j), xp.asarray(mr.coef)[:, None, None]
+        Jp = c * M[i, :, j, :]
+        Jp += c.conj() * M[j, :, i, :]
         J[xp.asarray(mr.pos)] = Jp
+        del M, Jp
     return J
 
 
