@@ -564,8 +564,8 @@ class DualOracle:
         U = ev.U
         D = U.shape[0]
         marg = self._marginal_rows()
-        k = self.q.size if self.imag_rows is None else int(np.count_nonzero(~self.imag_rows))
-        flops = (2.0 if self.real else 8.0) * k * D**3
+        kept = self.q.size if self.imag_rows is None else int(np.count_nonzero(~self.imag_rows))
+        flops = (2.0 if self.real else 8.0) * kept * D**3  # the rows one by one
         if marg is not None and flops > _MARGINAL_ROWS_FLOPS:
             # entries of partial traces: n D^3 multiply-adds per marginal, not 2 m D^3
             J = _marginal_basis_rows(marg, U, U, self.q.size)
