@@ -579,3 +579,40 @@ def test_cached_problem_data_are_freed_with_the_problem():
     del lp, lp2
     gc.collect()
     assert [len(c) for c in caches] == after
+
+
+@pytest.mark.parametrize("kind", ["QT1 (Pauli)", "QT2 (Pauli, real reduction)", "QWD", "IM"])
+def test_small_problems_evaluate_through_one_dense_row_matrix(rng, kind, monkeypatch):
+    """Below ``_SMALL_ROWS`` entries the evaluations apply the rows as one dense matrix: its
+    ``A(X)``, ``A*(a)`` and ``Re A*(a)`` equal the structured operator's, and so do the value,
+    gradient and state of an evaluation (to rounding)."""
+    import cvxqreg
+    import cvxqreg.solvers.dual as dual_mod
+    from cvxqreg import problems
+
+    make = {
+        "QT1 (Pauli)": lambda: problems.tomography("QT1", n_qubits=4),
+        "QT2 (Pauli, real reduction)": lambda: problems.tomography("QT2", n_qubits=4),
+        "QWD": lambda: problems.wasserstein(4),
+        "IM": lambda: problems.ising(2),
+    }
+    P = cvxqreg.lower(make[kind]().problem)
+    small = DualOracle(P, 0.3, VonNeumann(), "numpy")
+    rows = small._small_rows()
+    assert rows is not None
+    a = rng.normal(size=P.n_rows)
+    X = rand_state(rng, P.dim)
+    scale = np.abs(P.A.adjoint(a)).max()
+    np.testing.assert_allclose(rows.adjoint(a), P.A.adjoint(a), atol=1e-14 * scale)
+    np.testing.assert_allclose(rows.adjoint_real(a), P.A.adjoint(a).real, atol=1e-14 * scale)
+    np.testing.assert_allclose(rows.apply(X), P.A.apply(X), atol=1e-14)
+    np.testing.assert_allclose(rows.apply(X.real), P.A.apply(X.real.astype(complex)), atol=1e-14)
+    ev_small = small.evaluate(a * 0.3)
+    monkeypatch.setattr(dual_mod, "_SMALL_ROWS", 0)
+    P2 = cvxqreg.lower(make[kind]().problem)  # a fresh problem: its shared data are rebuilt
+    plain = DualOracle(P2, 0.3, VonNeumann(), "numpy")
+    assert plain._small_rows() is None
+    ev = plain.evaluate(a * 0.3)
+    assert abs(ev_small.value - ev.value) <= 1e-13 * (1.0 + abs(ev.value))
+    np.testing.assert_allclose(ev_small.grad, ev.grad, atol=1e-13)
+    np.testing.assert_allclose(ev_small.X, ev.X, atol=1e-14)
