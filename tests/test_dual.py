@@ -593,7 +593,7 @@ def test_small_problems_evaluate_through_one_dense_row_matrix(rng, kind, monkeyp
     make = {
         "QT1 (Pauli)": lambda: problems.tomography("QT1", n_qubits=4),
         "QT2 (Pauli, real reduction)": lambda: problems.tomography("QT2", n_qubits=4),
-        "QWD": lambda: problems.wasserstein(4),  # 31 x 512 entries
+        "QWD": lambda: problems.wasserstein(4),
         "IM": lambda: problems.ising(2),
     }
     P = cvxqreg.lower(make[kind]().problem)

@@ -81,9 +81,9 @@ _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
 _DENSE_HESSIAN_WORK = 4e6
 #: evaluations apply the rows as one dense (m, 2 D^2) matrix up to this many entries
-#: (:class:`_SmallRows`): at D = 16 a structured operator's call costs 20-40 us of dispatch, a
-#: dense matrix-vector product of this size a few; QWD n = 5 (6e4 entries) showed no gain
-_SMALL_ROWS = 1 << 15
+#: (:class:`_SmallRows`): at the small tables' sizes a structured operator's call costs
+#: 20-40 us of dispatch, a dense matrix-vector product of this size a few
+_SMALL_ROWS = 1 << 16
 #: the dense Hessian forms the rows in the eigenbasis from the marginal structure when the rows
 #: one by one would cost more flops than this: below it the per-marginal gathers cost more than
 #: the products they save (one-off, 1 thread: at QWD n = 5, 8 m D^3 = 6e6 flops, the rows took
