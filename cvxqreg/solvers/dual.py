@@ -80,10 +80,6 @@ SINGLE_PRECISION_MIN_DIM = 128
 _DENSE_HESSIAN_ENTRIES = 1 << 22
 #: ... and while m D^3 (the flops of the rows in the eigenbasis) stays below this
 _DENSE_HESSIAN_WORK = 4e6
-#: evaluations apply the rows as one dense (m, 2 D^2) matrix up to this many entries
-#: (:class:`_SmallRows`): at the small tables' sizes a structured operator's call costs
-#: 20-40 us of dispatch, a dense matrix-vector product of this size a few
-_SMALL_ROWS = 1 << 16
 #: the dense Hessian forms the rows in the eigenbasis from the marginal structure when the rows
 #: one by one would cost more flops than this: below it the per-marginal gathers cost more than
 #: the products they save (one-off, 1 thread: at QWD n = 5, 8 m D^3 = 6e6 flops, the rows took
@@ -227,19 +223,8 @@ class DualOracle:
     def _W_projected(self, alpha: np.ndarray):
         """:meth:`W` at an ``alpha`` already projected (``P alpha = alpha``)."""
         a = self.be.asarray(alpha, dtype=self.be.xp.float64)
-        A = self._small_rows() or self.A
-        Wd = A.adjoint_real(a) if self.real else A.adjoint(a)
+        Wd = self.A.adjoint_real(a) if self.real else self.A.adjoint(a)
         return Wd - self.H
-
-    def _small_rows(self) -> _SmallRows | None:
-        """The rows as one dense matrix (:class:`_SmallRows`) for the evaluations of a small
-        problem on the host, else ``None``."""
-        if "small_rows" not in self._shared:
-            small = None
-            if self.be.name == "numpy" and 2 * self.q.size * self.problem.dim**2 <= _SMALL_ROWS:
-                small = _SmallRows(self.problem)
-            self._shared["small_rows"] = small
-        return self._shared["small_rows"]
 
     def _project(self, alpha: np.ndarray) -> np.ndarray:
         """``P alpha``: ``alpha`` with the imaginary rows of the real reduction zeroed
@@ -302,16 +287,15 @@ class DualOracle:
             psi_sum = float(xp.sum(reg.psi(t)))
         value = float(alpha @ self.q) - eps * psi_sum
         V = self.factor(U, w)
-        small = self._small_rows()
-        if self.A.spectral_native and not want_state and small is None:
+        if self.A.spectral_native and not want_state:
             X = None  # A(X) straight from the factor: X is never formed
             AX = self.A.apply_spectral(V)
         elif not want_state:  # X is not returned: real under the real reduction, read as is
             X = None
-            AX = (small or self.A).apply(self.be.outer(V))
+            AX = self.A.apply(self.be.outer(V))
         else:
             X = self._state(V)
-            AX = (small or self.A).apply(X)
+            AX = self.A.apply(X)
         grad = self.q - self.be.to_host(AX)
         return Evaluation(
             value=value,
@@ -865,33 +849,6 @@ class _MarginalRows:
     coef: np.ndarray
     kept: int
     n: int
-
-
-class _SmallRows:
-    """The rows ``Q_i`` of a small problem as the dense ``(m, 2 D^2)`` real matrix ``M`` of
-    :meth:`~cvxqreg.operators.ConstraintOperator.matrix` (row ``i`` acts on ``X`` viewed as
-    interleaved real and imaginary parts as ``Re Tr[Q_i X]``; docs/theory.md, 'Computing D_eps
-    and its gradient'), with the transposes and the real parts the evaluations read: ``A(X)``,
-    ``A*(a)`` and ``Re A*(a)`` are one matrix-vector product each."""
-
-    def __init__(self, problem: LoweredProblem):
-        M = np.asarray(problem.A.to_backend("numpy").matrix().toarray(), dtype=np.float64)
-        self.dim = problem.dim
-        self.M, self.MT = M, np.ascontiguousarray(M.T)
-        self.Mre = np.ascontiguousarray(M[:, 0::2])  # the real parts Re Q_i
-        self.MreT = np.ascontiguousarray(self.Mre.T)
-
-    def apply(self, X) -> np.ndarray:
-        """``A(X)`` of a Hermitian ``X`` (for a real ``X``, ``Re Tr[Q_i X] = <Re Q_i, X>``)."""
-        if np.iscomplexobj(X):
-            return self.M @ np.ascontiguousarray(X, dtype=np.complex128).reshape(-1).view(float)
-        return self.Mre @ np.ascontiguousarray(X, dtype=np.float64).reshape(-1)
-
-    def adjoint(self, a) -> np.ndarray:
-        return (self.MT @ a).view(np.complex128).reshape(self.dim, self.dim)
-
-    def adjoint_real(self, a) -> np.ndarray:
-        return (self.MreT @ a).reshape(self.dim, self.dim)
 
 
 def _marginal_basis_rows(marg: list[_MarginalRows], UT, U, m: int):
