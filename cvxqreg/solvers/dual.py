@@ -202,8 +202,9 @@ class DualOracle:
         self.last_products = None  # which Hessian product the last hessian_operator built
         # lazily built data that depend on the problem alone (row stacks, sparse entries,
         # marginal structure): shared by every oracle of this problem on this backend with the
-        # same elimination, so a solver called on one problem again and again builds them once
-        key = (self.be.name, self.c is not None)
+        # same elimination and real reduction (several of them keep only the real parts there),
+        # so a solver called on one problem again and again builds them once
+        key = (self.be.name, self.c is not None, self.imag_rows is not None)
         self._shared: dict[str, Any] = _PROBLEM_DATA.setdefault(problem, {}).setdefault(key, {})
 
     def with_eps(self, eps: float) -> DualOracle:
@@ -538,13 +539,12 @@ class DualOracle:
     def _row_stack(self):
         """The ``Q_i`` as an ``(m, D, D)`` device stack (:attr:`LoweredProblem.row_stack`); under
         the real reduction only the real rows (``~imag_rows``), as a real stack."""
-        key = "rows" if self.imag_rows is None else "real_rows"
-        Qs = self._shared.get(key)
+        Qs = self._shared.get("rows")
         if Qs is None:
             Qs = self.problem.row_stack
             if self.imag_rows is not None:
                 Qs = np.ascontiguousarray(Qs[~self.imag_rows].real)
-            Qs = self._shared[key] = self.be.asarray(Qs)
+            Qs = self._shared["rows"] = self.be.asarray(Qs)
         return Qs
 
     def hessian_matrix(self, ev: Evaluation) -> np.ndarray:
@@ -563,14 +563,15 @@ class DualOracle:
         xp, eps = self.be.xp, self.eps
         U = ev.U
         D = U.shape[0]
+        m = self.q.size
+        keep = None if self.imag_rows is None else np.flatnonzero(~self.imag_rows)
         marg = self._marginal_rows()
-        kept = self.q.size if self.imag_rows is None else int(np.count_nonzero(~self.imag_rows))
-        flops = (2.0 if self.real else 8.0) * kept * D**3  # the rows one by one
-        if marg is not None and flops > _MARGINAL_ROWS_FLOPS:
+        flops = (2.0 if self.real else 8.0) * (m if keep is None else keep.size) * D**3
+        if marg is not None and flops > _MARGINAL_ROWS_FLOPS:  # (the rows one by one)
             # entries of partial traces: n D^3 multiply-adds per marginal, not 2 m D^3
-            J = _marginal_basis_rows(marg, U, U, self.q.size)
-            if self.imag_rows is not None:  # (zero there: the real reduction's coef is real)
-                J = J[self.be.asarray(np.flatnonzero(~self.imag_rows))]
+            J = _marginal_basis_rows(marg, U, U, m)
+            if keep is not None:  # (zero there: the real reduction's coef is real)
+                J = J[self.be.asarray(keep)]
         elif (pauli := self._pauli_rows()) is not None:  # Q_i U gathers rows of U
             cols, entries = pauli
             J = xp.matmul(U.conj().T, entries[:, :, None] * U[cols])
@@ -588,11 +589,10 @@ class DualOracle:
             G = xp.repeat(G, 2)
         Hk = (J @ (J * G[None, :]).T) / eps
         Hk = self.be.to_host(0.5 * (Hk + Hk.T))
-        if self.imag_rows is None:
+        if keep is None:
             Hm = Hk
         else:  # D(P alpha) is flat along the reduction's dropped rows
-            keep = np.flatnonzero(~self.imag_rows)
-            Hm = np.zeros((self.q.size, self.q.size))
+            Hm = np.zeros((m, m))
             Hm[keep[:, None], keep[None, :]] = Hk
         along = self._trace_curvature(ev)
         return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
@@ -603,7 +603,7 @@ class DualOracle:
         (:meth:`~cvxqreg.operators.Pauli.phased_permutation`) on the device, under the real
         reduction the kept rows only (real entries: their strings have an even number of
         ``Y``); ``None`` for other rows."""
-        if "pauli_rows" not in self._shared or self._shared["pauli_rows"][0] != self.real:
+        if "pauli_rows" not in self._shared:
             from ..operators import Pauli, Selected
 
             A, out = self.problem.A, None
@@ -617,8 +617,8 @@ class DualOracle:
                     keep = ~self.imag_rows
                     cols, entries = cols[keep], entries[keep].real
                 out = (self.be.asarray(cols), self.be.asarray(entries))
-            self._shared["pauli_rows"] = (self.real, out)
-        return self._shared["pauli_rows"][1]
+            self._shared["pauli_rows"] = out
+        return self._shared["pauli_rows"]
 
     def _upper_triangle(self, D: int):
         """The flat indices of the entries ``k <= l`` of a ``D x D`` matrix and their weights in
