@@ -63,6 +63,28 @@ def values(result):
     return [(r["task"], r["eps"], r["status"], r["value"], r["iterations"]) for r in result.rows]
 
 
+def same_numbers(a, b, rtol=1e-10):
+    """The rows of two batch runs agree: tasks, eps, statuses and iterations exactly, values to
+    ``rtol`` (relative to ``1 + |value|``). Not bit for bit: a solve in a worker thread need not
+    run with the BLAS thread count of the same solve in the main thread (measured with OpenBLAS
+    0.3.30/0.3.31: once the main thread has set a count, ``openblas_set_num_threads`` from another
+    thread is ignored, so the solver's one-thread section does not hold there), and BLAS with
+    another thread count rounds differently: a D = 24 solve at tol 1e-8 gave values 1e-14 apart
+    (relative)."""
+    va, vb = values(a), values(b)
+    if len(va) != len(vb):
+        return False
+    for (*ka, xa, ia), (*kb, xb, ib) in zip(va, vb, strict=True):
+        if ka != kb or ia != ib:
+            return False
+        if (xa is None) != (xb is None):
+            return False
+        both_nan = xa is not None and np.isnan(xa) and np.isnan(xb)  # a failed task
+        if xa is not None and not both_nan and not abs(xa - xb) <= rtol * (1.0 + abs(xb)):
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------------------------
 # without Dask
 
@@ -344,11 +366,11 @@ def test_dask_in_process_same_numbers_in_order(inproc_client):
         **OPTS,
     )
     assert dask.scheduler.startswith("inproc://")
-    assert values(dask) == values(serial)  # bit for bit, in input order
+    assert same_numbers(dask, serial)  # in input order
     assert dask.rows[6]["status"] == ERROR and "broken operator" in dask.rows[6]["message"]
     assert ticks[-1] == (6, 6) and len(ticks) == 6
     chunked = cvxqreg.solve_many(items, [1e-1, 1e-3], client=inproc_client, chunk_size=4, **OPTS)
-    assert values(chunked) == values(serial)  # the broken task fails alone inside its chunk
+    assert same_numbers(chunked, serial)  # the broken task fails alone inside its chunk
     with pytest.raises(InvalidInputError, match="chunk_size"):
         cvxqreg.solve_many(items, 1e-2, client=inproc_client, chunk_size=0)
     # the active client is the default one (client=None)
@@ -356,7 +378,7 @@ def test_dask_in_process_same_numbers_in_order(inproc_client):
     assert again.scheduler == dask.scheduler
     exact_serial = cvxqreg.solve_many(probs, method="exact", client="serial")
     exact_dask = cvxqreg.solve_many(probs, method="exact", client=inproc_client)
-    assert values(exact_dask) == values(exact_serial)
+    assert same_numbers(exact_dask, exact_serial)
 
 
 def test_dask_scan_starts_cold(inproc_client):
@@ -365,7 +387,7 @@ def test_dask_scan_starts_cold(inproc_client):
     dask = cvxqreg.scan(p, grid, 1e-3, client=inproc_client, warm_start=True, **OPTS)
     cold = cvxqreg.scan(p, grid, 1e-3, client="serial", **OPTS)
     assert not any(r["warm_started"] for r in dask.rows)
-    assert values(dask) == values(cold)
+    assert same_numbers(dask, cold)
 
 
 def _spy(client, monkeypatch):
@@ -405,7 +427,7 @@ def test_dask_one_large_operator_is_scattered_once(inproc_client, monkeypatch):
     serial = cvxqreg.solve_many(problems, 1e-1, client="serial", **OPTS)
     scattered, chunks = _spy(inproc_client, monkeypatch)
     dask = cvxqreg.solve_many(problems, 1e-1, client=inproc_client, **OPTS)
-    assert values(dask) == values(serial) and all(r["status"] == "converged" for r in dask.rows)
+    assert same_numbers(dask, serial) and all(r["status"] == "converged" for r in dask.rows)
     assert len(scattered) == 1 and scattered[0][0] is A and scattered[0][1]["broadcast"]
     assert len(chunks) == 4
     for chunk in chunks:  # the tasks carry H and q, not the operator
@@ -435,7 +457,7 @@ def test_dask_scan_scatters_shared_data(inproc_client, monkeypatch):
     points = [{lam: 0.1}, {lam: 0.5}, {lam: 0.1}, {lam: 0.1}]
     each = cvxqreg.scan(p, points, 1e-2, lowering="each", client=inproc_client, **OPTS)
     ref = cvxqreg.scan(p, points, 1e-2, lowering="each", client="serial", **OPTS)
-    assert values(each) == values(ref) and list(each.column("lowered")).count("shared") == 2
+    assert same_numbers(each, ref) and list(each.column("lowered")).count("shared") == 2
     assert len(scattered) == 1 and sum(isinstance(c[0].problem, batch._Remote) for c in chunks) == 3
 
 
@@ -445,7 +467,7 @@ def test_dask_local_cluster_sized_to_machine():
     probs = make_problems(4, seed=5)
     local = cvxqreg.solve_many(probs, 1e-2, client="local", **OPTS)
     assert local.scheduler.startswith("tcp://")
-    assert values(local) == values(cvxqreg.solve_many(probs, 1e-2, client="serial", **OPTS))
+    assert same_numbers(local, cvxqreg.solve_many(probs, 1e-2, client="serial", **OPTS))
 
 
 def test_dask_worker_processes_survive_a_killed_worker():
@@ -479,4 +501,4 @@ def test_dask_worker_processes_survive_a_killed_worker():
         res = cvxqreg.solve_many(probs, [1e-1, 1e-4], client=client, progress=kill_one, **OPTS)
         assert lost and lost[0] >= 1  # tasks were running or queued on the killed worker
         assert set(client.run(os.getpid).values()) != set(pids.values())  # nanny restarted it
-    assert values(res) == values(serial)  # complete, in order, the same numbers
+    assert same_numbers(res, serial)  # complete, in order, the same numbers
