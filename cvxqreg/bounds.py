@@ -584,7 +584,12 @@ def _psd_sqrt(A: np.ndarray, inverse: bool = False) -> np.ndarray | None:
 
 
 def scale_to_marginals(
-    X: np.ndarray, rho: np.ndarray, sigma: np.ndarray, dims: tuple[int, int], rounds: int = 60
+    X: np.ndarray,
+    rho: np.ndarray,
+    sigma: np.ndarray,
+    dims: tuple[int, int],
+    rounds: int = 60,
+    reduction: float = 0.0,
 ) -> np.ndarray | None:
     """Operator Sinkhorn: ``X <- (P (x) I) X (P (x) I)*`` with ``P = rho^(1/2) (Tr_2 X)^(-1/2)``,
     then the same on the second factor, alternately, until both marginals equal ``rho`` and
@@ -594,8 +599,10 @@ def scale_to_marginals(
     projection of :func:`restore_feasibility` this restores feasibility without creating negative
     eigenvalues; near a feasible ``X`` the factors are ``I + O(||residual|| / lambda_min(rho))``.
     Each congruence acts on one tensor factor through reshapes and (batched) matrix products,
-    ``O(n D^2)`` flops. Returns ``None`` when a marginal of ``X`` (or ``rho``, ``sigma``) is not
-    positive definite."""
+    ``O(n D^2)`` flops. ``reduction``: stop as well once the residual has fallen to this
+    fraction of its initial value (:func:`feasible_upper_bound` sets it from the bracket).
+    Returns ``None`` when a marginal of ``X`` (or ``rho``, ``sigma``) is not positive
+    definite."""
     n1, n2 = dims
     D = n1 * n2
     T = np.array(X, dtype=np.result_type(X, rho, sigma, np.float64), copy=True)
@@ -604,11 +611,13 @@ def scale_to_marginals(
     root_rho, root_sigma = _psd_sqrt(rho), _psd_sqrt(sigma)
     if root_rho is None or root_sigma is None:
         return None
-    last = math.inf
-    for _ in range(rounds):
+    last, stop = math.inf, 4 * _U
+    for k in range(rounds):
         r1, r2 = _marginals(T, dims)
         err = max(float(np.linalg.norm(r1 - rho)), float(np.linalg.norm(r2 - sigma))) / scale
-        if err < 4 * _U or not err < 0.9 * last:
+        if k == 0:
+            stop = max(stop, reduction * err)
+        if err < stop or not err < 0.9 * last:
             break
         last = err
         inv = _psd_sqrt(0.5 * (r1 + r1.conj().T), inverse=True)
@@ -822,6 +831,7 @@ def feasible_upper_bound(
     lam_min_X: float | None = None,
     lam_estimate: float | None = None,
     anchor_start: np.ndarray | None = None,
+    lower: float | None = None,
 ) -> FeasibleBound:
     """``U >= F_0`` from an approximately feasible ``X`` (see the module docstring).
 
@@ -849,6 +859,11 @@ def feasible_upper_bound(
     anchor_start : ndarray, optional
         A dual point for the maximum-entropy search of the default anchor
         (:func:`anchor_state`'s ``start``).
+    lower : float, optional
+        A certified lower bound ``L`` on ``F_0``. On coupling problems the operator Sinkhorn
+        scaling then stops once its remaining residual is predicted to cost less than
+        :data:`SCALING_BRACKET_SHARE` of ``U - L`` (:func:`_scaling_reduction`); without it, at
+        rounding.
 
     Returns
     -------
@@ -888,13 +903,43 @@ def feasible_upper_bound(
     if marg is not None and (fb.t != 0.0 or not fb.available):
         dims, rho, sigma = marg
         with np.errstate(all="ignore"):
-            Xs = scale_to_marginals(Xh, rho, sigma, dims)
+            stop = _scaling_reduction(fb, lower, float(np.linalg.norm(problem.H)))
+            Xs = scale_to_marginals(Xh, rho, sigma, dims, reduction=stop)
         if Xs is not None and np.all(np.isfinite(Xs)):
             fs = _bound(problem, Xs, anchors, geo, nu, True, None, t0, scaled=True)
             if fs.value < fb.value:
                 restoration = float(np.linalg.norm(fs.restored.X - Xh))
                 return dataclasses.replace(fs, restoration=restoration)
     return fb
+
+
+#: operator Sinkhorn (:func:`scale_to_marginals`) in :func:`feasible_upper_bound` stops once
+#: the predicted cost of its remaining residual is this fraction of the bracket ``U - L``
+SCALING_BRACKET_SHARE = 1e-3
+
+
+def _scaling_reduction(fb: FeasibleBound, lower: float | None, h_norm: float) -> float:
+    """The residual reduction at which operator Sinkhorn may stop, given the bound ``fb`` from
+    the Frobenius projection ``X'`` of the state and a certified lower bound ``lower`` on
+    ``F_0`` (``0``: run to rounding).
+
+    Projecting a residual costs the bound its mixing with the anchor and moves the energy by up
+    to ``||H||_F`` times the correction; both scale with the residual. Sinkhorn's residual
+    ``r_k`` left to the final projection therefore costs about
+    ``(r_k / r_0) c`` with ``c = (U' - E') + ||H||_F ||X' - X||_F`` (``U'``, ``E'`` the bound and
+    energy of ``X'``). No bound from this state can beat ``w = E' - L - ||H||_F ||X' - X||_F``
+    (the energy of the scaled state is within that correction of ``E'``), and Sinkhorn stops
+    once ``(r_k / r_0) c`` is :data:`SCALING_BRACKET_SHARE` of ``w``: where the regularization
+    gap dominates the bracket (large eps). Where ``w <= 0`` (small eps: the bracket is set by
+    the state's feasibility) it runs to rounding (docs/bounds.md, 'Couplings: scaling instead
+    of projecting')."""
+    if lower is None or not (fb.available and np.isfinite(lower)):
+        return 0.0
+    cost = (fb.value - fb.energy) + h_norm * fb.restoration
+    width = fb.energy - lower - h_norm * fb.restoration
+    if not (cost > 0 and width > 0 and np.isfinite(cost)):
+        return 0.0
+    return min(1.0, SCALING_BRACKET_SHARE * width / cost)
 
 
 def _face_bound(problem, Xh: np.ndarray, t0: float) -> FeasibleBound | None:
@@ -1057,7 +1102,7 @@ def bracket_of_solve(
     if ev.w is not None:
         w = np.asarray(oracle.be.to_host(ev.w), dtype=np.float64)
         est = float(np.min(w)) if w.size and np.all(np.isfinite(w)) else None
-    fb = feasible_upper_bound(problem, X, lam_estimate=est, anchor_start=start)
+    fb = feasible_upper_bound(problem, X, lam_estimate=est, anchor_start=start, lower=lb)
     anc = fb.restored
     if (
         fb.available
