@@ -243,6 +243,9 @@ def test_fewer_hessian_products_on_ising_marginals(monkeypatch):
     import cvxqreg.solvers.dual as dual
 
     monkeypatch.setitem(dual.SINGLE_PRECISION_RTOL, "numpy", None)
+    from cvxqreg.solvers import newton
+
+    monkeypatch.setattr(newton, "TRIAL_RATIO_MIN", 2.0)  # the unit first trial throughout
     runs, products = {}, {}
     for pre in ("marginal", "none"):
         count[0] = 0
@@ -250,8 +253,8 @@ def test_fewer_hessian_products_on_ising_marginals(monkeypatch):
         # the full-space dual (facial_reduction=False): on the 6 x 6 face the marginals' 4e-9
         # eigenvalues make the preconditioner worse (421 products against 305), but there the
         # dense Hessian is used by default and no product is computed
-        # and without the marginal scaling steps, which change the Newton path (this measures
-        # the preconditioner alone)
+        # and without the marginal scaling steps or the longer first trial steps of the line
+        # search, which change the Newton path (this measures the preconditioner alone)
         runs[pre] = DualSolver(
             backend="numpy",
             preconditioner=pre,
@@ -263,8 +266,9 @@ def test_fewer_hessian_products_on_ising_marginals(monkeypatch):
         products[pre] = count[0]
     assert all(r.converged for r in runs.values())
     # measured 168 against 336 products (169 against 345 before the divided differences of
-    # exp were rewritten: rounding-level changes of the products move both CG paths by a few
-    # percent), so the bound leaves that much room below the measured factor 2
+    # exp were rewritten, 168 against 330 on another machine: rounding-level changes of the
+    # products move both CG paths by a few percent), so the bound leaves that much room below
+    # the measured factor 2
     assert products["marginal"] <= 0.55 * products["none"]
     np.testing.assert_allclose(runs["marginal"].dual_value, runs["none"].dual_value, rtol=1e-7)
 

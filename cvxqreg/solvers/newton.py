@@ -75,18 +75,19 @@ CAPPED_DENSE_FACTOR = 8
 #: (``u (1 + |D|)``, the scale of :mod:`cvxqreg.solvers.line_search`'s ``eps_f = 64 u (1 + |f|)``)
 #: is judged by the gradient norm instead of by the line search (:func:`_gradient_backtrack`)
 ROUNDING_GAIN = 64
-#: smooth regularizers, dense Hessian: after a Newton step whose directional derivative kept
-#: at least ``TRIAL_RATIO_MIN`` of its initial value, the next line search starts at the
-#: secant's estimate of the best step, at most ``MAX_TRIAL_STEP`` (:func:`_next_trial_step`).
-#: Measured over the small paper tables' 120 cells (one-off operation counts): von Neumann
-#: Newton iterations 523 -> 466 (QT2 180 -> 150, IM 137 -> 110; no cell more than 2 iterations
-#: worse); a cap of 4 gave QT2 162, a threshold of 0.35 IM 132. Not with conjugate gradients:
-#: on IM N = 3 (eps 1e-2, CG) the longer steps cost more products than the 2 iterations they
-#: saved (219 against 168, marginal preconditioner), and the large problems that use CG or the
-#: dense low-rank Hessian were not measured with it. Not for the quadratic regularizer either:
-#: its curvature jumps where eigenvalues cross zero and the longer trials overshoot (QT2
-#: 204 -> 174 iterations but 216 -> 306 evaluations; IM 97 -> 112 iterations, 350 -> 509
-#: evaluations)
+#: smooth regularizers: after a Newton step whose directional derivative kept at least
+#: ``TRIAL_RATIO_MIN`` of its initial value, the next line search starts at the secant's
+#: estimate of the best step, at most ``MAX_TRIAL_STEP`` (:func:`_next_trial_step`).
+#: Measured (one-off operation counts): over the small paper tables' 120 cells (dense Hessian)
+#: von Neumann Newton iterations 523 -> 466 (QT2 180 -> 150, IM 137 -> 110; no cell more than
+#: 2 iterations worse), where a cap of 4 gave QT2 162 and a threshold of 0.35 IM 132; with
+#: conjugate gradients at eps 1e-2, tol 1e-6, QT2 n = 7 20 -> 16 iterations (221 -> 160 Hessian
+#: products), n = 9 13 -> 11 (53 -> 48), and QWD n = 12, 15, random transport n = 8, 12, 16,
+#: QT1 and QT3 n = 9 within one iteration and 5 products. The one loss measured: IM N = 3 in
+#: the full space with the marginal preconditioner (not the default path, which solves on the
+#: face), 168 -> 219 products. Not for the quadratic regularizer: its curvature jumps where
+#: eigenvalues cross zero and the longer trials overshoot (QT2 204 -> 174 iterations but
+#: 216 -> 306 evaluations; IM 97 -> 112 iterations, 350 -> 509 evaluations)
 TRIAL_RATIO_MIN = 0.2
 MAX_TRIAL_STEP = 2.0
 
@@ -303,7 +304,7 @@ def newton_cg_maximize(
             step = _gradient_backtrack(neg, x, f, p, gn)
         if step is None:
             step = line_search(neg, x, f, p, dphi0, t_trial)
-            if step is not None and dense and not semismooth:
+            if step is not None and not semismooth:
                 t_first = _next_trial_step(step[0], float(step[2] @ p) / dphi0)
         if step is None:  # far from the optimum the Newton model can be poor: gradient step
             p = -g
