@@ -1,7 +1,8 @@
 """Operation counts of whole Newton-CG solves: Newton iterations, eigendecompositions (oracle
 evaluations), Hessian-vector products, and how often the line search shortened the Newton step.
 
-    shortened = #{Newton steps accepted at t < 1},   ls evals = oracle evaluations in line searches
+    shortened = #{Newton steps accepted below their first trial step (1, or the secant trial step
+    of cvxqreg.solvers.newton._next_trial_step)},   ls evals = oracle evaluations in line searches
 
 ``preconditioners`` counts the marginal preconditioners formed and factored (one per
 preconditioned Newton step, ``O(n^6 + m^3)`` flops each; see cvxqreg/solvers/preconditioner.py).
@@ -127,13 +128,15 @@ class Counts:
 
             return counted
 
-        def line_search(neg, x, f0, d, dphi0, t):
+        def line_search(neg, x, f0, d, dphi0, t, *rest):
             before = c.evals
-            out = ls0(neg, x, f0, d, dphi0, t)
+            out = ls0(neg, x, f0, d, dphi0, t, *rest)
             c.ls_evals += c.evals - before
-            if out is not None and t == 1.0:
+            # a Newton step's search starts at 1 or at the secant's trial step (at most
+            # MAX_TRIAL_STEP); the gradient fallback's at 1 / ||grad||
+            if out is not None and 1.0 <= t <= newton.MAX_TRIAL_STEP:
                 c.steps += 1
-                c.short += out[0] < 1.0
+                c.short += out[0] < t
                 if c._last is not None and c._last.shape == d.shape:
                     norms = np.linalg.norm(d) * np.linalg.norm(c._last)
                     c.cosines.append(float(d @ c._last) / norms if norms > 0 else np.nan)

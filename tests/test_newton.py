@@ -255,3 +255,20 @@ def test_longer_trial_steps_shorten_newton_on_a_maximum_entropy_state(monkeypatc
     # measured 15 against 18 Newton iterations (16 against 19 evaluations)
     assert longer.iterations <= unit.iterations - 2 and longer.n_evals < unit.n_evals
     assert abs(longer.dual_value - unit.dual_value) <= 1e-10 * max(1.0, abs(unit.dual_value))
+
+
+def test_rounding_tests_follow_the_dual_scale_at_small_eps():
+    """With ``H = 0`` the dual at ``eps`` is the dual at ``1`` scaled (``alpha -> eps alpha``,
+    ``D -> eps D``), so Newton's path should not depend on eps. Its rounding tests once measured
+    ``|D|`` against ``1``: QT2 (7 qubits, quadratic, tol 1e-6) then took 400 iterations at
+    eps = 1e-6 without converging (||grad|| 1.4e-6), 46 at eps = 1e-4; with ``|D|`` below the
+    energy scale ``min(1, max(eps, spread))`` counted as zero it converges in 50."""
+    from cvxqreg import problems
+
+    P = cvxqreg.lower(problems.tomography("QT2", n_qubits=7).problem)
+    solve = DualSolver("quadratic", backend="numpy", tol=1e-6, max_iter=200)
+    ref, small = solve(P, 1e-4), solve(P, 1e-6)
+    assert ref.converged and small.converged
+    assert small.iterations <= 2 * ref.iterations
+    # the same state (H = 0: the minimum-norm state with the measured Pauli expectations)
+    assert np.linalg.norm(small.X - ref.X) <= 1e-4 * np.linalg.norm(ref.X)

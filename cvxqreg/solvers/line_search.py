@@ -2,7 +2,7 @@
 :mod:`cvxqreg.solvers.newton`), on ``phi(t) = f(x + t d)`` for the minimized ``f = -D_eps``.
 
 A step is accepted when the weak Wolfe conditions hold or, once function values are within
-rounding of each other (``eps_f = 64 u (1 + |f(x)|)``), the approximate Wolfe conditions of Hager
+rounding of each other (``eps_f = 64 u (unit + |f(x)|)``), the approximate Wolfe conditions of Hager
 and Zhang (SIAM J. Optim. 16, 2005):
 
     (2 c1 - 1) phi'(0) >= phi'(t) >= c2 phi'(0),   phi(t) <= phi(0) + eps_f,
@@ -21,9 +21,11 @@ _C1, _C2 = 1e-4, 0.9
 _MAX_LS = 60
 
 
-def line_search(neg, x, f0, d, dphi0, t):
-    """Weak Wolfe / approximate Wolfe step along ``d``; ``(t, f, g)`` or ``None``."""
-    eps_f = 64 * np.finfo(float).eps * (1.0 + abs(f0))
+def line_search(neg, x, f0, d, dphi0, t, unit: float = 1.0):
+    """Weak Wolfe / approximate Wolfe step along ``d``; ``(t, f, g)`` or ``None``. ``unit``: the
+    size below which ``|f|`` counts as zero in the rounding ``eps_f = 64 u (unit + |f(x)|)`` (the
+    objective's natural scale; ``1`` unless the caller knows it)."""
+    eps_f = 64 * np.finfo(float).eps * (unit + abs(f0))
     lo, hi = 0.0, np.inf
     dlo, dhi = dphi0, np.nan
     good = None  # the last step that passed the decrease test

@@ -72,8 +72,9 @@ SCALING_TRIGGER = 0.5
 #: the last eps stage), exact steps converge in 15, at 2-6 caps' worth of products each
 CAPPED_DENSE_FACTOR = 8
 #: a step whose predicted gain ``-grad . p`` is at most this many units of rounding of ``D``
-#: (``u (1 + |D|)``, the scale of :mod:`cvxqreg.solvers.line_search`'s ``eps_f = 64 u (1 + |f|)``)
-#: is judged by the gradient norm instead of by the line search (:func:`_gradient_backtrack`)
+#: (``u (unit + |D|)``, the scale of :mod:`cvxqreg.solvers.line_search`'s
+#: ``eps_f = 64 u (unit + |f|)``, ``unit = min(1, max(eps, spread of H))``) is judged by the
+#: gradient norm instead of by the line search (:func:`_gradient_backtrack`)
 ROUNDING_GAIN = 64
 #: smooth regularizers: after a Newton step whose directional derivative kept at least
 #: ``TRIAL_RATIO_MIN`` of its initial value, the next line search starts at the secant's
@@ -223,6 +224,10 @@ def newton_cg_maximize(
         raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
     # the Hessian scales like 1/eps for eps above the cost's spread and like 1/spread below it
     energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
+    # dual values are of the size of that energy scale: |D| below it counts as zero in the
+    # rounding tests (not below 1: with H = 0, D is proportional to eps, and "1 + |D|" took
+    # QT2, 7 qubits, quadratic, eps = 1e-6 to 400 iterations where eps = 1e-4 needs 46)
+    unit = min(1.0, energy_scale)
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
     build, kind, start = _preconditioner(oracle, preconditioner) if not dense else (None, "", 0)
     if eager_preconditioner:
@@ -300,15 +305,15 @@ def newton_cg_maximize(
         if not dphi0 < 0:
             p, dphi0 = -g, -float(g @ g)
         step, t_trial, t_first = None, t_first, 1.0
-        if -dphi0 <= ROUNDING_GAIN * np.finfo(float).eps * (1.0 + abs(f)):
-            step = _gradient_backtrack(neg, x, f, p, gn)
+        if -dphi0 <= ROUNDING_GAIN * np.finfo(float).eps * (unit + abs(f)):
+            step = _gradient_backtrack(neg, x, f, p, gn, unit)
         if step is None:
-            step = line_search(neg, x, f, p, dphi0, t_trial)
+            step = line_search(neg, x, f, p, dphi0, t_trial, unit)
             if step is not None and not semismooth:
                 t_first = _next_trial_step(step[0], float(step[2] @ p) / dphi0)
         if step is None:  # far from the optimum the Newton model can be poor: gradient step
             p = -g
-            step = line_search(neg, x, f, p, -gn * gn, 1.0 / gn)
+            step = line_search(neg, x, f, p, -gn * gn, 1.0 / gn, unit)
         if step is None:
             status, msg = line_search_failed(neg, x, g, gn, tol)
             break
@@ -359,10 +364,10 @@ def _next_trial_step(t: float, ratio: float) -> float:
     return min(MAX_TRIAL_STEP, max(1.0, t / (1.0 - ratio)))
 
 
-def _gradient_backtrack(neg, x, f, p, gn: float):
+def _gradient_backtrack(neg, x, f, p, gn: float, unit: float = 1.0):
     """The step ``t p`` (``t = 1, 1/4, 1/16, ...``, down to ``4^-8``) first to lower ``||grad||``
     below ``gn`` without raising the minimized ``f = -D`` beyond its rounding
-    (``ROUNDING_GAIN u (1 + |f|)``), as ``(t, f, g)``, or ``None``.
+    (``ROUNDING_GAIN u (unit + |f|)``), as ``(t, f, g)``, or ``None``.
 
     Used when the step's predicted gain ``-grad . p`` is below the rounding of ``D``
     (:data:`ROUNDING_GAIN` units): function values can no longer rank the trial points, and the
@@ -372,7 +377,7 @@ def _gradient_backtrack(neg, x, f, p, gn: float):
     test at rounding level and sent ``||grad||`` from 1e-11 to 1e-7, nine times in one run.
     """
     t = 1.0
-    slack = ROUNDING_GAIN * np.finfo(float).eps * (1.0 + abs(f))
+    slack = ROUNDING_GAIN * np.finfo(float).eps * (unit + abs(f))
     for _ in range(9):
         f1, g1 = neg(x + t * p)
         if np.isfinite(f1) and f1 <= f + slack and np.linalg.norm(g1) < gn:
