@@ -96,6 +96,7 @@ def projected_newton_maximize(
 
     t0 = time.perf_counter()
     problem = oracle.problem
+    unit = oracle.value_unit()
     ineq = problem.inequality
     cache: dict = {}
 
@@ -165,9 +166,10 @@ def projected_newton_maximize(
         n_solves += 1
         if not float(g[free] @ p[free]) > 0:  # not an ascent direction: projected gradient
             p = g.copy()
-        step = _projected_search(evaluate, problem, x, ev, p, pg, gn, t_first)
+        step = _projected_search(evaluate, problem, x, ev, p, pg, gn, t_first, unit)
         if step is None and not np.array_equal(p, g):
-            step = _projected_search(evaluate, problem, x, ev, g.copy() / max(gn, 1.0), pg, gn, 1.0)
+            q = g.copy() / max(gn, 1.0)
+            step = _projected_search(evaluate, problem, x, ev, q, pg, gn, 1.0, unit)
         if step is None:
             status, msg = line_search_failed(floor_check_fun(x), x, -pg, gn, tol)
             break
@@ -180,12 +182,12 @@ def projected_newton_maximize(
     return dataclasses.replace(out, evaluation=evaluate(x))
 
 
-def _projected_search(evaluate, problem, x, ev, p, pg, gn, t=1.0):
+def _projected_search(evaluate, problem, x, ev, p, pg, gn, t=1.0, unit=1.0):
     """Halve ``t`` along ``P(x + t p)`` until sufficient increase (or, within rounding of the
-    dual value, a smaller projected gradient), starting from ``t``; ``(x_new, ev_new, t)`` or
-    ``None``."""
+    dual value, ``64 u (unit + |D|)``, a smaller projected gradient), starting from ``t``;
+    ``(x_new, ev_new, t)`` or ``None``."""
     f0 = ev.value
-    eps_f = 64 * np.finfo(float).eps * (1.0 + abs(f0))
+    eps_f = 64 * np.finfo(float).eps * (unit + abs(f0))
     for _ in range(_MAX_HALVINGS):
         xt = problem.project_dual(x + t * p)
         if np.array_equal(xt, x):

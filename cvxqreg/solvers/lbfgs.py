@@ -64,9 +64,12 @@ def lbfgs_maximize_hz(
     memory: int = 10,
     callback: Callable[[int, float, float], None] | None = None,
     stop_above: float | None = None,
+    unit: float = 1.0,
 ) -> RunOutcome:
     """Maximize a smooth concave ``f`` from ``fun(x) -> (f(x), grad f(x))``; same contract as
-    :func:`cvxqreg.solvers.scipy_lbfgs.scipy_lbfgs_maximize`."""
+    :func:`cvxqreg.solvers.scipy_lbfgs.scipy_lbfgs_maximize`. ``unit``: the size below which
+    ``|f|`` counts as zero in the line search's rounding test
+    (:meth:`cvxqreg.solvers.dual.DualOracle.value_unit`)."""
     t0 = time.perf_counter()
 
     def neg(x):
@@ -100,7 +103,7 @@ def lbfgs_maximize_hz(
             d = -g
             dphi0 = float(g @ d)
         t = 1.0 if pairs else min(1.0, 1.0 / gn)
-        step = line_search(neg, x, f, d, dphi0, t)
+        step = line_search(neg, x, f, d, dphi0, t, unit)
         if step is None:
             status, msg = line_search_failed(neg, x, g, gn, tol)
             break

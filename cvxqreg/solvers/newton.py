@@ -224,10 +224,7 @@ def newton_cg_maximize(
         raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
     # the Hessian scales like 1/eps for eps above the cost's spread and like 1/spread below it
     energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
-    # dual values are of the size of that energy scale: |D| below it counts as zero in the
-    # rounding tests (not below 1: with H = 0, D is proportional to eps, and "1 + |D|" took
-    # QT2, 7 qubits, quadratic, eps = 1e-6 to 400 iterations where eps = 1e-4 needs 46)
-    unit = min(1.0, energy_scale)
+    unit = oracle.value_unit()  # |D| below it counts as zero in the rounding tests
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
     build, kind, start = _preconditioner(oracle, preconditioner) if not dense else (None, "", 0)
     if eager_preconditioner:

@@ -46,7 +46,9 @@ def _newton(solver: DualSolver, oracle: DualOracle, x0, **common):
 
 def _lbfgs(solver: DualSolver, oracle: DualOracle, x0, **common):
     """``optimizer="lbfgs"``: :func:`cvxqreg.solvers.lbfgs.lbfgs_maximize_hz`."""
-    return lbfgs_maximize_hz(fun_of(oracle), x0, memory=solver.memory, **common)
+    return lbfgs_maximize_hz(
+        fun_of(oracle), x0, memory=solver.memory, unit=oracle.value_unit(), **common
+    )
 
 
 def _scipy(solver: DualSolver, oracle: DualOracle, x0, **common):
