@@ -299,8 +299,8 @@ def newton_cg_maximize(
             if oracle.last_products != "full":
                 cg_low_rank += n_cg
         dphi0 = float(g @ p)
-        if not dphi0 < 0:
-            p, dphi0 = -g, -float(g @ g)
+        if not dphi0 < 0:  # not a descent direction: the gradient, from the unit step
+            p, dphi0, t_first = -g, -float(g @ g), 1.0
         step, t_trial, t_first = None, t_first, 1.0
         if -dphi0 <= ROUNDING_GAIN * np.finfo(float).eps * (unit + abs(f)):
             step = _gradient_backtrack(neg, x, f, p, gn, unit)
