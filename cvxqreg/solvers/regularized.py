@@ -161,7 +161,9 @@ class DualSolver:
     predictor : bool
         With continuation, warm-start each stage from the secant extrapolation of the last two
         stages' ``alpha`` when that has the larger dual value
-        (:func:`cvxqreg.solvers.continuation.predict`).
+        (:func:`cvxqreg.solvers.continuation.predict`), where the tangent predictor gives no
+        candidate (switched off, or its step rejected): with one, the secant never started a
+        stage in the measured cases (docs/solvers.md, 'Optimizers and continuation').
     tangent_predictor : bool
         With continuation, also try the first-order step along the path of optima,
         ``alpha + (eps - eps_last) d alpha / d eps`` (one linear solve with the last stage's
