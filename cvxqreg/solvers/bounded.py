@@ -124,7 +124,7 @@ def projected_newton_maximize(
     if hessian not in ("auto", "dense", "cg"):
         raise ValueError(f"hessian must be 'auto', 'dense' or 'cg', got {hessian!r}")
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
-    energy_scale = max(oracle.eps, problem.cost_spread, np.finfo(float).tiny)
+    energy_scale = oracle.energy_scale()
     x = problem.project_dual(np.asarray(x0, dtype=np.float64)).copy()
     ev = evaluate(x)
     history = RunRecord(t0, callback)

@@ -814,14 +814,19 @@ class DualOracle:
             lam_max=float(xp.max(xp.abs(lam))) if lam.size else 0.0,
         )
 
+    def energy_scale(self) -> float:
+        """``max(eps, s)``, ``s`` the spread of ``H``: the size of dual values, and the scale of
+        the Hessian (``1/eps`` above the spread, ``1/s`` below it) that Newton's
+        Levenberg-Marquardt shift is measured in."""
+        return max(self.eps, self.problem.cost_spread, np.finfo(float).tiny)
+
     def value_unit(self) -> float:
         """The size below which a dual value counts as zero in the optimizers' rounding tests
-        (``eps_f = 64 u (unit + |D|)``): ``min(1, max(eps, s))``, ``s`` the spread of ``H``.
-        Dual values are of the size of that energy scale; with ``H = 0`` the dual at ``eps`` is
-        the dual at ``1`` scaled by ``eps``, and a fixed ``1`` made the tests scale-dependent
-        (QT2, 7 qubits, quadratic, ``tol = 1e-6``: 400 Newton iterations without converging at
-        ``eps = 1e-6``, 46 at ``1e-4``; with this unit 50)."""
-        return min(1.0, max(self.eps, self.problem.cost_spread, np.finfo(float).tiny))
+        (``eps_f = 64 u (unit + |D|)``): ``min(1, energy_scale())``. With ``H = 0`` the dual at
+        ``eps`` is the dual at ``1`` scaled by ``eps``, and a fixed ``1`` made the tests
+        scale-dependent (QT2, 7 qubits, quadratic, ``tol = 1e-6``: 400 Newton iterations without
+        converging at ``eps = 1e-6``, 46 at ``1e-4``; with this unit 50)."""
+        return min(1.0, self.energy_scale())
 
     def primal_upper_bound(self) -> float | None:
         """An upper bound on ``F_eps`` over all states of the fixed trace; a dual value above it

@@ -222,8 +222,7 @@ def newton_cg_maximize(
         raise ValueError(f"products must be 'auto', 'full' or 'low_rank', got {products!r}")
     if preconditioner not in PRECONDITIONERS:
         raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {preconditioner!r}")
-    # the Hessian scales like 1/eps for eps above the cost's spread and like 1/spread below it
-    energy_scale = max(oracle.eps, oracle.problem.cost_spread, np.finfo(float).tiny)
+    energy_scale = oracle.energy_scale()  # of the Hessian, for the Levenberg-Marquardt shift
     unit = oracle.value_unit()  # |D| below it counts as zero in the rounding tests
     dense = hessian == "dense" or (hessian == "auto" and oracle.dense_hessian_fits())
     build, kind, start = _preconditioner(oracle, preconditioner) if not dense else (None, "", 0)
@@ -299,9 +298,9 @@ def newton_cg_maximize(
             if oracle.last_products != "full":
                 cg_low_rank += n_cg
         dphi0 = float(g @ p)
-        if not dphi0 < 0:  # not a descent direction: the gradient, from the unit step
-            p, dphi0, t_first = -g, -float(g @ g), 1.0
         step, t_trial, t_first = None, t_first, 1.0
+        if not dphi0 < 0:  # not a descent direction: the gradient, from the unit step
+            p, dphi0, t_trial = -g, -float(g @ g), 1.0
         if -dphi0 <= ROUNDING_GAIN * np.finfo(float).eps * (unit + abs(f)):
             step = _gradient_backtrack(neg, x, f, p, gn, unit)
         if step is None:
