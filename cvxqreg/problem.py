@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse.linalg as spla
 
 from .errors import InvalidInputError
+from .hermitian import hermitian_defect, hermitian_part
 from .operators import ConstraintOperator
 
 __all__ = ["LoweredProblem"]
@@ -88,13 +89,13 @@ class LoweredProblem:
         if self.real and np.iscomplexobj(H) and np.any(H.imag != 0):
             raise InvalidInputError("H must be real for a real symmetric variable")
         H = np.asarray(H, dtype=np.float64 if self.real else np.complex128)
-        err = np.abs(H - H.conj().T).max() if H.size else 0.0
-        if err > 1e-10 * max(1.0, np.abs(H).max()):
+        err = hermitian_defect(H)
+        if err > 0 and err > 1e-10 * max(1.0, np.abs(H).max()):
             raise InvalidInputError(
                 f"H is not Hermitian (max |H - H^*| = {err:.3e}); the objective Tr[H X] must be "
                 "real on Hermitian X. Use (H + H^*)/2 if the skew part is a mistake."
             )
-        H = 0.5 * (H + H.conj().T)
+        H = hermitian_part(H, err)
         q = (
             np.asarray(self.q, dtype=np.float64).reshape(-1)
             if np.ndim(self.q)

@@ -39,6 +39,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import InvalidInputError, UnsupportedModelError
+from ..hermitian import hermitian_defect
 from .linear_form import (
     form_rows,
     random_point,
@@ -281,8 +282,8 @@ def _fast_forms(X, objective, equalities, evaluated) -> dict:
             B, c0 = form
             Bd = np.zeros((D, D), complex) if B is None else (B.toarray() if sp.issparse(B) else B)
             # Im f = Tr[sym(Im B) X] for real symmetric X, Tr[Herm(-iB) X] for Hermitian X
-            im_part = Bd.imag + Bd.imag.T if real else Bd - Bd.conj().T
-            if c0.imag == 0 and not np.any(im_part):
+            skew = np.any(Bd.imag + Bd.imag.T) if real else hermitian_defect(Bd) > 0
+            if c0.imag == 0 and not skew:
                 cand.append((k, expr, (Bd, c0), 1, 0, None))
             continue
         n_re, n_im = int(not user_c.is_imag()), int(not user_c.is_real())
