@@ -96,8 +96,10 @@ class LoweredProblem:
                 "real on Hermitian X. Use (H + H^*)/2 if the skew part is a mistake."
             )
         H = hermitian_part(H, err)
+        if np.may_share_memory(H, self.H):  # the problem owns its data: no caller's array
+            H = H.copy()
         q = (
-            np.asarray(self.q, dtype=np.float64).reshape(-1)
+            np.array(self.q, dtype=np.float64).reshape(-1)  # (a copy: the problem owns it)
             if np.ndim(self.q)
             else np.asarray([self.q], dtype=np.float64)
         )

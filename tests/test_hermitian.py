@@ -106,3 +106,14 @@ def test_dense_forms_are_checked_by_row_blocks(block_rows):
         X, [(expr, (C, 0j)), (expr, (wrong, 0j)), (expr, (sp.csr_matrix(C), 0j))]
     )
     assert flags == [True, False, True]
+
+
+def test_the_problem_owns_its_cost_and_right_hand_side():
+    """An exactly Hermitian H is no longer symmetrized into a new array, so the problem copies
+    it: changing the caller's arrays afterwards does not change the problem."""
+    H = np.diag([1.0, 2.0]).astype(complex)
+    q = np.array([1.0])
+    A = cvxqreg.operators.Dense(np.eye(2)[None].astype(complex))
+    P = cvxqreg.LoweredProblem(H, A, q)
+    H[0, 0], q[0] = 5.0, 7.0
+    assert P.H[0, 0] == 1.0 and P.q[0] == 1.0
