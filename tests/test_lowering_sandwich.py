@@ -6,6 +6,7 @@ from __future__ import annotations
 import cvxpy as cp
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import cvxqreg.lowering.extract as extract_mod
 from cvxqreg.lowering import lower
@@ -72,3 +73,36 @@ def test_random_point_is_positive_definite():
     for X in (cp.Variable((30, 30), hermitian=True), cp.Variable((30, 30), symmetric=True)):
         X0 = random_point(X, np.random.default_rng(1))
         assert np.allclose(X0, X0.conj().T) and np.linalg.eigvalsh(X0).min() > 0
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_validate_sandwich_accepts_the_rows_and_rejects_a_perturbed_value(real):
+    """The check gathers, for each nonzero of the rows, the one entry of X0 it reads: exact rows
+    pass, a value off by 1e-6 in one entry fails, and rows with no nonzeros (an identically zero
+    entry of the expression) are read as zero."""
+    from cvxqreg.lowering.linear_form import sandwich_rows, validate_sandwich
+
+    rng = np.random.default_rng(11)
+    D = 6
+    X = matrix_var(D, real)
+    X0 = random_point(X, rng)
+    for expr in (cp.partial_trace(X, [2, 3], axis=0), cp.partial_trace(X, [3, 2], axis=1)):
+        terms, C = sandwich_form(expr - np.eye(expr.shape[0]), X)
+        G_re, G_im = sandwich_rows(terms, D, real=real)
+        X.value = X0
+        value = np.asarray((expr - np.eye(expr.shape[0])).value)
+        X.value = None
+        assert validate_sandwich(X0, value, G_re, G_im, C)
+        bad = value.copy()
+        bad[1, 0] += 1e-6
+        assert not validate_sandwich(X0, bad, G_re, G_im, C)
+        # rows without nonzeros (as the imaginary rows under a real X) read as zero: the last
+        # entry is then checked against C alone, which it is not
+        Z = sp.csr_matrix((1, G_re.shape[1]))
+        n = value.size
+        G_re2, G_im2 = sp.vstack([G_re[: n - 1], Z]), sp.vstack([G_im[: n - 1], Z])
+        assert abs(value[-1, -1] - C[-1, -1]) > 1e-3
+        assert not validate_sandwich(X0, value, G_re2, G_im2, C)
+        zero_last = value.copy()
+        zero_last[-1, -1] = C[-1, -1]  # (the last entry in vec_F order)
+        assert validate_sandwich(X0, zero_last, G_re2, G_im2, C)
