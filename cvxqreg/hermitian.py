@@ -14,6 +14,8 @@ case: the lowering hermitizes the cost once) is returned as it is.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["hermitian_defect", "hermitian_part", "row_blocks"]
@@ -29,9 +31,9 @@ def row_blocks(n: int):
 
 
 def hermitian_defect(B: np.ndarray) -> float:
-    """``max_jk |B_jk - conj(B_kj)|`` of a square array (``0.0`` for an empty one). An exactly
-    Hermitian ``B`` is recognised by comparison alone; the moduli of the differences are taken
-    only where it is not."""
+    """``max_jk |B_jk - conj(B_kj)|`` of a square array (``0.0`` for an empty one, ``nan`` where
+    an entry is not a number). An exactly Hermitian ``B`` is recognised by comparison alone; the
+    moduli of the differences are taken only where it is not."""
     B = np.asarray(B)
     if B.ndim != 2 or B.shape[0] != B.shape[1]:
         raise ValueError(f"a square matrix is needed, got shape {B.shape}")
@@ -39,7 +41,10 @@ def hermitian_defect(B: np.ndarray) -> float:
         return 0.0
     out = 0.0
     for b in row_blocks(B.shape[0]):
-        out = max(out, float(np.max(np.abs(B[b] - B[:, b].conj().T), initial=0.0)))
+        d = float(np.max(np.abs(B[b] - B[:, b].conj().T), initial=0.0))
+        if math.isnan(d):
+            return d
+        out = max(out, d)
     return out
 
 

@@ -47,6 +47,8 @@ def test_an_exactly_hermitian_matrix_is_returned_as_is(block_rows):
     assert hermitian_part(H2) is not H2
     # a defect the caller already knows is not measured again
     assert hermitian_part(G, np.inf) is not G
+    H2[4, 4] = np.nan
+    assert np.isnan(hermitian_defect(H2))
     with pytest.raises(ValueError, match="square"):
         hermitian_defect(np.zeros((2, 3)))
 

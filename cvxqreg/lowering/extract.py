@@ -282,7 +282,7 @@ def _fast_forms(X, objective, equalities, evaluated) -> dict:
             B, c0 = form
             Bd = np.zeros((D, D), complex) if B is None else (B.toarray() if sp.issparse(B) else B)
             # Im f = Tr[sym(Im B) X] for real symmetric X, Tr[Herm(-iB) X] for Hermitian X
-            skew = np.any(Bd.imag + Bd.imag.T) if real else hermitian_defect(Bd) > 0
+            skew = np.any(Bd.imag + Bd.imag.T) if real else not hermitian_defect(Bd) == 0.0
             if c0.imag == 0 and not skew:
                 cand.append((k, expr, (Bd, c0), 1, 0, None))
             continue
