@@ -903,7 +903,7 @@ def feasible_upper_bound(
     if marg is not None and (fb.t != 0.0 or not fb.available):
         dims, rho, sigma = marg
         with np.errstate(all="ignore"):
-            stop = _scaling_reduction(fb, lower, float(np.linalg.norm(problem.H)))
+            stop = _scaling_reduction(fb, lower, problem.cost_frobenius)
             Xs = scale_to_marginals(Xh, rho, sigma, dims, reduction=stop)
         if Xs is not None and np.all(np.isfinite(Xs)):
             fs = _bound(problem, Xs, anchors, geo, nu, True, None, t0, scaled=True)
@@ -988,7 +988,7 @@ def _bound(
     if eig is True or (eig == "auto" and lam < need):
         lam = max(lam, _lambda_min_lower(Xr))
     restored = Anchor(Xr, lam, energy, e_err, rho, "restored state")
-    hf = float(np.linalg.norm(problem.H))
+    hf = problem.cost_frobenius
     if lam >= need:  # X' itself is (to rounding) feasible and positive definite
         value = energy + e_err + hf * need * (1.0 + 1e-6)
         return FeasibleBound(

@@ -257,6 +257,11 @@ class LoweredProblem:
         lam = self._cost_spectrum
         return float(np.abs(lam).max()) if lam.size else 0.0
 
+    @functools.cached_property
+    def cost_frobenius(self) -> float:
+        """``||H||_F`` (the bounds' ``|Tr[H Y]| <= ||H||_F ||Y||_F``)."""
+        return float(np.linalg.norm(self.H))
+
     @property
     def cost_max(self) -> float:
         """``lambda_max(H)``."""

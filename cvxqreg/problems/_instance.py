@@ -161,8 +161,3 @@ def _qot_problem(
     ]
     problem = cp.Problem(cp.Minimize(cp.real(cp.trace(H @ X))), constraints)
     return problem, X, n1 * n1 + n2 * n2
-
-
-def _hermitize(A: np.ndarray) -> np.ndarray:
-    """``(A + A^*) / 2``: removes rounding-level anti-Hermitian parts."""
-    return 0.5 * (A + A.conj().T)

@@ -23,7 +23,8 @@ import numpy as np
 
 from cvxqreg.errors import InvalidInputError
 
-from ._instance import Instance, _check_choice, _check_int, _hermitize
+from ..hermitian import hermitian_part
+from ._instance import Instance, _check_choice, _check_int
 
 __all__ = ["helstrom_value", "state_discrimination"]
 
@@ -31,7 +32,7 @@ __all__ = ["helstrom_value", "state_discrimination"]
 def helstrom_value(rho0: np.ndarray, rho1: np.ndarray, p0: float = 0.5) -> float:
     """``(1 + ||p0 rho0 - (1 - p0) rho1||_1) / 2``, the optimal success probability for two
     states."""
-    G = _hermitize(p0 * np.asarray(rho0) - (1.0 - p0) * np.asarray(rho1))
+    G = hermitian_part(p0 * np.asarray(rho0) - (1.0 - p0) * np.asarray(rho1))
     return 0.5 * (1.0 + float(np.abs(np.linalg.eigvalsh(G)).sum()))
 
 
@@ -95,7 +96,7 @@ def state_discrimination(
         for _ in range(k):
             G = rng.normal(size=(d, d)) + 1j * rng.normal(size=(d, d))
             r = G @ G.conj().T
-            states.append(_hermitize(r / np.trace(r).real))
+            states.append(hermitian_part(r / np.trace(r).real))
         reference = helstrom_value(states[0], states[1], float(p[0])) if k == 2 else None
     Ms = [cp.Variable((d, d), hermitian=True, name=f"M{j}") for j in range(k)]
     objective = cp.Maximize(

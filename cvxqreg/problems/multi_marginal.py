@@ -27,7 +27,8 @@ import numpy as np
 
 from cvxqreg.errors import InvalidInputError
 
-from ._instance import Instance, _check_choice, _check_int, _hermitize
+from ..hermitian import hermitian_part
+from ._instance import Instance, _check_choice, _check_int
 from .wasserstein import quadrature_matrices
 
 __all__ = ["marginal_expression", "multi_marginal", "multi_marginal_cost"]
@@ -56,7 +57,7 @@ def multi_marginal_cost(d: int, n_parties: int, observable: np.ndarray | None = 
         for j in range(i + 1, N):
             Dij = on(i, A) - on(j, A)
             H += Dij @ Dij
-    return _hermitize(H)
+    return hermitian_part(H)
 
 
 def marginal_expression(X, d: int, n_parties: int, j: int):
@@ -114,13 +115,13 @@ def multi_marginal(
         for _ in range(N):
             G = rng.normal(size=(d, d)) + 1j * rng.normal(size=(d, d))
             r = G @ G.conj().T
-            rhos.append(_hermitize(r / np.trace(r).real))
+            rhos.append(hermitian_part(r / np.trace(r).real))
         reference = None
     else:
         w, U = np.linalg.eigh(A)
         p = rng.uniform(0.2, 1.0, size=d)
         p /= p.sum()
-        rho = _hermitize((U * p) @ U.conj().T)
+        rho = hermitian_part((U * p) @ U.conj().T)
         rhos = [rho] * N
         reference = 0.0
     H = multi_marginal_cost(d, N, A)

@@ -19,7 +19,8 @@ import numpy as np
 
 from cvxqreg.errors import InvalidInputError
 
-from ._instance import Instance, _check_choice, _check_int, _check_real, _hermitize
+from ..hermitian import hermitian_part
+from ._instance import Instance, _check_choice, _check_int, _check_real
 from .pauli import pauli_expectations, pauli_matrix, pauli_sparse, random_pauli_labels
 
 __all__ = ["cat_state", "tomography", "tomography_state", "zeta_state"]
@@ -64,7 +65,7 @@ def zeta_state(
     zeta[0] = math.cos(theta)
     zeta[D - 1] = math.sin(theta) * np.exp(1j * omega)
     rho = p * np.outer(zeta, zeta.conj()) + (1.0 - p) / D * np.eye(D)
-    return _hermitize(rho)
+    return hermitian_part(rho)
 
 
 def _cat_amplitudes(D: int, beta: complex) -> tuple[np.ndarray, float]:
@@ -114,7 +115,7 @@ def cat_state(n_qubits: int, beta: complex = 2.0) -> np.ndarray:
     n = _check_int("n_qubits", n_qubits, low=1, high=_MAX_QUBITS)
     b = _check_complex("beta", beta)
     amp, _ = _cat_amplitudes(1 << n, b)
-    return _hermitize(np.outer(amp, amp.conj()))
+    return hermitian_part(np.outer(amp, amp.conj()))
 
 
 def tomography_state(
@@ -139,7 +140,7 @@ def tomography_state(
         return zeta_state(n_qubits, p, theta, omega)
     if kind == "QT2":
         return cat_state(n_qubits, beta)
-    return _hermitize(
+    return hermitian_part(
         t * zeta_state(n_qubits, p, theta, omega) + (1 - t) * cat_state(n_qubits, beta)
     )
 

@@ -53,7 +53,8 @@ import numpy as np
 
 from cvxqreg.errors import InvalidInputError
 
-from ._instance import Instance, _check_real, _hermitize, _qot_problem
+from ..hermitian import hermitian_part
+from ._instance import Instance, _check_real, _qot_problem
 
 __all__ = ["coherent_pair_matrices", "two_point", "two_point_cost"]
 
@@ -203,8 +204,8 @@ def two_point(a: float, b: float, hbar: float = 1.0, eta: float | None = None) -
     m_R = np.array([(1.0 + e) / 2.0, (1.0 - e) / 2.0])  # at (+a, -a)
     m_S = np.array([0.5, 0.5])  # at (+b, -b)
     u, v = A["coords"], B["coords"]  # columns: |+a>, |-a> (resp. |+b>, |-b>) in the phi/psi basis
-    R = _hermitize(sum(m_R[t] * np.outer(u[:, t], u[:, t]) for t in range(2)))
-    S = _hermitize(sum(m_S[t] * np.outer(v[:, t], v[:, t]) for t in range(2)))
+    R = hermitian_part(sum(m_R[t] * np.outer(u[:, t], u[:, t]) for t in range(2)))
+    S = hermitian_part(sum(m_S[t] * np.outer(v[:, t], v[:, t]) for t in range(2)))
     # classical optimal plan (monotone rearrangement on the line); index 0 = +point, 1 = -point
     plan = np.array([[0.5, e / 2.0], [0.0, (1.0 - e) / 2.0]])  # plan[i, j]: mass from x_i to y_j
     toeplitz = np.zeros((4, 4))

@@ -41,7 +41,8 @@ import numpy as np
 
 from cvxqreg.errors import InvalidInputError
 
-from ._instance import Instance, _check_int, _hermitize, _qot_problem
+from ..hermitian import hermitian_part
+from ._instance import Instance, _check_int, _qot_problem
 
 __all__ = ["gaussian_state_fock", "quadrature_matrices", "wasserstein", "wasserstein_cost"]
 
@@ -209,7 +210,7 @@ def _gaussian_block(m: np.ndarray, V: np.ndarray, n: int, oversample: float = 1.
     kernel = kernel * np.exp(1j * (mp + vxp / vxx * (q - mx)) * y)
     kernel /= math.sqrt(2.0 * math.pi * vxx)
     block = (hf.T @ kernel @ hf) * (dx * dx)
-    return _hermitize(block)
+    return hermitian_part(block)
 
 
 def wasserstein(
@@ -268,7 +269,7 @@ def wasserstein(
                 f"{tr:.3g} on the first {n} Fock levels, too little to renormalize; increase "
                 "n_levels or move the mean closer to the origin"
             )
-        marginals.append(_hermitize(block / tr))
+        marginals.append(hermitian_part(block / tr))
         traces.append(tr)
     rho, sigma = marginals
     H = wasserstein_cost(n)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..problem import LoweredProblem
+from .line_search import value_rounding
 from .optimize import RunOutcome, RunRecord, stop_reason
 from .scipy_lbfgs import scipy_lbfgs_maximize
 
@@ -183,11 +184,11 @@ def projected_newton_maximize(
 
 
 def _projected_search(evaluate, problem, x, ev, p, pg, gn, t=1.0, unit=1.0):
-    """Halve ``t`` along ``P(x + t p)`` until sufficient increase (or, within rounding of the
-    dual value, ``64 u (unit + |D|)``, a smaller projected gradient), starting from ``t``;
-    ``(x_new, ev_new, t)`` or ``None``."""
+    """Halve ``t`` along ``P(x + t p)`` until sufficient increase (or, within the rounding of
+    the dual value, :func:`~cvxqreg.solvers.line_search.value_rounding`, a smaller projected
+    gradient), starting from ``t``; ``(x_new, ev_new, t)`` or ``None``."""
     f0 = ev.value
-    eps_f = 64 * np.finfo(float).eps * (unit + abs(f0))
+    eps_f = value_rounding(f0, unit)
     for _ in range(_MAX_HALVINGS):
         xt = problem.project_dual(x + t * p)
         if np.array_equal(xt, x):

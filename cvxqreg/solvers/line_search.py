@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["line_search"]
+__all__ = ["line_search", "value_rounding"]
 
 _C1, _C2 = 1e-4, 0.9
 _MAX_LS = 60
+#: units of rounding ``u (unit + |f|)`` within which two values of ``f`` are not told apart
+ROUNDING_UNITS = 64
+
+
+def value_rounding(f: float, unit: float = 1.0) -> float:
+    """``eps_f = 64 u (unit + |f|)``: the rounding of a value ``f`` whose natural scale is ``unit``
+    (:meth:`cvxqreg.solvers.dual.DualOracle.value_unit`; ``1`` unless the caller knows it). Below
+    it, function values no longer rank trial points."""
+    return ROUNDING_UNITS * np.finfo(float).eps * (unit + abs(f))
 
 
 def line_search(neg, x, f0, d, dphi0, t, unit: float = 1.0):
     """Weak Wolfe / approximate Wolfe step along ``d``; ``(t, f, g)`` or ``None``. ``unit``: the
     size below which ``|f|`` counts as zero in the rounding ``eps_f = 64 u (unit + |f(x)|)`` (the
     objective's natural scale; ``1`` unless the caller knows it)."""
-    eps_f = 64 * np.finfo(float).eps * (unit + abs(f0))
+    eps_f = value_rounding(f0, unit)
     lo, hi = 0.0, np.inf
     dlo, dhi = dphi0, np.nan
     good = None  # the last step that passed the decrease test

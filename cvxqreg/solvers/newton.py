@@ -42,7 +42,7 @@ import numpy as np
 import scipy.linalg
 
 from .dual import HESSIAN_PRODUCTS, DualOracle
-from .line_search import line_search
+from .line_search import line_search, value_rounding
 from .optimize import (
     STAGNATION_PATIENCE,
     Progress,
@@ -71,11 +71,6 @@ SCALING_TRIGGER = 0.5
 #: benchmarks/results/capped_cg.md): capped CG steps made Newton crawl (n = 19: 297 iterations in
 #: the last eps stage), exact steps converge in 15, at 2-6 caps' worth of products each
 CAPPED_DENSE_FACTOR = 8
-#: a step whose predicted gain ``-grad . p`` is at most this many units of rounding of ``D``
-#: (``u (unit + |D|)``, the scale of :mod:`cvxqreg.solvers.line_search`'s
-#: ``eps_f = 64 u (unit + |f|)``, ``unit = min(1, max(eps, spread of H))``) is judged by the
-#: gradient norm instead of by the line search (:func:`_gradient_backtrack`)
-ROUNDING_GAIN = 64
 #: smooth regularizers: after a Newton step whose directional derivative kept at least
 #: ``TRIAL_RATIO_MIN`` of its initial value, the next line search starts at the secant's
 #: estimate of the best step, at most ``MAX_TRIAL_STEP`` (:func:`_next_trial_step`).
@@ -301,7 +296,9 @@ def newton_cg_maximize(
         step, t_trial, t_first = None, t_first, 1.0
         if not dphi0 < 0:  # not a descent direction: the gradient, from the unit step
             p, dphi0, t_trial = -g, -float(g @ g), 1.0
-        if -dphi0 <= ROUNDING_GAIN * np.finfo(float).eps * (unit + abs(f)):
+        # a predicted gain within the rounding of D (line_search's eps_f): judged by the
+        # gradient norm instead of by the line search
+        if -dphi0 <= value_rounding(f, unit):
             step = _gradient_backtrack(neg, x, f, p, gn, unit)
         if step is None:
             step = line_search(neg, x, f, p, dphi0, t_trial, unit)
@@ -363,17 +360,17 @@ def _next_trial_step(t: float, ratio: float) -> float:
 def _gradient_backtrack(neg, x, f, p, gn: float, unit: float = 1.0):
     """The step ``t p`` (``t = 1, 1/4, 1/16, ...``, down to ``4^-8``) first to lower ``||grad||``
     below ``gn`` without raising the minimized ``f = -D`` beyond its rounding
-    (``ROUNDING_GAIN u (unit + |f|)``), as ``(t, f, g)``, or ``None``.
+    (:func:`~cvxqreg.solvers.line_search.value_rounding`), as ``(t, f, g)``, or ``None``.
 
-    Used when the step's predicted gain ``-grad . p`` is below the rounding of ``D``
-    (:data:`ROUNDING_GAIN` units): function values can no longer rank the trial points, and the
-    gradient, the stopping criterion, is what is left to judge them by. Measured on the
+    Used when the step's predicted gain ``-grad . p`` is below that rounding of ``D``: function
+    values can no longer rank the trial points, and the gradient, the stopping criterion, is
+    what is left to judge them by. Measured on the
     maximum-entropy state of QT2 (9 qubits, eigenvalues down to 2e-12 of the largest, tol
     1e-11): steps of length 5-1700 along directions of curvature ~1e-12 passed the function
     test at rounding level and sent ``||grad||`` from 1e-11 to 1e-7, nine times in one run.
     """
     t = 1.0
-    slack = ROUNDING_GAIN * np.finfo(float).eps * (unit + abs(f))
+    slack = value_rounding(f, unit)
     for _ in range(9):
         f1, g1 = neg(x + t * p)
         if np.isfinite(f1) and f1 <= f + slack and np.linalg.norm(g1) < gn:
