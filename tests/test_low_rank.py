@@ -439,6 +439,45 @@ def test_dense_low_rank_hessian_from_marginal_entries_matches_the_sparse_rows(rn
         assert np.abs(structured - sparse).max() <= 1e-13 * np.abs(sparse).max()
 
 
+@pytest.mark.parametrize("kind", ["transport", "QWD in its phase gauge (real, rows dropped)"])
+@pytest.mark.parametrize("marginal", [True, False], ids=["marginal rows", "sparse rows"])
+@pytest.mark.parametrize("block", [None, 1], ids=["one block", "blocks of one eigenvector"])
+def test_dense_low_rank_hessian_by_blocks_is_the_matrix_of_the_products(
+    rng, kind, marginal, block, monkeypatch
+):
+    """The dense low-rank Hessian is accumulated over blocks of the top eigenvectors and forms
+    only the rows that can enter (in real arithmetic those with a real part); whatever the
+    blocks and the path, it is the operator of the low-rank products on the unit vectors, and
+    zero on the rows that do not enter."""
+    import cvxqreg
+    import cvxqreg.solvers.dual as dual_mod
+    from cvxqreg import problems
+    from cvxqreg.face import coupling_gauge
+
+    if kind == "transport":
+        P = qot_problem(rng, n=4)[0]
+    else:
+        P = coupling_gauge(cvxqreg.lower(problems.wasserstein(4).problem)).problem
+    if block is not None:
+        monkeypatch.setattr(dual_mod, "_LOW_RANK_BLOCK_ENTRIES", block)
+    oracle = DualOracle(P, 0.3, Quadratic(), "numpy")
+    keep = oracle._entering_rows()
+    assert (keep.size < P.n_rows) == (kind != "transport")
+    if not marginal:
+        monkeypatch.setitem(oracle._shared, "marginal_rows", None)
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    r = P.dim // 2
+    Hm = oracle.low_rank_hessian_matrix(ev, r)
+    op = oracle._low_rank_product(ev, r)
+    cols = np.column_stack([op(e) for e in np.eye(P.n_rows)])
+    along = oracle._trace_curvature(ev, r)
+    if along is not None:
+        cols -= np.outer(along[0], along[0]) / along[1]
+    np.testing.assert_allclose(Hm, cols, rtol=1e-10, atol=1e-12 * np.abs(cols).max())
+    out = np.setdiff1d(np.arange(P.n_rows), keep)
+    assert np.all(Hm[out] == 0.0) and np.all(Hm[:, out] == 0.0)
+
+
 @pytest.mark.parametrize(
     "kind",
     ["QT1 (Pauli)", "QT2 (Pauli, real reduction)", "QWD (marginals)", "IM (marginals, real)"],

@@ -564,14 +564,14 @@ class DualOracle:
         U = ev.U
         D = U.shape[0]
         m = self.q.size
-        keep = None if self.imag_rows is None else np.flatnonzero(~self.imag_rows)
         marg = self._marginal_rows()
-        flops = (2.0 if self.real else 8.0) * (m if keep is None else keep.size) * D**3
+        flops = (2.0 if self.real else 8.0) * self._entering_rows().size * D**3
+        # the rows of the stacks below: all, or those the real reduction keeps
+        keep = np.arange(m) if self.imag_rows is None else np.flatnonzero(~self.imag_rows)
+        scale = None
         if marg is not None and flops > _MARGINAL_ROWS_FLOPS:  # (the rows one by one)
             # entries of partial traces: n D^3 multiply-adds per marginal, not 2 m D^3
-            J = _marginal_basis_rows(marg, U, U, m)
-            if keep is not None:  # (zero there: the real reduction's coef is real)
-                J = J[self.be.asarray(keep)]
+            J, keep, scale = _marginal_basis_rows(marg, U, U, self._entering_rows())
         elif (pauli := self._pauli_rows()) is not None:  # Q_i U gathers rows of U
             cols, entries = pauli
             J = xp.matmul(U.conj().T, entries[:, :, None] * U[cols])
@@ -589,13 +589,10 @@ class DualOracle:
             G = xp.repeat(G, 2)
         Hk = (J @ (J * G[None, :]).T) / eps
         Hk = self.be.to_host(0.5 * (Hk + Hk.T))
-        if keep is None:
-            Hm = Hk
-        else:  # D(P alpha) is flat along the reduction's dropped rows
-            Hm = np.zeros((m, m))
-            Hm[keep[:, None], keep[None, :]] = Hk
-        along = self._trace_curvature(ev)
-        return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
+        if scale is not None:
+            Hk *= np.outer(scale, scale)
+        Hm = _embed_rows(Hk, keep, m)
+        return _schur_complement(Hm, self._trace_curvature(ev))
 
     def _pauli_rows(self):
         """For rows that are Pauli strings (:class:`~cvxqreg.operators.Pauli`, or a selection
@@ -655,16 +652,18 @@ class DualOracle:
         """``(r, c)``: the block of eigenvectors that :meth:`hessian_operator` would use with
         ``products`` (``r = D`` for the full product) and the flops of
         :meth:`low_rank_hessian_matrix` on it in units of one such Hessian-vector product
-        (``8 m r D^2 + 2 m^2 r D`` against ``40 r D^2 + 8 nnz``; ``8 m`` becomes ``8 n`` summed
-        over the marginals when the rows are marginal entries; in real arithmetic the products
-        and ``J`` cost a quarter, the symmetric update half); ``None`` when the ``m x rD``
-        rows would exceed :data:`_DENSE_LOW_RANK_BYTES`."""
-        D, m = self.problem.dim, self.q.size
+        (``8 k r D^2 + 2 k^2 r D`` against ``40 r D^2 + 8 nnz``, ``k`` the rows that enter
+        (:meth:`_entering_rows`); ``8 k`` becomes ``8 n`` summed over the marginals when the rows
+        are marginal entries; in real arithmetic the products and ``J`` cost a quarter, the
+        symmetric update half); ``None`` when the ``k x rD`` rows would exceed
+        :data:`_DENSE_LOW_RANK_BYTES`."""
+        D = self.problem.dim
         r = None if products == "full" else self._low_rank_split(ev)
         frac = LOW_RANK_MAX_FRACTION.get(self.be.name, LOW_RANK_MAX_FRACTION["numpy"])
         if r is None or (products == "auto" and r > frac * D):
             r = D
         itemsize = 8 if self.real else 16
+        m = self.q.size
         if r == 0 or m * r * D * itemsize > _DENSE_LOW_RANK_BYTES:
             return None
         nnz = self._row_entries()[0].size
@@ -689,15 +688,18 @@ class DualOracle:
         The divided differences of the increasing ``psi'`` are non-negative, so this is
         ``Re K K^*`` with ``K_i = J_i o sqrt(2 G_T / eps)``. ``J_i^T = U^T (Q_i^T conj(U_T))``:
         the sparse rows times ``U_T`` (``nnz r`` flops), then one ``r x D`` by ``D x D`` product
-        per row (``8 m r D^2`` flops in all, formed a block of rows at a time so that only ``K``
+        per row (``8 k r D^2`` flops in all, formed a block of rows at a time so that only ``K``
         is held: :data:`_DENSE_LOW_RANK_BYTES`); the contraction is one symmetric rank-``2rD``
-        update (``2 m^2 r D`` flops). Against ``40 r D^2`` flops for one low-rank product that
-        is about ``m / 5 + m^2 / (20 D)`` products, whatever ``r`` (``m^2 / (10 D)`` in real
-        arithmetic; :meth:`low_rank_dense_cost`),
-        and it needs no conjugate-gradient iterations."""
+        update (``2 k^2 r D`` flops). Only the ``k`` rows that enter are formed
+        (:meth:`_entering_rows`: under the real reduction about half of partial traces'
+        rows). Against ``40 r D^2`` flops for one low-rank product that is about
+        ``k / 5 + k^2 / (20 D)`` products, whatever ``r`` (``k^2 / (10 D)`` in real arithmetic;
+        :meth:`low_rank_dense_cost`), and it needs no conjugate-gradient iterations."""
         eps = self.eps
         m = self.q.size
-        U = self.be.to_host(ev.U)
+        # C order: the marginal products read U's rows in blocks (LAPACK returns it in
+        # Fortran order; at D = 1024 the blocks' products took 3x longer from it, one-off)
+        U = np.ascontiguousarray(self.be.to_host(ev.U))
         D = U.shape[0]
         t = self.be.to_host(ev.lam) / eps
         UT = U[:, D - r :]
@@ -705,39 +707,71 @@ class DualOracle:
         GT[:, D - r :] *= 0.5
         S = np.sqrt(np.maximum(GT, 0.0) * (2.0 / eps))
         marg = self._marginal_rows()
-        if marg is not None:
-            K = _marginal_basis_rows(marg, UT, U, m)
-            K *= S[None]
-        else:
-            # J_i = (Q_i^T conj(U_T))^T U: the sparse rows Q_i^T stacked (row i D + b, column
-            # a) times conj(U_T), then one dense product with U
-            Qt = self._shared.get("rows_t")
-            if Qt is None:
-                rows, a, b, vals = self._row_entries()
-                Qt = sp.csr_matrix((vals, (rows * D + b, a)), shape=(m * D, D))
-                Qt.sum_duplicates()
-                Qt = self._shared["rows_t"] = Qt
-            K = np.empty((m, r, D), dtype=np.result_type(U, Qt.dtype))
-            UTc = UT.conj()
-            block = max(1, _LOW_RANK_BLOCK_ENTRIES // (r * D))
-            for i0 in range(0, m, block):
-                i1 = min(m, i0 + block)
-                C = np.asarray(Qt[i0 * D : i1 * D] @ UTc).reshape(i1 - i0, D, r)
-                J = C.transpose(0, 2, 1).reshape((i1 - i0) * r, D) @ U
-                np.multiply(J.reshape(i1 - i0, r, D), S[None], out=K[i0:i1])
-        Kf = K.reshape(m, r * D)
-        if np.iscomplexobj(Kf):  # Re(conj(a) b) = Re a Re b + Im a Im b: one real product
-            Kf = Kf.view(np.float64)
-        # K K^T as one symmetric rank-k update (half the flops of a general product); a
-        # C-ordered K is the Fortran-ordered K^T that syrk reads with trans=1
-        (syrk,) = scipy.linalg.blas.get_blas_funcs(("syrk",), (Kf,))
-        Hm = syrk(1.0, Kf.T, trans=1)
-        Hm = np.triu(Hm) + np.triu(Hm, 1).T
-        if self.imag_rows is not None:
-            Hm[self.imag_rows, :] = 0.0
-            Hm[:, self.imag_rows] = 0.0
-        along = self._trace_curvature(ev, r)
-        return Hm if along is None else Hm - np.outer(along[0], along[0]) / along[1]
+        keep, scale = self._entering_rows(), None
+        k = keep.size
+        # K K^T accumulated over blocks of the top eigenvectors, so that only a block of K is
+        # held, in buffers reused from block to block (fresh memory for all of K cost more than
+        # the update itself at QWD n = 24: one-off)
+        pool: dict = {}
+        block = max(1, _LOW_RANK_BLOCK_ENTRIES // (k * D))
+        Hk = None
+        for r0 in range(0, r, block):
+            r1 = min(r, r0 + block)
+            if marg is not None:
+                K, order, scale = _marginal_basis_rows(
+                    marg, UT[:, r0:r1], U, keep, weight=S[r0:r1], pool=pool
+                )
+            else:
+                K, order = self._sparse_basis_rows(UT[:, r0:r1], U, keep, S[r0:r1], pool), keep
+            Kf = K.reshape(k, -1)
+            if np.iscomplexobj(Kf):  # Re(conj(a) b) = Re a Re b + Im a Im b: one real product
+                Kf = Kf.view(np.float64)
+            # K K^T as symmetric rank-k updates (half the flops of a general product); a
+            # C-ordered K is the Fortran-ordered K^T that syrk reads with trans=1
+            (syrk,) = scipy.linalg.blas.get_blas_funcs(("syrk",), (Kf,))
+            if Hk is None:
+                Hk = syrk(1.0, Kf.T, trans=1)
+            else:
+                Hk = syrk(1.0, Kf.T, beta=1.0, c=Hk, trans=1, overwrite_c=1)
+        Hk = np.triu(Hk) + np.triu(Hk, 1).T
+        if scale is not None:
+            Hk *= np.outer(scale, scale)
+        Hm = _embed_rows(Hk, order, m)
+        return _schur_complement(Hm, self._trace_curvature(ev, r))
+
+    def _sparse_basis_rows(self, UT, U, keep: np.ndarray, weight, pool: dict) -> np.ndarray:
+        """``K[t] = weight o U_T^* Q_i U`` (``(k, r, D)``, host) for the rows ``i = keep[t]``,
+        from the sparse rows: ``J_i^T = U^T (Q_i^T conj(U_T))``, the rows ``Q_i^T`` stacked
+        (row ``t D + b``, column ``a``) times ``conj(U_T)``, then one dense product with ``U``."""
+        D, r, k = U.shape[0], UT.shape[1], keep.size
+        Qt = self._shared.get("rows_t")
+        if Qt is None:
+            rows, a, b, vals = self._row_entries()
+            at = np.full(self.q.size, -1)
+            at[keep] = np.arange(k)
+            rows, on = at[rows], at[rows] >= 0
+            Qt = sp.csr_matrix((vals[on], (rows[on] * D + b[on], a[on])), shape=(k * D, D))
+            Qt.sum_duplicates()
+            Qt = self._shared["rows_t"] = Qt
+        C = np.asarray(Qt @ UT.conj()).reshape(k, D, r).transpose(0, 2, 1)
+        K = _scratch(pool, "K", (k, r, D), np.result_type(U, Qt.dtype), np)
+        np.matmul(np.ascontiguousarray(C).reshape(k * r, D), U, out=K.reshape(k * r, D))
+        K *= weight[None]
+        return K
+
+    def _entering_rows(self) -> np.ndarray:
+        """The rows that can enter the Hessian: all of them in complex arithmetic; in real
+        arithmetic those with a real part (only the real part of ``Q_i`` acts on a real state:
+        under the real reduction the rows that are not :attr:`imag_rows`, and for a real
+        problem with Hermitian rows, such as partial traces' imaginary parts, about half)."""
+        rows = self._shared.get("entering")
+        if rows is None:
+            if self.real:
+                rows = np.unique(self._row_entries()[0])
+            else:
+                rows = np.arange(self.q.size)
+            rows = self._shared["entering"] = rows
+        return rows
 
     def _marginal_rows(self) -> list[_MarginalRows] | None:
         """The rows as entries of partial traces (:class:`_MarginalRows`, one per part), when
@@ -865,32 +899,112 @@ class _MarginalRows:
     n: int
 
 
-def _marginal_basis_rows(marg: list[_MarginalRows], UT, U, m: int):
-    """The rows in the eigenbasis, ``J_i = U_T^* Q_i U`` (``(m, r, D)``, on ``U``'s device),
-    for rows that are entries of partial traces (:class:`_MarginalRows`).
+def _marginal_basis_rows(
+    marg: list[_MarginalRows], UT, U, rows: np.ndarray, weight=None, pool: dict | None = None
+):
+    """The rows ``rows`` in the eigenbasis, ``J_i = U_T^* Q_i U`` (``r x D``), for rows that are
+    entries of partial traces (:class:`_MarginalRows`), up to a real factor per row: returns
+    ``(K, order, s)`` with ``K[t] = weight o J_{order[t]} / s[t]`` (``(len(rows), r D)``, on
+    ``U``'s device; ``weight`` an ``r x D`` array, or none), ``order`` a permutation of ``rows``
+    (grouped by marginal) and ``s`` the real factors. ``K`` and the products below are held in
+    ``pool`` (:func:`_scratch`) when given.
 
     All entries of one marginal come from one product: ``M[a, :, b, :] = U_T^* (E_ab (x) I) U``
-    for every ``(a, b)`` is an ``(n r x t)`` by ``(t x n D)`` product (``t`` the traced factor's
-    size; ``n r D^2`` multiply-adds in all, against ``2 m D^3`` for the rows one by one), and
-    ``J = c M[i, :, j, :] + conj(c) M[j, :, i, :]`` for ``Q = Herm(c E_ij) (x) I``."""
+    for every ``(a, b)`` is one ``(n r x t)`` by ``(t x n D)`` product (``t`` the traced
+    factor's size; ``n r D^2`` multiply-adds, against ``2 m D^3`` for the rows one by one). For
+    ``Q = Herm(c E_ij) (x) I`` with ``c = s`` real, ``J = s (M[i, :, j, :] + M[j, :, i, :])``;
+    with ``c = i s`` imaginary, ``J = i s (M[i, :, j, :] - M[j, :, i, :])``: each ``K[t]`` is
+    the sum of two blocks of ``M`` times the weight, with no ``m x r D`` temporary."""
     xp = array_module(U)
     D, r = U.shape[0], UT.shape[1]
-    J = xp.zeros((m, r, D), dtype=xp.result_type(U, *(mr.coef for mr in marg)))
+    m = max(int(mr.pos.max()) + 1 for mr in marg if mr.pos.size)
+    wanted = np.zeros(m, bool)
+    wanted[rows] = True
+    imag_any = any(np.any(mr.coef.imag[wanted[mr.pos]] != 0) for mr in marg if mr.pos.size)
+    dtype = xp.result_type(U, 1j) if imag_any else xp.result_type(U)
+    pool = {} if pool is None else pool
+    K = _scratch(pool, "K", (rows.size, r * D), dtype, xp)
+    w = None if weight is None else xp.asarray(weight).reshape(r, D)
+    order, scale, t0 = [], [], 0
     for mr in marg:
+        sel = wanted[mr.pos]
+        if not np.any(sel):
+            continue
         n, tr = mr.n, D // mr.n
-        if mr.kept == 0:
-            UTf = UT.reshape(n, tr, r).transpose(0, 2, 1)  # (a, k, t)
-            Uf = U.reshape(n, tr, D).transpose(1, 0, 2)  # (t, b, l)
+        if mr.kept == 0:  # the kept factor first: row a tr + t
+            A = UT.reshape(n, tr, r).transpose(0, 2, 1)  # (a, k, t)
         else:
-            UTf = UT.reshape(tr, n, r).transpose(1, 2, 0)
-            Uf = U.reshape(tr, n, D)
-        M = (UTf.conj().reshape(n * r, tr) @ Uf.reshape(tr, n * D)).reshape(n, r, n, D)
-        i, j, c = xp.asarray(mr.i), xp.asarray(mr.j), xp.asarray(mr.coef)[:, None, None]
-        Jp = c * M[i, :, j, :]
-        Jp += c.conj() * M[j, :, i, :]
-        J[xp.asarray(mr.pos)] = Jp
-        del M, Jp
-    return J
+            A = UT.reshape(tr, n, r).transpose(1, 2, 0)
+        B = pool.get(("B", mr.kept))  # (t, b l): U's rows by the traced factor
+        if B is None:
+            B = U.reshape(n, tr, D).transpose(1, 0, 2) if mr.kept == 0 else U.reshape(tr, n, D)
+            B = pool[("B", mr.kept)] = xp.ascontiguousarray(B).reshape(tr, n * D)
+        M = _scratch(pool, "M", (n * r, n * D), xp.result_type(U), xp)
+        xp.matmul(xp.ascontiguousarray(A.conj()).reshape(n * r, tr), B, out=M)
+        M = M.astype(dtype, copy=False).reshape(n, r, n, D)  # M[a, :, b, :]
+        imag = mr.coef.imag != 0
+        for is_imag in (False, True):
+            g = sel & (imag == is_imag)
+            cnt = int(np.count_nonzero(g))
+            if not cnt:
+                continue
+            i, j = mr.i[g], mr.j[g]
+            order.append(mr.pos[g])
+            scale.append(mr.coef.imag[g] if is_imag else mr.coef.real[g])
+            op = xp.subtract if is_imag else xp.add
+            wv = w if not is_imag else (1j if w is None else 1j * w)
+            if xp is np:
+                # row by row, each row once through the cache: at D = 576, r = 150 the rows
+                # took 0.09 s against 0.16-0.26 s gathered a few at a time (one-off)
+                for t in range(cnt):
+                    out = K[t0 + t].reshape(r, D)
+                    op(M[i[t], :, j[t], :], M[j[t], :, i[t], :], out=out)
+                    if wv is not None:
+                        out *= wv
+            else:
+                i, j = xp.asarray(i), xp.asarray(j)
+                out = K[t0 : t0 + cnt].reshape(cnt, r, D)
+                op(M[i, :, j, :], M[j, :, i, :], out=out)
+                if wv is not None:
+                    out *= wv
+            t0 += cnt
+    if not order:
+        return K, np.zeros(0, int), np.zeros(0)
+    return K, np.concatenate(order), np.concatenate(scale)
+
+
+def _scratch(pool: dict, name: str, shape: tuple, dtype, xp):
+    """An uninitialized ``shape`` array of ``dtype`` from ``pool``'s buffer ``name`` (grown when
+    too small): repeated products reuse their memory instead of touching fresh pages."""
+    size = math.prod(shape)
+    buf = pool.get(name)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = pool[name] = xp.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def _schur_complement(Hm: np.ndarray, along) -> np.ndarray:
+    """``Hm - h h^T / c`` for ``along = (h, c)`` (:meth:`DualOracle._trace_curvature`; ``Hm``
+    when it is ``None``), in place with one ``m x m`` temporary instead of three."""
+    if along is None:
+        return Hm
+    h, c = along
+    T = np.outer(h, h)
+    T /= c
+    if Hm.dtype != T.dtype:
+        return Hm - T
+    Hm -= T
+    return Hm
+
+
+def _embed_rows(Hk: np.ndarray, order: np.ndarray, m: int) -> np.ndarray:
+    """The ``(m, m)`` matrix with ``Hk`` (host, rows and columns ``order``) and zeros elsewhere
+    (the rows the real reduction drops: ``D(P alpha)`` is flat along them)."""
+    if order.size == m and np.array_equal(order, np.arange(m)):
+        return Hk
+    Hm = np.zeros((m, m))
+    Hm[order[:, None], order[None, :]] = Hk
+    return Hm
 
 
 def _marginal_rows(problem: LoweredProblem, real: bool) -> list[_MarginalRows] | None:
