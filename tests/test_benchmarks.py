@@ -222,3 +222,17 @@ def test_newton_steps_benchmark_compares_single_precision_thresholds():
     rows = [r.split("|") for r in text.splitlines() if r.startswith("| QT1")]
     assert [r[-2].strip() for r in rows] == ["None", "0.1"]
     assert all(r[6].strip() == "converged" for r in rows)
+
+
+def test_dense_hessian_cost_small(tmp_path):
+    out = tmp_path / "dense.md"
+    text = load("dense_hessian_cost").main(
+        ["--levels", "3", "--ranks", "2", "4", "--repeats", "1", "--out", str(out)]
+    )
+    assert out.read_text() == text
+    rows = [line for line in text.splitlines() if line.startswith("| 3 |")]
+    assert len(rows) == 2
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert int(cells[3]) < int(cells[2])  # the gauge's real arithmetic drops rows
+        assert float(cells[7]) > 0 and float(cells[8]) > float(cells[9]) > 0
