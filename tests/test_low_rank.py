@@ -478,6 +478,40 @@ def test_dense_low_rank_hessian_by_blocks_is_the_matrix_of_the_products(
     assert np.all(Hm[out] == 0.0) and np.all(Hm[:, out] == 0.0)
 
 
+@pytest.mark.parametrize("kind", ["transport", "lowered QWD", "QWD in its phase gauge"])
+def test_marginal_rows_vectorized_gather_matches_row_by_row(rng, kind):
+    """The vectorized gather (the default off NumPy) and the row-by-row sums give the same rows,
+    complex with imaginary coefficients and real with rows dropped; and J_i times its factor is
+    U_T^* Q_i U from the sparse rows."""
+    import cvxqreg
+    from cvxqreg import problems
+    from cvxqreg.face import coupling_gauge
+    from cvxqreg.solvers.dual import _marginal_basis_rows
+
+    if kind == "transport":
+        P = qot_problem(rng, n=3)[0]
+    else:
+        P = cvxqreg.lower(problems.wasserstein(3).problem)
+        if "gauge" in kind:
+            P = coupling_gauge(P).problem
+    oracle = DualOracle(P, 0.3, Quadratic(), "numpy")
+    ev = oracle.evaluate(rng.normal(size=P.n_rows) * 0.3)
+    U = np.ascontiguousarray(ev.U)
+    D, r = P.dim, 4
+    UT, W = U[:, D - r :], rng.random((r, D))
+    marg, keep = oracle._marginal_rows(), oracle._entering_rows()
+    K1, o1, s1 = _marginal_basis_rows(marg, UT, U, keep, weight=W, rowwise=True)
+    K2, o2, s2 = _marginal_basis_rows(marg, UT, U, keep, weight=W, rowwise=False)
+    assert np.array_equal(o1, o2) and np.array_equal(s1, s2)
+    np.testing.assert_allclose(K1, K2, rtol=0, atol=1e-15)
+    assert sorted(o1) == list(keep)
+    Qs = P.row_stack
+    for t in range(0, o1.size, 3):
+        Q = Qs[o1[t]].real if oracle.real else Qs[o1[t]]
+        J = UT.conj().T @ Q @ U
+        np.testing.assert_allclose(K1[t].reshape(r, D) * s1[t], W * J, atol=1e-13)
+
+
 @pytest.mark.parametrize(
     "kind",
     ["QT1 (Pauli)", "QT2 (Pauli, real reduction)", "QWD (marginals)", "IM (marginals, real)"],
