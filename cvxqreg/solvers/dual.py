@@ -85,9 +85,10 @@ _DENSE_HESSIAN_WORK = 4e6
 #: the products they save (one-off, 1 thread: at QWD n = 5, 8 m D^3 = 6e6 flops, the rows took
 #: 470 us against 850 us one by one; at IM N = 2, 2 m D^3 = 1.6e5 flops, 150 us against 40 us)
 _MARGINAL_ROWS_FLOPS = 1e6
-#: the dense low-rank Hessian keeps its m x rD rows (scaled) in memory up to this many bytes
+#: Newton considers the dense low-rank Hessian while m r D entries stay within this many bytes
+#: (its rows are held a block at a time; the limit keeps the matrix to sizes where it can pay)
 _DENSE_LOW_RANK_BYTES = 1 << 30
-#: ... and forms them this many entries at a time
+#: ... and forms its rows this many entries at a time
 _LOW_RANK_BLOCK_ENTRIES = 1 << 22
 
 
@@ -652,11 +653,13 @@ class DualOracle:
         """``(r, c)``: the block of eigenvectors that :meth:`hessian_operator` would use with
         ``products`` (``r = D`` for the full product) and the flops of
         :meth:`low_rank_hessian_matrix` on it in units of one such Hessian-vector product
-        (``8 k r D^2 + 2 k^2 r D`` against ``40 r D^2 + 8 nnz``, ``k`` the rows that enter
-        (:meth:`_entering_rows`); ``8 k`` becomes ``8 n`` summed over the marginals when the rows
-        are marginal entries; in real arithmetic the products and ``J`` cost a quarter, the
-        symmetric update half); ``None`` when the ``k x rD`` rows would exceed
-        :data:`_DENSE_LOW_RANK_BYTES`."""
+        (``8 m r D^2 + 2 m^2 r D`` against ``40 r D^2 + 8 nnz``; ``8 m`` becomes ``8 n`` summed
+        over the marginals when the rows are marginal entries; in real arithmetic the products
+        and ``J`` cost a quarter, the symmetric update half); ``None`` when ``m r D`` entries
+        would exceed :data:`_DENSE_LOW_RANK_BYTES`. The update is counted on all ``m`` rows
+        although only the ``k`` of :meth:`_entering_rows` are formed: so counted, the estimate
+        is within 0.6-1.1 of the measured time at QWD ``n = 16 ... 32`` in real arithmetic, and
+        3-5 times too low with ``k`` (``benchmarks/results/dense_hessian_cost.md``)."""
         D = self.problem.dim
         r = None if products == "full" else self._low_rank_split(ev)
         frac = LOW_RANK_MAX_FRACTION.get(self.be.name, LOW_RANK_MAX_FRACTION["numpy"])
@@ -688,13 +691,14 @@ class DualOracle:
         The divided differences of the increasing ``psi'`` are non-negative, so this is
         ``Re K K^*`` with ``K_i = J_i o sqrt(2 G_T / eps)``. ``J_i^T = U^T (Q_i^T conj(U_T))``:
         the sparse rows times ``U_T`` (``nnz r`` flops), then one ``r x D`` by ``D x D`` product
-        per row (``8 k r D^2`` flops in all, formed a block of rows at a time so that only ``K``
-        is held: :data:`_DENSE_LOW_RANK_BYTES`); the contraction is one symmetric rank-``2rD``
-        update (``2 k^2 r D`` flops). Only the ``k`` rows that enter are formed
-        (:meth:`_entering_rows`: under the real reduction about half of partial traces'
-        rows). Against ``40 r D^2`` flops for one low-rank product that is about
-        ``k / 5 + k^2 / (20 D)`` products, whatever ``r`` (``k^2 / (10 D)`` in real arithmetic;
-        :meth:`low_rank_dense_cost`), and it needs no conjugate-gradient iterations."""
+        per row (``8 k r D^2`` flops in all); the contraction is a symmetric rank-``2rD``
+        update (``2 k^2 r D`` flops), accumulated over blocks of the top eigenvectors so that
+        only a block of ``K`` (:data:`_LOW_RANK_BLOCK_ENTRIES`) is held, in memory reused from
+        block to block. Only the ``k`` rows that can enter are formed (:meth:`_entering_rows`:
+        in real arithmetic about half of partial traces' rows). Against ``40 r D^2`` flops for
+        one low-rank product that is about ``k / 5 + k^2 / (20 D)`` products, whatever ``r``
+        (``k^2 / (10 D)`` in real arithmetic; :meth:`low_rank_dense_cost`), and it needs no
+        conjugate-gradient iterations."""
         eps = self.eps
         m = self.q.size
         # C order: the marginal products read U's rows in blocks (LAPACK returns it in
