@@ -928,7 +928,7 @@ def _marginal_basis_rows(
     the sum of two blocks of ``M`` times the weight, with no ``m x r D`` temporary."""
     xp = array_module(U)
     D, r = U.shape[0], UT.shape[1]
-    m = max(int(mr.pos.max()) + 1 for mr in marg if mr.pos.size)
+    m = 1 + max([int(mr.pos.max()) for mr in marg if mr.pos.size] + [int(np.max(rows, initial=-1))])
     wanted = np.zeros(m, bool)
     wanted[rows] = True
     imag_any = any(np.any(mr.coef.imag[wanted[mr.pos]] != 0) for mr in marg if mr.pos.size)
