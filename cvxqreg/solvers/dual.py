@@ -90,6 +90,12 @@ _MARGINAL_ROWS_FLOPS = 1e6
 _DENSE_LOW_RANK_BYTES = 1 << 30
 #: ... and forms its rows this many entries at a time
 _LOW_RANK_BLOCK_ENTRIES = 1 << 22
+#: rows of partial-trace entries in the eigenbasis (r D entries each) at least this long are
+#: summed one by one on NumPy, each row once through the cache; shorter ones by one vectorized
+#: gather per marginal, whose temporaries are small. One-off, one thread: at D = 576, r = 150
+#: row by row took 0.09 s against 0.16-0.26 s gathered a few rows at a time; at QWD n = 5
+#: (r D = 625) 240-639 us against 105-479 us, at n = 6 (r D = 1296) 311-786 against 286-1709
+_ROWWISE_MIN_ENTRIES = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -918,7 +924,8 @@ def _marginal_basis_rows(
     ``U``'s device; ``weight`` an ``r x D`` array, or none), ``order`` a permutation of ``rows``
     (grouped by marginal) and ``s`` the real factors. ``K`` and the products below are held in
     ``pool`` (:func:`_scratch`) when given. ``rowwise``: form ``K`` row by row (the default on
-    NumPy) or by one vectorized gather per marginal (the default elsewhere: few kernels).
+    NumPy for rows of at least :data:`_ROWWISE_MIN_ENTRIES` entries) or by one vectorized
+    gather per marginal (the default for shorter rows, and off NumPy: few kernels).
 
     All entries of one marginal come from one product: ``M[a, :, b, :] = U_T^* (E_ab (x) I) U``
     for every ``(a, b)`` is one ``(n r x t)`` by ``(t x n D)`` product (``t`` the traced
@@ -964,9 +971,7 @@ def _marginal_basis_rows(
             scale.append(mr.coef.imag[g] if is_imag else mr.coef.real[g])
             op = xp.subtract if is_imag else xp.add
             wv = w if not is_imag else (1j if w is None else 1j * w)
-            if (xp is np) if rowwise is None else rowwise:
-                # row by row, each row once through the cache: at D = 576, r = 150 the rows
-                # took 0.09 s against 0.16-0.26 s gathered a few at a time (one-off)
+            if (xp is np and r * D >= _ROWWISE_MIN_ENTRIES) if rowwise is None else rowwise:
                 for t in range(cnt):
                     out = K[t0 + t].reshape(r, D)
                     op(M[i[t], :, j[t], :], M[j[t], :, i[t], :], out=out)
