@@ -1,4 +1,4 @@
-"""Pieces shared by the benchmark scripts: option parsing and the Markdown report.
+"""Pieces shared by the benchmark scripts: option parsing, best-of timing and the Markdown report.
 
 The scripts put their own folder on ``sys.path`` before importing this module, so that it is
 found both when a script runs (``python benchmarks/x.py``) and when a test loads it from its file.
@@ -7,6 +7,7 @@ found both when a script runs (``python benchmarks/x.py``) and when a test loads
 from __future__ import annotations
 
 import ast
+import time
 
 
 def parse_options(pairs) -> dict:
@@ -20,6 +21,19 @@ def parse_options(pairs) -> dict:
         except (ValueError, SyntaxError):
             out[name] = value
     return out
+
+
+def best_time(fn, repeats: int, warm: bool = False) -> float:
+    """The best wall time of ``fn()`` over ``repeats`` calls (after one untimed call with
+    ``warm``)."""
+    if warm:
+        fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def write_report(lines, out: str | None) -> str:

@@ -21,7 +21,6 @@ import functools
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 
@@ -33,17 +32,7 @@ from cvxqreg.regularizers import get_regularizer
 from cvxqreg.solvers.dual import DualOracle
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_report  # noqa: E402
-
-
-def _best(fn, arg, repeats: int) -> float:
-    """The best wall time of ``fn(arg)`` over ``repeats`` calls."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - t0)
-    return best
+from _common import best_time, write_report  # noqa: E402
 
 
 def _estimate(oracle: DualOracle, r: int, rows: int) -> float:
@@ -88,8 +77,8 @@ def main(argv=None) -> str:
             if r > P.dim:
                 continue
             product = oracle._low_rank_product(ev, r)
-            tp = _best(product, v, 5 * args.repeats)
-            td = _best(functools.partial(oracle.low_rank_hessian_matrix, ev), r, args.repeats)
+            tp = best_time(functools.partial(product, v), 5 * args.repeats)
+            td = best_time(functools.partial(oracle.low_rank_hessian_matrix, ev, r), args.repeats)
             lines.append(
                 f"| {n} | {P.dim} | {P.n_rows} | {k} | {r} | {tp * 1e3:.2f} | {td * 1e3:.1f} | "
                 f"{td / tp:.0f} | {_estimate(oracle, r, P.n_rows):.0f} | "

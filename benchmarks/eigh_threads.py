@@ -21,7 +21,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from cvxqreg import problems
 from cvxqreg.backend import _syevd, blas_controller, blas_threads, get_backend
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_report  # noqa: E402
+from _common import best_time, write_report  # noqa: E402
 from eigh_driver import _iterate  # noqa: E402
 
 
@@ -40,16 +39,6 @@ def _tomography_iterate(n_qubits: int) -> np.ndarray:
     r = cvxqreg.DualSolver("von_neumann", tol=1e-3)(lp, 1e-2)
     W = np.asarray(lp.A.adjoint(r.alpha)) - np.asarray(lp.H)
     return 0.5 * (W + W.conj().T)
-
-
-def _best(f, repeats: int) -> float:
-    f()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _row(label: str, A: np.ndarray, repeats: int, default: int) -> str:
@@ -66,7 +55,7 @@ def _row(label: str, A: np.ndarray, repeats: int, default: int) -> str:
         times = {}
         for threads in (1, default):
             with ctl.limit(limits=threads, user_api="blas"):
-                times[threads] = _best(op, repeats)
+                times[threads] = best_time(op, repeats, warm=True)
         ratio = times[default] / times[1]
         cells.append(f"{1e3 * times[1]:.3g} | {1e3 * times[default]:.3g} | {ratio:.2f}")
     return f"| {label} | {A.shape[0]} | " + " | ".join(cells) + " |"

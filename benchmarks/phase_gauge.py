@@ -30,18 +30,13 @@ from cvxqreg.backend import blas_threads, get_backend
 from cvxqreg.face import coupling_gauge
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import write_report  # noqa: E402
+from _common import best_time, write_report  # noqa: E402
 
 
 def _eigh_time(W: np.ndarray, repeats: int) -> float:
     """Best wall time of the NumPy backend's eigh (its driver choice) on ``W``."""
     be = get_backend("numpy")
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        be.eigh(W)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_time(lambda: be.eigh(W), repeats)
 
 
 def main(argv=None) -> str:
